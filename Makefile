@@ -1,0 +1,36 @@
+# The two quick-start commands (make reproduce, make test) each build their own
+# virtual environment in .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: reproduce test lint typecheck unit bench clean
+
+$(BIN)/ipvslab: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## The main job on its defaults: what every kernel preset does with a reused port.
+reproduce: $(BIN)/ipvslab
+	$(BIN)/ipvslab explain
+
+## The whole test suite: lint, type check, unit and property tests.
+test: lint typecheck unit
+
+lint: $(BIN)/ipvslab
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(BIN)/ipvslab
+	$(BIN)/mypy
+
+unit: $(BIN)/ipvslab
+	$(BIN)/pytest
+
+bench: $(BIN)/ipvslab
+	$(BIN)/python benchmarks/bench_decisions.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
