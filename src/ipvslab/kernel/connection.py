@@ -94,7 +94,7 @@ class ControlledConnection(Connection):
         self, dest: RealServer | None, state: int, flags: int, expires: int, control: Template
     ) -> None:
         super().__init__(dest, state, flags, expires)
-        self.control = control  # type: ignore[misc]
+        self.control = control
 
 
 class Template(Connection):
@@ -110,7 +110,7 @@ class Template(Connection):
         super().__init__(dest, 0, F_TEMPLATE, expires)
         self.key = key
         self.timeout = timeout
-        self.n_control = 0  # type: ignore[misc]
+        self.n_control = 0
         self.assured = False
 
 
@@ -138,10 +138,15 @@ class ConnectionTable:
     def items(self) -> Iterator[tuple[int, Connection]]:
         return iter(list(self._entries.items()))
 
-    def insert(self, key: int, conn: Connection) -> None:
-        """Hash a new entry (ip_vs_conn_hash()) and arm its timer."""
+    def insert(self, key: int, conn: Connection, arm: bool = True) -> None:
+        """Hash a new entry (ip_vs_conn_hash()) and arm its timer.
+
+        ``arm=False`` when the caller arms it right after the first packet's state
+        change, which saves a wheel slot per entry.
+        """
         self._entries[key] = conn
-        self.arm(key, conn.expires)
+        if arm:
+            self.arm(key, conn.expires)
 
     def remove(self, key: int) -> Connection | None:
         return self._entries.pop(key, None)

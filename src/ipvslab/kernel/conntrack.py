@@ -92,37 +92,41 @@ def status_for_syn(
     return ConntrackStatus.CONFIRMED
 
 
+_SYN, _ACK, _FIN, _RST = (f.value for f in (TcpFlags.SYN, TcpFlags.ACK, TcpFlags.FIN, TcpFlags.RST))
+
+
 def track(
-    entry: ConntrackEntry | None, flags: TcpFlags, direction: Direction, now: int
+    entry: ConntrackEntry | None, flags: int, direction: Direction, now: int
 ) -> ConntrackEntry:
     """Advance (or create) a flow's entry for one segment; returns the entry now attached.
 
     A coarse version of tcp_conntracks[]: handshake, FIN from either side marks
     the flow closing, the last ACK after both FINs gives TIME_WAIT, RST gives CLOSE.
     """
+    flags = int(flags)
     if (
         entry is None
-        or not entry.alive(now)
-        or (flags & TcpFlags.SYN and not flags & TcpFlags.ACK and entry.reopenable)
+        or entry.expires <= now
+        or (flags & _SYN and not flags & _ACK and entry.reopenable)
     ):
         entry = ConntrackEntry(CtTcpState.NONE, now)
     state = entry.state
-    if flags & TcpFlags.RST:
+    if flags & _RST:
         state = CtTcpState.CLOSE
         entry.last_rst_from_client = direction is Direction.INPUT
-    elif flags & TcpFlags.SYN and flags & TcpFlags.ACK:
-        if state in (CtTcpState.SYN_SENT, CtTcpState.NONE):
-            state = CtTcpState.SYN_RECV
-    elif flags & TcpFlags.SYN:
-        if state is CtTcpState.NONE:
+    elif flags & _SYN:
+        if flags & _ACK:
+            if state is CtTcpState.SYN_SENT or state is CtTcpState.NONE:
+                state = CtTcpState.SYN_RECV
+        elif state is CtTcpState.NONE:
             state = CtTcpState.SYN_SENT
-    elif flags & TcpFlags.FIN:
+    elif flags & _FIN:
         entry.fin_seen = True
-        if state in (CtTcpState.ESTABLISHED, CtTcpState.SYN_RECV):
+        if state is CtTcpState.ESTABLISHED or state is CtTcpState.SYN_RECV:
             state = CtTcpState.FIN_WAIT
-        elif state in (CtTcpState.FIN_WAIT, CtTcpState.CLOSE_WAIT):
+        elif state is CtTcpState.FIN_WAIT or state is CtTcpState.CLOSE_WAIT:
             state = CtTcpState.LAST_ACK
-    elif flags & TcpFlags.ACK:
+    elif flags & _ACK:
         if state is CtTcpState.SYN_RECV:
             state = CtTcpState.ESTABLISHED
         elif state is CtTcpState.LAST_ACK:

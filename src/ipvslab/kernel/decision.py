@@ -30,16 +30,27 @@ class Outcome(Enum):
     DROP_SYN = "drop this SYN (the client retransmits after 1 s)"
     DROP_NO_DEST = "drop: the entry's real server was removed"
     NO_DEST_AVAILABLE = "drop: no real server available to schedule"
+    PASS_NOT_SYN = "no entry and not a SYN: not scheduled, passed to the local stack"
 
     @property
     def dropped(self) -> bool:
-        return self in (Outcome.DROP_SYN, Outcome.DROP_NO_DEST, Outcome.NO_DEST_AVAILABLE)
+        """The packet reaches no real server."""
+        return self in (
+            Outcome.DROP_SYN,
+            Outcome.DROP_NO_DEST,
+            Outcome.NO_DEST_AVAILABLE,
+            Outcome.PASS_NOT_SYN,
+        )
 
 
 class StepKind(Enum):
     """A point on the path through ip_vs_in(), with the commit that put it there."""
 
     NO_ENTRY = ("no connection entry matches", "")
+    NOT_SYN_NO_SCHEDULE = (
+        "TCP/SCTP without SYN/INIT is never scheduled (sloppy_tcp=0)",
+        "tcp_conn_schedule()",
+    )
     ENTRY_FOUND = ("an entry matches (protocol, client ip:port, virtual ip:port)", "")
     NOT_NEW_CONN = ("not a SYN/INIT: no reuse handling (is_new_conn)", "d752c364571743d6")
     PRE_REUSE_ERA = ("kernel before conn_reuse_mode: the packet follows the entry", "pre-d752c364")
@@ -271,6 +282,7 @@ def decide(
     sysctls: Sysctls,
     features: KernelFeatures,
     can_schedule: bool = True,
+    protocol: Protocol = Protocol.TCP,
 ) -> Decision:
     """What ip_vs_in() does with one packet from the client side.
 
@@ -278,10 +290,16 @@ def decide(
     ``entry``: the connection entry the packet matched, or None.
     ``conntrack``: what netfilter attached to the packet.
     ``can_schedule``: whether the service's scheduler would find a server now.
+    ``protocol``: the packet's protocol (only read when no entry matches).
     """
     path: list[StepKind] = []
     if entry is None:
         path.append(StepKind.NO_ENTRY)
+        if not is_new_conn and protocol is not Protocol.UDP:
+            # tcp_conn_schedule() / sctp_conn_schedule(): only a SYN (INIT) may
+            # create an entry unless sloppy_tcp/sloppy_sctp is set.
+            path.append(StepKind.NOT_SYN_NO_SCHEDULE)
+            return Decision(Outcome.PASS_NOT_SYN, tuple(path))
         return _schedule(path, can_schedule, False, False, False)
     path.append(StepKind.ENTRY_FOUND)
 

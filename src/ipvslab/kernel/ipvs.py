@@ -182,14 +182,17 @@ class IpvsKernel:
 
     def advance(self, now: int) -> None:
         """Fire every timer due by ``now`` (time never goes backwards)."""
+        if now == self._now:
+            return
         if now < self._now:
             raise ValueError(f"time went backwards: {now} < {self._now}")
         self._now = now
         for key, conn in self.table.due(now):
             self._remove(key, conn)
             self.expired.connections += 1
-        for template in [t for t in self.templates.values() if t.expires <= now]:
-            self._template_timer(template)
+        if self.templates:
+            for template in [t for t in self.templates.values() if t.expires <= now]:
+                self._template_timer(template)
 
     def _template_timer(self, template: Template) -> None:
         if template.n_control:
@@ -299,7 +302,7 @@ class IpvsKernel:
         """decide(), memoised on the facts it reads (sysctls and era are fixed per cache)."""
         is_new = packet.is_new_connection
         if conn is None:
-            cache_key: tuple[object, ...] = (is_new, ct_status)
+            cache_key: tuple[object, ...] = (is_new, ct_status, packet.protocol)
         else:
             dest = conn.dest
             cache_key = (
@@ -327,7 +330,9 @@ class IpvsKernel:
                     no_output=bool(conn.flags & F_NOOUTPUT),
                     uses_nfct=bool(conn.flags & F_NFCT),
                 )
-            decision = decide(is_new, entry, ct_status, self._sysctls, self.features)
+            decision = decide(
+                is_new, entry, ct_status, self._sysctls, self.features, protocol=packet.protocol
+            )
             self._decisions[cache_key] = decision
         return decision
 
@@ -364,7 +369,7 @@ class IpvsKernel:
         # ip_vs_bind_dest(): a new entry counts as inactive until its state says otherwise.
         dest.inactive_conns += 1
         dest.update_overload_on_bind()
-        self.table.insert(key, conn)
+        self.table.insert(key, conn, arm=False)  # receive() arms it after the first state
         return conn
 
     def _sched_persist(

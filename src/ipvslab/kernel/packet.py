@@ -35,6 +35,9 @@ class Direction(IntEnum):
     OUTPUT = 1
 
 
+_SYN = TcpFlags.SYN.value
+
+
 def parse_address(text: str) -> IPAddress:
     """An IPv4 or IPv6 address from its usual text form."""
     return ipaddress.ip_address(text)
@@ -57,6 +60,6 @@ class Packet:
     @property
     def is_new_connection(self) -> bool:
         """is_new_conn() (d752c364): a TCP SYN or an SCTP INIT; never for UDP."""
-        if self.protocol in (Protocol.TCP, Protocol.SCTP):
-            return bool(self.flags & TcpFlags.SYN)
+        if self.protocol is Protocol.TCP or self.protocol is Protocol.SCTP:
+            return bool(int(self.flags) & _SYN)
         return False

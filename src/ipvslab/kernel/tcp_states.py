@@ -96,17 +96,25 @@ TRANSITIONS: dict[StateTable, tuple[tuple[TcpState, ...], ...]] = {
 }
 
 
-def flag_row(flags: TcpFlags) -> int | None:
-    """tcp_state_idx(): RST wins, then SYN, then FIN, then ACK; None = no transition."""
-    if flags & TcpFlags.RST:
+def _row(flags: int) -> int | None:
+    if flags & TcpFlags.RST.value:
         return 3
-    if flags & TcpFlags.SYN:
+    if flags & TcpFlags.SYN.value:
         return 0
-    if flags & TcpFlags.FIN:
+    if flags & TcpFlags.FIN.value:
         return 1
-    if flags & TcpFlags.ACK:
+    if flags & TcpFlags.ACK.value:
         return 2
     return None
+
+
+# tcp_state_idx() for every combination of the flags it reads, looked up per packet.
+_ROWS: tuple[int | None, ...] = tuple(_row(f) for f in range(0x20))
+
+
+def flag_row(flags: int) -> int | None:
+    """tcp_state_idx(): RST wins, then SYN, then FIN, then ACK; None = no transition."""
+    return _ROWS[int(flags) & 0x1F]
 
 
 def state_table_for(direction: Direction, no_output: bool) -> StateTable:
@@ -116,11 +124,11 @@ def state_table_for(direction: Direction, no_output: bool) -> StateTable:
     return StateTable.INPUT_ONLY if no_output else StateTable.INPUT
 
 
-def next_state(current: TcpState, flags: TcpFlags, table: StateTable) -> TcpState:
+def next_state(current: int, flags: int, table: StateTable) -> TcpState:
     """The state after a segment, or the same state when no flag selects a row."""
-    row = flag_row(flags)
+    row = _ROWS[int(flags) & 0x1F]
     if row is None:
-        return current
+        return TcpState(current)
     return TRANSITIONS[table][row][current]
 
 

@@ -1,0 +1,1 @@
+"""The cluster twin: kube-proxy, pods and clients driving the kernel twin."""

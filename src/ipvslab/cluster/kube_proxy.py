@@ -1,0 +1,92 @@
+"""What kube-proxy's IPVS proxier sets on a node, per kube-proxy version.
+
+From ../shared/reference/kube-proxy-ipvs.md §2 and §6. kube-proxy compares the
+kernel's numeric version only (utilkernel.GetVersion()), so a distro kernel
+such as CentOS 7's 3.10.0-957 counts as 3.10 whatever it backported.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ipvslab.kernel.sysctls import Sysctls
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_kube_version(text: str) -> tuple[int, int, int]:
+    """'v1.22.3', '1.28', 'v1.28.2-eks-abc' -> (1, 22, 3)."""
+    match = _VERSION.match(text.strip())
+    if not match:
+        raise ValueError(f"not a kube-proxy version: {text!r} (expected like v1.22.3)")
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class SysctlAction:
+    """One sysctl kube-proxy sets (or leaves) at start-up, and why."""
+
+    name: str
+    value: int | None  # None: left as the node has it
+    reason: str
+
+
+def _at_least(version: tuple[int, int, int], *branches: tuple[int, int, int]) -> bool:
+    """True when version is at or past the first patch release carrying a change on its
+    own minor branch, or at or past the first minor release that carries it."""
+    first_minor = max(branches)
+    if version[:2] >= first_minor[:2]:
+        return version >= first_minor
+    for branch in branches:
+        if version[:2] == branch[:2]:
+            return version >= branch
+    return False
+
+
+def kube_proxy_sysctls(
+    kube_version: tuple[int, int, int], kernel_version: tuple[int, int]
+) -> list[SysctlAction]:
+    """The net.ipv4.vs sysctls kube-proxy (IPVS mode) writes at start-up."""
+    actions = [
+        SysctlAction("conntrack", 1, "set by the IPVS proxier in every version (fatal if it fails)")
+    ]
+    # conn_reuse_mode=0: #71114 in v1.13.0 (1.12.5 backport [INFERRED]).
+    if _at_least(kube_version, (1, 12, 5), (1, 13, 0)):
+        if kube_version >= (1, 19, 0) and kernel_version < (4, 1):
+            # #88541 (v1.19.0): kernels below 4.1 are skipped with a logged error.
+            actions.append(
+                SysctlAction("conn_reuse_mode", None, "v1.19+ skips kernels < 4.1 (#88541)")
+            )
+        elif _at_least(kube_version, (1, 20, 15), (1, 21, 9), (1, 22, 0)) and (
+            kernel_version >= (5, 9)
+        ):
+            # #102122 (v1.22.0; back-ported to 1.21.9 / 1.20.15 [INFERRED]).
+            actions.append(
+                SysctlAction(
+                    "conn_reuse_mode", None, "v1.22+ leaves it as-is on kernel >= 5.9 (#102122)"
+                )
+            )
+        else:
+            actions.append(
+                SysctlAction(
+                    "conn_reuse_mode", 0, "set to 0 against the 1 s SYN drop (#71114, #70747)"
+                )
+            )
+    # expire_nodest_conn / expire_quiescent_template = 1: #71834 in v1.14.0, 1.12.5.
+    if _at_least(kube_version, (1, 12, 5), (1, 14, 0)):
+        actions.append(SysctlAction("expire_nodest_conn", 1, "#71834 (v1.14.0, 1.12.5)"))
+        actions.append(SysctlAction("expire_quiescent_template", 1, "#71834 (v1.14.0, 1.12.5)"))
+    return actions
+
+
+def apply_kube_proxy(
+    node: Sysctls, kube_version: tuple[int, int, int], kernel_version: tuple[int, int]
+) -> Sysctls:
+    """The node's sysctls after kube-proxy started on it."""
+    values = {name: getattr(node, name) for name in Sysctls.names()}
+    for action in kube_proxy_sysctls(kube_version, kernel_version):
+        if action.value is not None:
+            values[action.name] = action.value
+    return Sysctls(**values)
