@@ -175,8 +175,11 @@ def _print_matrix(console: Console, request: ExplainRequest, results: list[Expla
         f"server {r.server.value}, kube-proxy {r.kube_proxy or 'none'}"
     )
     table = Table(show_lines=False)
-    for col in ("preset", "kernel", "reuse/ct/nodest", "decision", "result"):
-        table.add_column(col)
+    table.add_column("preset", no_wrap=True)
+    table.add_column("kernel", no_wrap=True)
+    table.add_column("reuse/ct/nodest")
+    table.add_column("decision")
+    table.add_column("result")
     for e in results:
         s = e.sysctls
         style = _PROBLEM_STYLE.get(e.problem, "")
