@@ -10,6 +10,7 @@ the exact expiry too, so no entry is ever seen past its timeout.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 
 from ipvslab.kernel.dest import RealServer
@@ -115,16 +116,22 @@ class Template(Connection):
 
 
 class ConnectionTable:
-    """Live entries by packed key, with expiry by timer wheel (O(1) per operation)."""
+    """Live entries by packed key, with expiry by timer wheel (O(1) amortised).
 
-    __slots__ = ("_buckets", "_entries", "_next_bucket")
+    Future timers sit in one-second buckets of keys. The bucket of the current
+    second is turned into a heap of (expiry, key) when time reaches it, so entries
+    leave at their exact millisecond, as the kernel's per-entry timers fire.
+    """
+
+    __slots__ = ("_buckets", "_current", "_entries", "_heap")
 
     BUCKET_MS = 1000
 
     def __init__(self) -> None:
         self._entries: dict[int, Connection] = {}
         self._buckets: dict[int, list[int]] = {}
-        self._next_bucket = 0
+        self._current = 0  # the second whose timers are in _heap
+        self._heap: list[tuple[int, int]] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -152,32 +159,51 @@ class ConnectionTable:
         return self._entries.pop(key, None)
 
     def arm(self, key: int, expires: int) -> None:
-        """(Re)start a timer: the key goes in the bucket of the second it expires by."""
-        # A timer set in a second already read (expire now) goes in the next one read.
-        bucket = max(-(-expires // self.BUCKET_MS), self._next_bucket)
+        """(Re)start a timer (mod_timer()); earlier arms of the key become stale."""
+        bucket = expires // self.BUCKET_MS
+        if bucket <= self._current:
+            heapq.heappush(self._heap, (expires, key))
+            return
         keys = self._buckets.get(bucket)
         if keys is None:
             self._buckets[bucket] = [key]
         else:
             keys.append(key)
 
+    def _load(self, bucket: int) -> None:
+        """Make ``bucket`` the current second: its live timers go into the heap."""
+        self._current = bucket
+        keys = self._buckets.pop(bucket, None)
+        if not keys:
+            return
+        entries = self._entries
+        heap = self._heap
+        for key in keys:
+            conn = entries.get(key)
+            if conn is not None and conn.expires // self.BUCKET_MS == bucket:
+                heap.append((conn.expires, key))
+        heapq.heapify(heap)
+
     def due(self, now: int) -> Iterator[tuple[int, Connection]]:
-        """Entries whose timers have fired by ``now``, oldest bucket first.
+        """Entries whose timers have fired by ``now``, in firing order.
 
         The caller expires (removes or re-arms) each one before asking for the next.
         """
         last = now // self.BUCKET_MS
-        if self._next_bucket > last:
-            return
-        buckets = self._buckets
-        if last - self._next_bucket > len(buckets):
-            order = sorted(b for b in buckets if b <= last)
-        else:
-            order = [b for b in range(self._next_bucket, last + 1) if b in buckets]
-        self._next_bucket = last + 1
         entries = self._entries
-        for bucket in order:
-            for key in buckets.pop(bucket):
+        while True:
+            heap = self._heap
+            while heap and heap[0][0] <= now:
+                expires, key = heapq.heappop(heap)
                 conn = entries.get(key)
-                if conn is not None and conn.expires <= now:
+                if conn is not None and conn.expires == expires:
                     yield key, conn
+            if self._current >= last:
+                return
+            if heap:
+                return  # timers left in this second are later than now
+            later = [b for b in self._buckets if b <= last] if self._buckets else []
+            if not later:
+                self._current = last
+                return
+            self._load(min(later))

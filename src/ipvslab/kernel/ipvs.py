@@ -96,6 +96,10 @@ class IpvsKernel:
         self.track_conntrack = track_conntrack
         self.table = ConnectionTable()
         self.templates: dict[int, Template] = {}
+        # Templates invalidated by ip_vs_check_template(): re-keyed to port 0xFFFF in
+        # the kernel, so several may exist for one client network; they only wait
+        # for their timers.
+        self.invalid_templates: list[Template] = []
         self.conntrack: dict[int, ConntrackEntry] = {}
         self.expired = ExpiryLog()
         self._services: dict[tuple[int, IPAddress, int], _ServiceState] = {}
@@ -167,7 +171,16 @@ class IpvsKernel:
             self._flush_nodest()
 
     def _flush_nodest(self) -> None:
-        """ip_vs_expire_nodest_conn_flush(): delete entries of unavailable servers."""
+        """ip_vs_expire_nodest_conn_flush(): delete entries of unavailable servers.
+
+        The kernel walks the whole table, templates included: an idle template
+        (controlling nothing) of a removed server goes too.
+        """
+        for template in [*self.templates.values(), *self.invalid_templates]:
+            dest = template.dest
+            if dest is not None and not dest.available and not template.n_control:
+                self._remove_template(template)
+                self.expired.flushed += 1
         for key, conn in self.table.items():
             dest = conn.dest
             if dest is None or dest.available:
@@ -181,20 +194,29 @@ class IpvsKernel:
     # -- time ---------------------------------------------------------------------
 
     def advance(self, now: int) -> None:
-        """Fire every timer due by ``now`` (time never goes backwards)."""
+        """Fire every timer due by ``now``, in time order (time never goes backwards)."""
         if now == self._now:
             return
         if now < self._now:
             raise ValueError(f"time went backwards: {now} < {self._now}")
         self._now = now
-        for key, conn in self.table.due(now):
-            self._remove(key, conn)
-            self.expired.connections += 1
-        if self.templates:
-            for template in [t for t in self.templates.values() if t.expires <= now]:
-                self._template_timer(template)
+        while True:
+            template = self._next_template_due(now)
+            # Entries fire up to the template's time first, then the template.
+            for key, conn in self.table.due(template.expires if template else now):
+                self._remove(key, conn)
+                self.expired.connections += 1
+            if template is None:
+                return
+            self._template_timer(template)
+
+    def _next_template_due(self, now: int) -> Template | None:
+        due = [t for t in self.templates.values() if t.expires <= now]
+        due += [t for t in self.invalid_templates if t.expires <= now]
+        return min(due, key=lambda t: t.expires) if due else None
 
     def _template_timer(self, template: Template) -> None:
+        """ip_vs_conn_expire() for a template: re-arm for 60 s while it controls entries."""
         if template.n_control:
             template.timeout = EXPIRE_LATER
             template.expires += EXPIRE_LATER
@@ -205,8 +227,12 @@ class IpvsKernel:
     def _remove_template(self, template: Template) -> None:
         if self.templates.get(template.key) is template:
             del self.templates[template.key]
-            if template.dest is not None:
-                template.dest.persistent_conns -= 1
+        elif template in self.invalid_templates:
+            self.invalid_templates.remove(template)
+        else:
+            return
+        if template.dest is not None:
+            template.dest.persistent_conns -= 1
 
     def _remove(self, key: int, conn: Connection) -> None:
         """ip_vs_conn_expire() for a normal entry: unhash, unbind, drop conntrack."""
@@ -406,11 +432,11 @@ class IpvsKernel:
             and not (self._sysctls.expire_quiescent_template and dest.weight == 0)
         ):
             return True
-        # Re-key with port 0xFFFF so it no longer matches; it lives on until its
+        # Re-keyed with port 0xFFFF so it no longer matches; it lives on until its
         # timer fires with no controlled entries left.
         del self.templates[template.key]
         template.key = template.key | INVALID_TEMPLATE_PORT
-        self.templates[template.key] = template
+        self.invalid_templates.append(template)
         return False
 
     # -- the state machine (ip_vs_set_state) ----------------------------------------

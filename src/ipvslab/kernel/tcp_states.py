@@ -113,7 +113,7 @@ _ROWS: tuple[int | None, ...] = tuple(_row(f) for f in range(0x20))
 
 
 def flag_row(flags: int) -> int | None:
-    """tcp_state_idx(): RST wins, then SYN, then FIN, then ACK; None = no transition."""
+    """tcp_state_idx(): RST wins, then SYN, then FIN, then ACK; None = no known flag."""
     return _ROWS[int(flags) & 0x1F]
 
 
@@ -125,10 +125,15 @@ def state_table_for(direction: Direction, no_output: bool) -> StateTable:
 
 
 def next_state(current: int, flags: int, table: StateTable) -> TcpState:
-    """The state after a segment, or the same state when no flag selects a row."""
+    """The state after a segment.
+
+    set_tcp_state() starts from IP_VS_TCP_S_CLOSE and jumps straight out when
+    tcp_state_idx() finds no flag it knows, so a segment with none of RST, SYN,
+    FIN or ACK moves the entry to CLOSE.
+    """
     row = _ROWS[int(flags) & 0x1F]
     if row is None:
-        return TcpState(current)
+        return TcpState.CLOSE
     return TRANSITIONS[table][row][current]
 
 
