@@ -1,0 +1,1 @@
+"""ipvslab doctor: read what a real node shows (/proc, ipvsadm, sysctl, kube-proxy)."""

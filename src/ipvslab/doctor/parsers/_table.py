@@ -1,0 +1,62 @@
+"""Assembling services and their real-server rows, shared by /proc/net/ip_vs and ipvsadm."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from ipvslab.doctor.records import (
+    Family,
+    ForwardMethod,
+    IpvsTable,
+    RealServerEntry,
+    ServiceEntry,
+)
+
+VERSION_RE = re.compile(r"^IP Virtual Server version (\d+\.\d+\.\d+) \(size=(\d+)\)\s*$")
+FORWARD_BY_NAME = {m.value: m for m in ForwardMethod}
+SERVICE_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
+
+
+class TableBuilder:
+    """Collects a service line and the ``->`` lines under it."""
+
+    def __init__(self, infer_fwmark_family: bool = False) -> None:
+        self.infer_fwmark_family = infer_fwmark_family
+        self.version: str | None = None
+        self.size: int | None = None
+        self.services: list[ServiceEntry] = []
+        self._current: ServiceEntry | None = None
+        self._dests: list[RealServerEntry] = []
+
+    @property
+    def has_service(self) -> bool:
+        return self._current is not None
+
+    def start(self, service: ServiceEntry | None) -> None:
+        """Closes the current service; ``None`` starts an unusable (skipped) one."""
+        self._close()
+        self._current = service
+
+    def add_dest(self, dest: RealServerEntry) -> None:
+        self._dests.append(dest)
+
+    def _close(self) -> None:
+        svc = self._current
+        if svc is not None:
+            dests = tuple(self._dests)
+            if (
+                self.infer_fwmark_family
+                and svc.fwmark is not None
+                and any(d.address.version == 6 for d in dests)
+            ):
+                # /proc/net/ip_vs does not print the family of a fwmark service;
+                # its real servers show it.
+                svc = replace(svc, family=Family.IPV6)
+            self.services.append(replace(svc, destinations=dests))
+        self._current = None
+        self._dests = []
+
+    def table(self) -> IpvsTable:
+        self._close()
+        return IpvsTable(self.version, self.size, tuple(self.services))
