@@ -28,18 +28,20 @@ def generate(n: int, seed: int = 1) -> Iterator[ConnEntry]:
     rng = random.Random(seed)
     clients = [ipaddress.IPv4Address(0x0AF40000 + i) for i in range(5000)]
     vips = [ipaddress.IPv4Address(0x0A600000 + i) for i in range(200)]
+    # Each service has its own 10 real servers, as kube-proxy sets them up.
     dests = [ipaddress.IPv4Address(0x0AF48000 + i) for i in range(2000)]
     for i in range(n):
         udp = i % 10 == 0
+        service = rng.randrange(len(vips))
         yield ConnEntry(
             Protocol.UDP if udp else Protocol.TCP,
             "UDP" if udp else "TCP",
             rng.choice(clients),
             rng.randrange(1024, 65536),
-            rng.choice(vips),
+            vips[service],
             53 if udp else 80,
             None,
-            rng.choice(dests),
+            dests[service * 10 + rng.randrange(10)],
             53 if udp else 8080,
             "UDP" if udp else rng.choice(STATES),
             rng.randrange(0, 900),

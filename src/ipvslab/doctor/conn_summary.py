@@ -1,21 +1,30 @@
-"""Streaming aggregation of connection entries (constant memory per distinct key).
+"""Streaming aggregation of connection entries (memory grows with groups, not entries).
 
 Feed it any iterator of ``ConnEntry`` (``iter_proc_ip_vs_conn`` for a million-row
-table): it never holds the entries, only counters per destination, state and
-client address.
+table), or let ``summarize_proc_ip_vs_conn`` read the text in one pass: neither
+holds the entries, only counters per group:
+
+* per (protocol, virtual service, real server, state): count, expiry range and
+  how many entries were touched in the last ``RECENT_WINDOW`` seconds (their
+  remaining time is within that window of the state's full timeout);
+* per client address: count, entries of closed connections, recent entries;
+* the same per (client address, protocol, virtual service), kept for the pairs
+  holding at least ``CLIENT_SERVICE_MIN`` entries (the port-reuse question is
+  about heavy clients) and tracked for at most ``CLIENT_SERVICE_LIMIT`` pairs;
+* per persistence template group.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple, TypeVar
 
 from ipvslab.doctor.parsers._common import (
     DEFAULT_MAX_ISSUES,
     IssueLog,
     Stream,
-    format_proc_address,
     hex_ports,
     lines_of,
     proc_address,
@@ -28,13 +37,101 @@ from ipvslab.doctor.parsers.proc_ip_vs_conn import (
     parse_conn_fields,
 )
 from ipvslab.doctor.records import ConnEntry, IPAddress, ParseIssue
+from ipvslab.kernel.tcp_states import (
+    DEFAULT_TCP_TIMEOUTS,
+    DEFAULT_UDP_TIMEOUT,
+    SECOND,
+    TcpState,
+)
 
 DestKey = tuple[IPAddress, int]
+_K = TypeVar("_K")
+# An entry counts as "recent" when a packet touched it in the last 10 seconds.
+RECENT_WINDOW = 10
+# (client, service) pairs: reported from this many entries on; tracked up to this many pairs.
+CLIENT_SERVICE_MIN = 16
+CLIENT_SERVICE_LIMIT = 200_000
+# TCP states of connections that have closed (FIN or RST seen), as /proc prints them.
+CLOSED_STATES = frozenset({"TIME_WAIT", "FIN_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "CLOSED"})
+
+
+def default_state_timeouts() -> dict[tuple[str, str], int]:
+    """Full timeout in seconds per (protocol, state name) with the kernel defaults."""
+    out = {("TCP", s.name): ms // SECOND for s, ms in DEFAULT_TCP_TIMEOUTS.items()}
+    out[("UDP", "UDP")] = DEFAULT_UDP_TIMEOUT // SECOND
+    return out
+
+
+def state_timeouts(
+    tcp: float | None = None, tcpfin: float | None = None, udp: float | None = None
+) -> dict[tuple[str, str], int]:
+    """The defaults with ``ipvsadm --set tcp tcpfin udp`` applied (None or 0 keeps one).
+
+    As ip_vs_set_timeout() does: tcp sets ESTABLISHED, tcpfin sets FIN_WAIT only.
+    """
+    out = default_state_timeouts()
+    if tcp:
+        out[("TCP", TcpState.ESTABLISHED.name)] = int(tcp)
+    if tcpfin:
+        out[("TCP", TcpState.FIN_WAIT.name)] = int(tcpfin)
+    if udp:
+        out[("UDP", "UDP")] = int(udp)
+    return out
+
+
+class ConnGroup(NamedTuple):
+    """Entries of one virtual service to one real server in one state."""
+
+    protocol: str
+    virtual_addr: IPAddress
+    virtual_port: int
+    dest_addr: IPAddress
+    dest_port: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStats:
+    count: int
+    min_expires: int
+    max_expires: int
+    recent: int  # touched in the last RECENT_WINDOW seconds
+
+
+class ClientKey(NamedTuple):
+    client: IPAddress
+    protocol: str
+    virtual_addr: IPAddress
+    virtual_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    count: int
+    closed: int  # entries of connections already closed (CLOSED_STATES)
+    recent: int
+
+
+class TemplateGroup(NamedTuple):
+    """Persistence templates of one service (or fwmark) to one real server."""
+
+    protocol: str
+    virtual_addr: IPAddress | None
+    virtual_port: int  # 0xFFFF: invalidated by ip_vs_check_template()
+    fwmark: int | None
+    dest_addr: IPAddress
+    dest_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateStats:
+    count: int
+    max_expires: int
 
 
 @dataclass(frozen=True)
 class DestConnSummary:
-    """Connections to one real server (templates not included)."""
+    """Connections to one real server, all services together (templates not included)."""
 
     address: IPAddress
     port: int
@@ -49,102 +146,179 @@ class ConnSummary:
     total: int
     templates: int
     invalidated_templates: int
-    by_state: dict[str, int] = field(default_factory=dict)
     by_protocol: dict[str, int] = field(default_factory=dict)
-    by_dest: dict[DestKey, DestConnSummary] = field(default_factory=dict)
-    by_client: dict[IPAddress, int] = field(default_factory=dict)
-    templates_by_dest: dict[DestKey, int] = field(default_factory=dict)
+    groups: dict[ConnGroup, GroupStats] = field(default_factory=dict)
+    client_totals: dict[IPAddress, ClientStats] = field(default_factory=dict)
+    # Only pairs with at least CLIENT_SERVICE_MIN entries.
+    client_services: dict[ClientKey, ClientStats] = field(default_factory=dict)
+    client_services_complete: bool = True
+    template_groups: dict[TemplateGroup, TemplateStats] = field(default_factory=dict)
+
+    @cached_property
+    def by_state(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for key, stats in self.groups.items():
+            out[key.state] = out.get(key.state, 0) + stats.count
+        return out
+
+    @cached_property
+    def by_dest(self) -> dict[DestKey, DestConnSummary]:
+        states: dict[DestKey, dict[str, int]] = {}
+        low: dict[DestKey, int] = {}
+        high: dict[DestKey, int] = {}
+        for key, stats in self.groups.items():
+            dkey = (key.dest_addr, key.dest_port)
+            per_state = states.setdefault(dkey, {})
+            per_state[key.state] = per_state.get(key.state, 0) + stats.count
+            low[dkey] = min(low.get(dkey, stats.min_expires), stats.min_expires)
+            high[dkey] = max(high.get(dkey, stats.max_expires), stats.max_expires)
+        return {
+            k: DestConnSummary(k[0], k[1], sum(v.values()), v, low[k], high[k])
+            for k, v in states.items()
+        }
+
+    @cached_property
+    def by_client(self) -> dict[IPAddress, int]:
+        return {client: stats.count for client, stats in self.client_totals.items()}
+
+    @cached_property
+    def templates_by_dest(self) -> dict[DestKey, int]:
+        out: dict[DestKey, int] = {}
+        for key, stats in self.template_groups.items():
+            dkey = (key.dest_addr, key.dest_port)
+            out[dkey] = out.get(dkey, 0) + stats.count
+        return out
 
     def top_clients(self, n: int = 10) -> list[tuple[IPAddress, int]]:
         return sorted(self.by_client.items(), key=lambda kv: (-kv[1], str(kv[0])))[:n]
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ConnSummary):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _COMPARED)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_COMPARED = (
+    "total",
+    "templates",
+    "invalidated_templates",
+    "by_protocol",
+    "groups",
+    "client_totals",
+    "client_services",
+    "client_services_complete",
+    "template_groups",
+)
+
 
 class ConnAggregator:
-    """Counts per (dest, state), per client address, and expiry range per dest."""
+    """Counts entries as they stream past (see the module docstring for the groups)."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeouts: Mapping[tuple[str, str], int] | None = None) -> None:
+        self.timeouts = timeouts or default_state_timeouts()
         self.total = 0
         self.templates = 0
         self.invalidated = 0
-        self.dest_state: dict[tuple[IPAddress, int, str], int] = {}
         self.by_protocol: dict[str, int] = {}
-        self.by_client: dict[IPAddress, int] = {}
-        self.min_expires: dict[DestKey, int] = {}
-        self.max_expires: dict[DestKey, int] = {}
-        self.templates_by_dest: dict[DestKey, int] = {}
+        self.groups: dict[ConnGroup, list[int]] = {}
+        self.client_totals: dict[IPAddress, list[int]] = {}
+        self.client_services: dict[ClientKey, list[int]] = {}
+        self.client_services_complete = True
+        self.template_groups: dict[TemplateGroup, list[int]] = {}
+
+    def recent_floor(self, protocol: str, state: str) -> int:
+        """Smallest remaining time that still counts as touched in the last window."""
+        full = self.timeouts.get((protocol, state))
+        return EXPIRES_LIMIT if full is None else full - RECENT_WINDOW
 
     def add_all(self, entries: Iterable[ConnEntry]) -> ConnAggregator:
-        dest_state = self.dest_state
-        by_client = self.by_client
-        by_protocol = self.by_protocol
-        min_exp = self.min_expires
-        max_exp = self.max_expires
-        total = 0
         for e in entries:
-            total += 1
-            by_protocol[e.protocol_name] = by_protocol.get(e.protocol_name, 0) + 1
-            if e.client_port == 0:
-                self._add_template(e)
-                continue
-            daddr = e.dest_addr
-            dport = e.dest_port
-            key = (daddr, dport, e.state)
-            dest_state[key] = dest_state.get(key, 0) + 1
-            client = e.client_addr
-            by_client[client] = by_client.get(client, 0) + 1
-            dkey = (daddr, dport)
-            expires = e.expires
-            low = min_exp.get(dkey)
-            if low is None:
-                min_exp[dkey] = max_exp[dkey] = expires
-            elif expires < low:
-                min_exp[dkey] = expires
-            elif expires > max_exp[dkey]:
-                max_exp[dkey] = expires
-        self.total += total
+            self.add(e)
         return self
 
-    def add(self, entry: ConnEntry) -> None:
-        self.add_all((entry,))
+    def add(self, e: ConnEntry) -> None:
+        name = e.protocol_name
+        self.total += 1
+        self.by_protocol[name] = self.by_protocol.get(name, 0) + 1
+        if e.client_port == 0 or e.virtual_addr is None:
+            self._add_template(e)
+            return
+        expires = e.expires
+        recent = expires >= self.recent_floor(name, e.state)
+        closed = e.state in CLOSED_STATES
+        gkey = ConnGroup(name, e.virtual_addr, e.virtual_port, e.dest_addr, e.dest_port, e.state)
+        self.add_group(gkey, 1, expires, expires, int(recent))
+        self.add_client(e.client_addr, 1, int(closed), int(recent))
+        ckey = ClientKey(e.client_addr, name, e.virtual_addr, e.virtual_port)
+        self.add_client_service(ckey, 1, int(closed), int(recent))
+
+    def add_group(self, key: ConnGroup, count: int, low: int, high: int, recent: int) -> None:
+        stats = self.groups.get(key)
+        if stats is None:
+            self.groups[key] = [count, low, high, recent]
+        else:
+            stats[0] += count
+            stats[1] = min(stats[1], low)
+            stats[2] = max(stats[2], high)
+            stats[3] += recent
+
+    def add_client(self, client: IPAddress, count: int, closed: int, recent: int) -> None:
+        _add3(self.client_totals, client, count, closed, recent)
+
+    def add_client_service(self, key: ClientKey, count: int, closed: int, recent: int) -> None:
+        if key in self.client_services or len(self.client_services) < CLIENT_SERVICE_LIMIT:
+            _add3(self.client_services, key, count, closed, recent)
+        else:
+            self.client_services_complete = False
 
     def _add_template(self, e: ConnEntry) -> None:
         self.templates += 1
         if e.virtual_port == 0xFFFF:
             self.invalidated += 1
-        dkey = (e.dest_addr, e.dest_port)
-        self.templates_by_dest[dkey] = self.templates_by_dest.get(dkey, 0) + 1
+        key = TemplateGroup(
+            e.protocol_name, e.virtual_addr, e.virtual_port, e.fwmark, e.dest_addr, e.dest_port
+        )
+        stats = self.template_groups.get(key)
+        if stats is None:
+            self.template_groups[key] = [1, e.expires]
+        else:
+            stats[0] += 1
+            stats[1] = max(stats[1], e.expires)
 
     def summary(self) -> ConnSummary:
-        by_state: dict[str, int] = {}
-        states: dict[DestKey, dict[str, int]] = {}
-        for (addr, port, state), count in self.dest_state.items():
-            by_state[state] = by_state.get(state, 0) + count
-            states.setdefault((addr, port), {})[state] = count
-        by_dest = {
-            key: DestConnSummary(
-                key[0],
-                key[1],
-                sum(per_state.values()),
-                per_state,
-                self.min_expires[key],
-                self.max_expires[key],
-            )
-            for key, per_state in states.items()
-        }
         return ConnSummary(
             total=self.total,
             templates=self.templates,
             invalidated_templates=self.invalidated,
-            by_state=by_state,
             by_protocol=dict(self.by_protocol),
-            by_dest=by_dest,
-            by_client=dict(self.by_client),
-            templates_by_dest=dict(self.templates_by_dest),
+            groups={k: GroupStats(*v) for k, v in self.groups.items()},
+            client_totals={k: ClientStats(*v) for k, v in self.client_totals.items()},
+            client_services={
+                k: ClientStats(*v)
+                for k, v in self.client_services.items()
+                if v[0] >= CLIENT_SERVICE_MIN
+            },
+            client_services_complete=self.client_services_complete,
+            template_groups={k: TemplateStats(*v) for k, v in self.template_groups.items()},
         )
 
 
-def summarize_conns(entries: Iterable[ConnEntry]) -> ConnSummary:
-    return ConnAggregator().add_all(entries).summary()
+def _add3(table: dict[_K, list[int]], key: _K, count: int, closed: int, recent: int) -> None:
+    stats = table.get(key)
+    if stats is None:
+        table[key] = [count, closed, recent]
+    else:
+        stats[0] += count
+        stats[1] += closed
+        stats[2] += recent
+
+
+def summarize_conns(
+    entries: Iterable[ConnEntry], timeouts: Mapping[tuple[str, str], int] | None = None
+) -> ConnSummary:
+    return ConnAggregator(timeouts).add_all(entries).summary()
 
 
 def summarize_proc_ip_vs_conn(
@@ -153,22 +327,30 @@ def summarize_proc_ip_vs_conn(
     issues: list[ParseIssue] | None = None,
     *,
     max_issues: int = DEFAULT_MAX_ISSUES,
+    timeouts: Mapping[tuple[str, str], int] | None = None,
 ) -> ConnSummary:
     """Parses and aggregates ``/proc/net/ip_vs_conn`` in one pass, without building entries.
 
-    Same rows accepted and same issues as ``iter_proc_ip_vs_conn``; counts are keyed
-    on the printed text while streaming (string hashes are cached, address objects'
-    are not) and turned into addresses at the end.
+    Same rows accepted and same issues as ``iter_proc_ip_vs_conn``, and the same
+    summary as ``summarize_conns`` over them. Counts are keyed on the printed text
+    while streaming (string hashes are cached, address objects' are not) and
+    turned into addresses at the end.
     """
     log = IssueLog(source, issues, max_issues)
+    out = ConnAggregator(timeouts)
+    floors: dict[tuple[str, str], int] = {}
     cache: dict[str, IPAddress] = {}
     ports = hex_ports()
     protocols = FAST_PROTOCOLS
     limit = EXPIRES_LIMIT
-    # (dest text, dest port text, state, protocol) -> [count, min expires, max expires]
-    groups: dict[tuple[str, str, str, str], list[int]] = {}
-    by_client: defaultdict[str, int] = defaultdict(int)
-    templates = ConnAggregator()
+    # (protocol, vaddr, vport, daddr, dport, state) texts -> [count, min, max, recent, floor]
+    groups: dict[tuple[str, str, str, str, str, str], list[int]] = {}
+    # client text -> [count, closed, recent]
+    clients: dict[str, list[int]] = {}
+    # (client, protocol, vaddr, vport) texts -> [count, closed, recent]
+    services: dict[tuple[str, str, str, str], list[int]] = {}
+    services_limit = CLIENT_SERVICE_LIMIT
+    closed_states = CLOSED_STATES
     line_no = 0
     line = ""
     first_had_newline = False
@@ -180,13 +362,16 @@ def summarize_proc_ip_vs_conn(
             # Every lookup validates its field (KeyError -> careful path) and leaves
             # the string's hash cached for the keys below.
             try:
-                protocols[fields[0]]
+                name = fields[0]
+                protocols[name]
                 client = fields[1]
                 cache[client]
                 cport = ports[fields[2]]
-                cache[fields[3]]
+                vaddr = fields[3]
+                cache[vaddr]
                 ports[fields[4]]
-                cache[fields[5]]
+                dest = fields[5]
+                cache[dest]
                 ports[fields[6]]
                 expires = int(fields[8])
             except (KeyError, ValueError):
@@ -194,17 +379,41 @@ def summarize_proc_ip_vs_conn(
             else:
                 if cport and 0 <= expires < limit:
                     parsed = True
-                    key = (fields[5], fields[6], fields[7], fields[0])
+                    state = fields[7]
+                    key = (name, vaddr, fields[4], dest, fields[6], state)
                     group = groups.get(key)
                     if group is None:
-                        groups[key] = [1, expires, expires]
+                        floor = floors.get((name, state))
+                        if floor is None:
+                            floor = floors[(name, state)] = out.recent_floor(name, state)
+                        recent = expires >= floor
+                        groups[key] = [1, expires, expires, int(recent), floor]
                     else:
+                        recent = expires >= group[4]
                         group[0] += 1
                         if expires < group[1]:
                             group[1] = expires
                         elif expires > group[2]:
                             group[2] = expires
-                    by_client[client] += 1
+                        group[3] += recent
+                    closed = state in closed_states
+                    cstats = clients.get(client)
+                    if cstats is None:
+                        clients[client] = [1, int(closed), int(recent)]
+                    else:
+                        cstats[0] += 1
+                        cstats[1] += closed
+                        cstats[2] += recent
+                    skey = (client, name, vaddr, fields[4])
+                    sstats = services.get(skey)
+                    if sstats is not None:
+                        sstats[0] += 1
+                        sstats[1] += closed
+                        sstats[2] += recent
+                    elif len(services) < services_limit:
+                        services[skey] = [1, int(closed), int(recent)]
+                    else:
+                        out.client_services_complete = False
                     continue
         if line_no == 1:
             first_had_newline = line.endswith("\n")
@@ -212,25 +421,7 @@ def summarize_proc_ip_vs_conn(
         parsed = entry is not None
         if entry is None or entry is SKIP:
             continue
-        if entry.client_port == 0:
-            templates.total += 1
-            templates.by_protocol[entry.protocol_name] = (
-                templates.by_protocol.get(entry.protocol_name, 0) + 1
-            )
-            templates._add_template(entry)
-            continue
-        key = (
-            format_proc_address(entry.dest_addr),
-            f"{entry.dest_port:04X}",
-            entry.state,
-            entry.protocol_name,
-        )
-        expires = entry.expires
-        group = groups.setdefault(key, [0, expires, expires])
-        group[0] += 1
-        group[1] = min(group[1], expires)
-        group[2] = max(group[2], expires)
-        by_client[format_proc_address(entry.client_addr)] += 1
+        out.add(entry)
     if line_no == 0:
         log.add(0, "input", "empty input")
     elif first_had_newline and line_no > 1 and not line.endswith("\n"):
@@ -243,16 +434,20 @@ def summarize_proc_ip_vs_conn(
         assert found is not None  # every key was validated on the way in
         return found
 
-    out = templates
-    for (d, p, state, proto), (count, low, high) in groups.items():
+    port_of = hex_ports()
+    for (name, v, vp, d, dp, state), (count, low, high, n_recent, _) in groups.items():
         out.total += count
-        out.by_protocol[proto] = out.by_protocol.get(proto, 0) + count
-        dkey = (addr(d), int(p, 16))
-        skey = (dkey[0], dkey[1], state)
-        out.dest_state[skey] = out.dest_state.get(skey, 0) + count
-        out.min_expires[dkey] = min(out.min_expires.get(dkey, low), low)
-        out.max_expires[dkey] = max(out.max_expires.get(dkey, high), high)
-    for c, count in by_client.items():
-        a = addr(c)
-        out.by_client[a] = out.by_client.get(a, 0) + count
+        out.by_protocol[name] = out.by_protocol.get(name, 0) + count
+        gkey = ConnGroup(name, addr(v), port_of[vp], addr(d), port_of[dp], state)
+        out.add_group(gkey, count, low, high, n_recent)
+    for c, (count, n_closed, n_recent) in clients.items():
+        out.add_client(addr(c), count, n_closed, n_recent)
+    known = out.client_services
+    for (c, name, v, vp), (count, n_closed, n_recent) in services.items():
+        if count < CLIENT_SERVICE_MIN and not known:
+            continue
+        ckey = ClientKey(addr(c), name, addr(v), port_of[vp])
+        # Below the reporting floor a pair matters only if the careful path saw it too.
+        if count >= CLIENT_SERVICE_MIN or ckey in known:
+            out.add_client_service(ckey, count, n_closed, n_recent)
     return out.summary()
