@@ -199,3 +199,11 @@ def test_kube_proxy_version(text: str, version: tuple[int, int, int], suffix: st
 )  # fmt: skip
 def test_go_durations(text: str, seconds: float | None) -> None:
     assert parse_go_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_hyperkube_command_line_is_kube_proxy() -> None:
+    from ipvslab.doctor.parsers import parse_kube_proxy_cmdline
+
+    result = parse_kube_proxy_cmdline("/hyperkube proxy --proxy-mode=ipvs --ipvs-scheduler=wrr\n")
+    assert result.issues == ()
+    assert (result.value.settings.mode, result.value.settings.ipvs_scheduler) == ("ipvs", "wrr")

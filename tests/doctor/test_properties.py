@@ -320,7 +320,7 @@ PARSERS: list[Callable[..., Any]] = [
     parse_kernel_release, parse_kube_proxy_cmdline, parse_kube_proxy_config,
     parse_kube_proxy_version, summarize_proc_ip_vs_conn,
 ]  # fmt: skip
-SAMPLES = [p.read_text(encoding="utf-8") for p in sorted(FIXTURES.iterdir())]
+SAMPLES = [p.read_text(encoding="utf-8") for p in sorted(FIXTURES.iterdir()) if p.is_file()]
 TOKENS = [
     "FFFF",
     "0000",

@@ -2,8 +2,9 @@
 
 A ``Capture`` is a set of input files, each of a known kind, each opened lazily
 as a text stream (a million-line ``ip_vs_conn`` is never held in memory). Live
-nodes, ``doctor collect`` archives, directories and pasted files all become a
-``Capture``; ``snapshot_from_capture`` parses one into a ``NodeSnapshot``.
+nodes (``doctor.live``), ``doctor collect`` archives (``doctor.archive``),
+directories and pasted files (``capture_from``) all become a ``Capture``;
+``snapshot_from_capture`` parses one into a ``NodeSnapshot``.
 
 The capture layout (archive members and directory paths, relative to its root)::
 
@@ -18,16 +19,35 @@ The capture layout (archive members and directory paths, relative to its root)::
     kube-proxy/config.yaml        its --config file (KubeProxyConfiguration)
     kube-proxy/version.txt        `kube-proxy --version`
     ipvsadm-Ln.txt, ipvsadm-Ln-stats.txt, ipvsadm-Lnc.txt   pasted ipvsadm output
+
+An archive keeps these under one top directory (``ipvslab-capture/``).
+
+``capture_from`` reads what a user hands over (``--from``): ``-`` (stdin), a
+directory or tar archive in the layout, any other directory or archive (every
+file in it is sniffed), or single files (sniffed; gzip-compressed files too).
+Nothing it meets raises: a missing path, an unknown format, a damaged archive or
+a second input of a kind already read becomes a ``problems`` entry naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import gzip
+import io
+import json
+import lzma
+import os
+import posixpath
+import stat
+import sys
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, TextIO
 
 from ipvslab.doctor.conn_summary import (
     ConnSummary,
@@ -36,6 +56,7 @@ from ipvslab.doctor.conn_summary import (
     summarize_proc_ip_vs_conn,
 )
 from ipvslab.doctor.parsers import (
+    DoctorFormat,
     iter_ipvsadm_conn,
     parse_ipvsadm_list,
     parse_ipvsadm_stats,
@@ -47,7 +68,9 @@ from ipvslab.doctor.parsers import (
     parse_proc_ip_vs,
     parse_proc_ip_vs_stats,
     parse_sysctl,
+    sniff_format,
 )
+from ipvslab.doctor.parsers.sniff import SNIFF_LINES
 from ipvslab.doctor.records import KubeProxySettings, ParseIssue, ParseResult, SysctlMap
 from ipvslab.doctor.snapshot import KubeProxyInfo, NodeSnapshot
 
@@ -76,6 +99,51 @@ class InputKind(Enum):
 
 Opener = Callable[[], contextlib.AbstractContextManager[IO[str]]]
 
+# The manifest written by ``doctor.archive.write_archive`` and read back here.
+MANIFEST_FORMAT = "ipvslab-capture"
+MANIFEST_VERSION = 1
+MANIFEST_LIMIT = 4 << 20  # bytes; a manifest is a few KiB
+ARCHIVE_TOP = "ipvslab-capture"
+# How much of an input is read to tell its format (bytes, or characters of a text
+# stream; SNIFF_LINES lines fit easily).
+SNIFF_BYTES = 32 << 10
+# stdin and pipes are read once and kept in memory up to this size, then on disk.
+SPOOL_MEMORY = 8 << 20
+TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+LAYOUT_PATHS: dict[str, InputKind] = {kind.path: kind for kind in InputKind}
+
+# Sniffed format -> the input it is. PROC_IP_VS_CONN_SYNC and UNKNOWN are not inputs.
+FORMAT_KINDS: dict[DoctorFormat, InputKind] = {
+    DoctorFormat.PROC_IP_VS: InputKind.PROC_IP_VS,
+    DoctorFormat.PROC_IP_VS_CONN: InputKind.PROC_IP_VS_CONN,
+    DoctorFormat.PROC_IP_VS_STATS: InputKind.PROC_IP_VS_STATS,
+    DoctorFormat.IPVSADM_LIST: InputKind.IPVSADM_LIST,
+    DoctorFormat.IPVSADM_STATS: InputKind.IPVSADM_STATS,
+    DoctorFormat.IPVSADM_CONN: InputKind.IPVSADM_CONN,
+    DoctorFormat.SYSCTL: InputKind.SYSCTL,
+    DoctorFormat.OS_RELEASE: InputKind.OS_RELEASE,
+    DoctorFormat.KERNEL_RELEASE: InputKind.KERNEL_RELEASE,
+    DoctorFormat.KUBE_PROXY_CMDLINE: InputKind.KUBE_PROXY_CMDLINE,
+    DoctorFormat.KUBE_PROXY_CONFIG: InputKind.KUBE_PROXY_CONFIG,
+    DoctorFormat.KUBE_PROXY_VERSION: InputKind.KUBE_PROXY_VERSION,
+}
+_KIND_LABELS: dict[InputKind, str] = {kind: fmt.value for fmt, kind in FORMAT_KINDS.items()}
+_KIND_LABELS[InputKind.MANIFEST] = "capture manifest"
+
+# What damaged compressed data raises while it is read (OSError aside).
+_DATA_ERRORS: tuple[type[Exception], ...] = (
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    tarfile.TarError,
+)
+_READ_ERRORS: tuple[type[Exception], ...] = (OSError, *_DATA_ERRORS)
+
+
+def kind_label(kind: InputKind) -> str:
+    """How messages name an input kind: ``ipvsadm -Ln``, ``/proc/net/ip_vs``."""
+    return _KIND_LABELS.get(kind, kind.path)
+
 
 @dataclass(frozen=True)
 class CaptureFile:
@@ -99,6 +167,62 @@ class Capture:
         return replace(self, files={**self.files, file.kind: file})
 
 
+def file_problem(source: str, message: str, line_no: int = 0) -> ParseIssue:
+    """A problem with an input as a whole (``field`` ``file``)."""
+    return ParseIssue(source, line_no, "file", message)
+
+
+def os_error_text(exc: OSError) -> str:
+    """``Permission denied`` rather than ``[Errno 13] Permission denied: '/x'``."""
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+class CaptureBuilder:
+    """Collects files, problems and notes; refuses a second input of a kind."""
+
+    def __init__(self, *, live: bool = False) -> None:
+        self.files: dict[InputKind, CaptureFile] = {}
+        self.problems: list[ParseIssue] = []
+        self.notes: list[str] = []
+        self.manifest: dict[str, Any] = {}
+        self.ipvs_present: bool | None = None
+        self.live = live
+
+    def add(self, kind: InputKind, source: str, opener: Opener) -> bool:
+        """Adds an input; a second one of the same kind becomes a problem (False)."""
+        first = self.files.get(kind)
+        if first is not None:
+            self.problem(
+                source,
+                f"a second {kind_label(kind)} input: {first.source} was already read as one, "
+                "so this one is skipped (give one per kind)",
+            )
+            return False
+        self.files[kind] = CaptureFile(kind, source, opener)
+        return True
+
+    def problem(self, source: str, message: str, line_no: int = 0) -> None:
+        self.problems.append(file_problem(source, message, line_no))
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def build(self) -> Capture:
+        return Capture(
+            files=dict(self.files),
+            live=self.live,
+            ipvs_present=self.ipvs_present,
+            problems=tuple(self.problems),
+            notes=tuple(self.notes),
+            manifest=dict(self.manifest),
+        )
+
+
+# ---------------------------------------------------------------------------
+# Openers: each returns a fresh text stream (utf-8, undecodable bytes replaced).
+
+
 def path_opener(path: Path) -> Opener:
     """Opens a file as text, replacing undecodable bytes (never raises on content)."""
 
@@ -108,14 +232,529 @@ def path_opener(path: Path) -> Opener:
     return opener
 
 
-def capture_from_layout(root: Path) -> Capture:
-    """A directory in the capture layout (see the module docstring)."""
-    files = {}
+def text_opener(text: str) -> Opener:
+    """An input held in memory (small files read once, generated text)."""
+
+    def opener() -> contextlib.AbstractContextManager[IO[str]]:
+        return io.StringIO(text, newline="")
+
+    return opener
+
+
+@contextlib.contextmanager
+def _data_errors_as_os_errors(what: str) -> Iterator[None]:
+    """Damaged compressed data raises EOFError, zlib.error ...: make it an OSError,
+    which ``snapshot_from_capture`` reports as an unreadable file."""
+    try:
+        yield
+    except _DATA_ERRORS as exc:
+        raise OSError(f"{what} is damaged ({type(exc).__name__}: {exc})") from exc
+
+
+def _text(raw: IO[bytes]) -> io.TextIOWrapper:
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+
+
+def gzip_opener(path: Path) -> Opener:
+    """A gzip-compressed text file, decompressed as it is read."""
+
+    @contextlib.contextmanager
+    def opener() -> Iterator[IO[str]]:
+        with (
+            _data_errors_as_os_errors("the gzip data"),
+            gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="") as stream,
+        ):
+            yield stream
+
+    return opener
+
+
+def member_opener(archive: Path, name: str) -> Opener:
+    """A regular-file member of a tar archive, streamed (the archive is reopened each time)."""
+
+    @contextlib.contextmanager
+    def opener() -> Iterator[IO[str]]:
+        with (
+            _data_errors_as_os_errors(f"archive member {name}"),
+            tarfile.open(archive, "r:*") as tar,
+        ):
+            for member in tar:
+                if member.name == name and member.isfile():
+                    raw = tar.extractfile(member)
+                    if raw is None:
+                        break
+                    with _text(raw) as stream:
+                        yield stream
+                    return
+            raise OSError(f"archive member {name} not found")
+
+    return opener
+
+
+def _spool_opener(spool: IO[bytes]) -> Opener:
+    """A stream read once (stdin, a pipe), kept in a spooled temporary file."""
+
+    @contextlib.contextmanager
+    def opener() -> Iterator[IO[str]]:
+        spool.seek(0)
+        stream = _text(spool)
+        try:
+            yield stream
+        finally:
+            stream.detach()
+
+    return opener
+
+
+# ---------------------------------------------------------------------------
+# Sniffing
+
+
+def sniff_head(head: str, complete: bool = True) -> DoctorFormat:
+    """The format of an input from its first ``SNIFF_BYTES`` characters.
+
+    When ``head`` is not the whole input its last line may be cut off: it is
+    dropped (unless it is the only line).
+    """
+    lines = head.splitlines(keepends=True)
+    if not complete and len(lines) > 1:
+        lines.pop()
+    return sniff_format(lines[:SNIFF_LINES])
+
+
+_TEXT_CONTROLS = frozenset("\t\n\r\0")
+
+
+def _looks_binary(head: str) -> bool:
+    """NULs (a /proc cmdline has them) along with bytes no text has: an image, a core file.
+
+    Without this the sniffer would take any binary file for a kube-proxy command line.
+    """
+    if "\0" not in head:
+        return False
+    return "\ufffd" in head or any(c < " " and c not in _TEXT_CONTROLS for c in head)
+
+
+def _add_sniffed(
+    builder: CaptureBuilder, source: str, head: str, complete: bool, opener: Opener
+) -> None:
+    if _looks_binary(head):
+        builder.problem(source, "a binary file, not one of the doctor's inputs; skipped")
+        return
+    fmt = sniff_head(head, complete)
+    if fmt is DoctorFormat.PROC_IP_VS_CONN_SYNC:
+        builder.note(
+            f"{source}: this is /proc/net/ip_vs_conn_sync, which the doctor does not diagnose; "
+            "skipped. Give /proc/net/ip_vs_conn (or `ipvsadm -Lnc`) instead."
+        )
+        return
+    kind = FORMAT_KINDS.get(fmt)
+    if kind is None:
+        if not head.strip():
+            builder.problem(source, "empty input; skipped")
+        else:
+            builder.problem(
+                source,
+                "could not tell which input this is (expected /proc/net/ip_vs*, ipvsadm -Ln / "
+                "-Lnc / --stats, sysctl -a, uname -r, /etc/os-release or kube-proxy's "
+                "command line, config or --version); skipped",
+            )
+        return
+    builder.add(kind, source, opener)
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as raw:
+        return raw.read(2) == b"\x1f\x8b"
+
+
+def _add_plain_file(builder: CaptureBuilder, path: Path, source: str) -> None:
+    """A single file of any known format; gzip-compressed files are decompressed."""
+    try:
+        opener = gzip_opener(path) if _is_gzip(path) else path_opener(path)
+        with opener() as stream:
+            head = stream.read(SNIFF_BYTES)
+    except OSError as exc:
+        builder.problem(source, f"cannot read: {os_error_text(exc)}")
+        return
+    _add_sniffed(builder, source, head, len(head) < SNIFF_BYTES, opener)
+
+
+def _add_stream(builder: CaptureBuilder, stream: TextIO | BinaryIO, source: str) -> None:
+    """stdin or a pipe: read once into a spool (memory, then disk when large), then sniffed."""
+    # Lives as long as the capture's opener; removed when closed or collected.
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+    try:
+        binary = getattr(stream, "buffer", None) if isinstance(stream, io.TextIOBase) else None
+        source_stream: TextIO | BinaryIO = binary if binary is not None else stream
+        while True:
+            chunk = source_stream.read(1 << 16)
+            if not chunk:
+                break
+            spool.write(chunk.encode("utf-8", "replace") if isinstance(chunk, str) else chunk)
+        spool.seek(0)
+        first = spool.read(SNIFF_BYTES)
+    except (OSError, ValueError) as exc:  # ValueError: a closed stream, or strict decoding
+        spool.close()
+        builder.problem(source, f"cannot read: {exc}")
+        return
+    head = first.decode("utf-8", "replace")
+    _add_sniffed(builder, source, head, len(first) < SNIFF_BYTES, _spool_opener(spool))
+
+
+# ---------------------------------------------------------------------------
+# Layout directories and archives
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # EACCES on a parent: not one we can read
+        return False
+
+
+def is_our_manifest(data: bytes) -> bool:
+    """A ``doctor collect`` manifest (perhaps damaged), not some other ``manifest.json``."""
+    try:
+        manifest = json.loads(data.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        return f'"{MANIFEST_FORMAT}"'.encode() in data
+    return isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT
+
+
+def _is_layout(paths: Callable[[str], bool], manifest: Callable[[], bytes]) -> bool:
+    """In the capture layout: it has a layout path, or a manifest.json of ours."""
+    if any(paths(path) for path in LAYOUT_PATHS if path != InputKind.MANIFEST.path):
+        return True
+    return paths(InputKind.MANIFEST.path) and is_our_manifest(manifest())
+
+
+def _is_layout_dir(root: Path) -> bool:
+    def manifest() -> bytes:
+        try:
+            with (root / InputKind.MANIFEST.path).open("rb") as raw:
+                return raw.read(MANIFEST_LIMIT)
+        except OSError:
+            return b""
+
+    return _is_layout(lambda path: _is_file(root / path), manifest)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def _layout_root(root: Path) -> Path | None:
+    """The directory in the capture layout: ``root`` itself, or its only subdirectory
+    (an unpacked archive's ``ipvslab-capture/``)."""
+    if _is_layout_dir(root):
+        return root
+    try:
+        entries = [e for e in root.iterdir() if not e.name.startswith(".")]
+    except OSError:
+        return None
+    if len(entries) == 1 and _is_dir(entries[0]) and _is_layout_dir(entries[0]):
+        return entries[0]
+    return None
+
+
+def _read_manifest_file(builder: CaptureBuilder, path: Path, source: str) -> None:
+    try:
+        with path.open("rb") as raw:
+            data = raw.read(MANIFEST_LIMIT + 1)
+    except OSError as exc:
+        builder.problem(source, f"cannot read: {os_error_text(exc)}")
+        return
+    apply_manifest(builder, data, source)
+
+
+def apply_manifest(builder: CaptureBuilder, data: bytes, source: str) -> None:
+    """Restores what a ``doctor collect`` manifest records: whether IPVS was present,
+    the notes and the problems met while collecting. Anything malformed is a problem."""
+    if len(data) > MANIFEST_LIMIT:
+        builder.problem(source, f"larger than {MANIFEST_LIMIT} bytes; not read", 0)
+        return
+    try:
+        manifest = json.loads(data.decode("utf-8", "replace"))
+    except json.JSONDecodeError as exc:
+        builder.problem(source, f"not valid JSON: {exc.msg}", exc.lineno)
+        return
+    except (ValueError, RecursionError) as exc:
+        builder.problem(source, f"not valid JSON: {type(exc).__name__}")
+        return
+    if not isinstance(manifest, dict):
+        builder.problem(source, "not a JSON object; ignored")
+        return
+    builder.manifest = manifest
+
+    def bad(name: str, expected: str) -> None:
+        builder.problems.append(ParseIssue(source, 0, name, f"expected {expected}; ignored"))
+
+    version = manifest.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > MANIFEST_VERSION:
+        builder.note(
+            f"{source}: written by a newer ipvslab (manifest format {version}, this one reads "
+            f"{MANIFEST_VERSION}); read as well as possible."
+        )
+    present = manifest.get("ipvs_present")
+    if isinstance(present, bool):
+        if builder.ipvs_present is None:
+            builder.ipvs_present = present
+    elif present is not None:
+        bad("ipvs_present", "true, false or null")
+    notes = manifest.get("notes", [])
+    if isinstance(notes, list) and all(isinstance(n, str) for n in notes):
+        for note in notes:
+            builder.note(note)
+    else:
+        bad("notes", "a list of strings")
+    problems = manifest.get("problems", [])
+    if not isinstance(problems, list):
+        bad("problems", "a list")
+        return
+    for index, item in enumerate(problems):
+        issue = _issue_from_json(item)
+        if issue is None:
+            bad(f"problems[{index}]", "an object with source, line_no, field and message")
+        else:
+            builder.problems.append(issue)
+
+
+def _issue_from_json(item: object) -> ParseIssue | None:
+    if not isinstance(item, dict):
+        return None
+    source, line_no, name, message = (
+        item.get("source"),
+        item.get("line_no", 0),
+        item.get("field", "file"),
+        item.get("message"),
+    )
+    if not (isinstance(source, str) and isinstance(name, str) and isinstance(message, str)):
+        return None
+    if not isinstance(line_no, int) or isinstance(line_no, bool) or line_no < 0:
+        return None
+    return ParseIssue(source, line_no, name, message)
+
+
+def issue_to_json(issue: ParseIssue) -> dict[str, Any]:
+    """A problem as the manifest stores it (read back by ``apply_manifest``)."""
+    return {
+        "source": issue.source,
+        "line_no": issue.line_no,
+        "field": issue.field,
+        "message": issue.message,
+    }
+
+
+def _add_layout_dir(builder: CaptureBuilder, root: Path) -> None:
     for kind in InputKind:
         path = root / kind.path
-        if path.is_file():
-            files[kind] = CaptureFile(kind, str(path), path_opener(path))
-    return Capture(files=files)
+        if not _is_file(path):
+            continue
+        added = builder.add(kind, str(path), path_opener(path))
+        if added and kind is InputKind.MANIFEST:
+            _read_manifest_file(builder, path, str(path))
+    extra: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            rel = (Path(dirpath) / name).relative_to(root).as_posix()
+            if rel not in LAYOUT_PATHS:
+                extra.append(rel)
+    _note_extra(builder, str(root), extra)
+
+
+def _note_extra(builder: CaptureBuilder, source: str, extra: list[str]) -> None:
+    if extra:
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        builder.note(f"{source}: ignored files that are not part of the capture layout: {shown}")
+
+
+def capture_from_layout(root: Path) -> Capture:
+    """A directory in the capture layout (see the module docstring), with its manifest."""
+    builder = CaptureBuilder()
+    _add_layout_dir(builder, root)
+    return builder.build()
+
+
+def _add_sniffed_dir(builder: CaptureBuilder, root: Path) -> None:
+    """Every regular file under a directory, each sniffed (sorted, links to dirs not followed)."""
+    found = 0
+
+    def walk_error(exc: OSError) -> None:
+        builder.problem(exc.filename or str(root), f"cannot read: {os_error_text(exc)}")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=walk_error):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if _is_file(path):
+                found += 1
+                _add_file(builder, path, str(path))
+    if not found:
+        builder.problem(str(root), "no files in this directory")
+
+
+def _normal_member_name(name: str) -> str:
+    while name.startswith(("./", "/")):
+        name = name[2:] if name.startswith("./") else name[1:]
+    return name
+
+
+def _top_prefix(names: Sequence[str]) -> str:
+    """``top/`` when every member sits under the one top directory, else ``""``."""
+    tops = {name.split("/", 1)[0] for name in names}
+    if len(tops) == 1 and all("/" in name for name in names):
+        return next(iter(tops)) + "/"
+    return ""
+
+
+def _looks_like_tar_name(path: Path) -> bool:
+    return path.name.lower().endswith(TAR_SUFFIXES)
+
+
+@dataclass
+class _Member:
+    name: str  # as stored in the archive
+    head: bytes  # the first SNIFF_BYTES (MANIFEST_LIMIT + 1 for a manifest)
+    complete: bool
+
+
+def _list_archive(path: Path) -> tuple[list[_Member], str | None]:
+    """Regular-file members with their first bytes, in one pass; and the damage met, if any."""
+    members: list[_Member] = []
+    seen: set[str] = set()
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for info in tar:
+                if not info.isfile() or info.name in seen:
+                    continue
+                seen.add(info.name)
+                raw = tar.extractfile(info)
+                if raw is None:
+                    continue
+                is_manifest = posixpath.basename(info.name) == InputKind.MANIFEST.path
+                limit = MANIFEST_LIMIT + 1 if is_manifest else SNIFF_BYTES
+                with raw:
+                    head = raw.read(limit)
+                members.append(_Member(info.name, head, len(head) < limit))
+    except _READ_ERRORS as exc:
+        return members, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return members, None
+
+
+def _add_archive(builder: CaptureBuilder, path: Path, source: str) -> None:
+    members, damage = _list_archive(path)
+    if damage is not None:
+        read = f"; {len(members)} file(s) before the damage were read" if members else ""
+        builder.problem(source, f"damaged or unreadable archive ({damage}){read}")
+    if not members:
+        if damage is None:
+            builder.problem(source, "the archive holds no files")
+        return
+    prefix = _top_prefix([_normal_member_name(m.name) for m in members])
+    by_path = {_normal_member_name(m.name)[len(prefix) :]: m for m in members}
+    manifest = by_path.get(InputKind.MANIFEST.path)
+    if not _is_layout(lambda rel: rel in by_path, lambda: manifest.head if manifest else b""):
+        for member in members:
+            _add_sniffed(
+                builder,
+                f"{source}:{member.name}",
+                member.head.decode("utf-8", "replace"),
+                member.complete,
+                member_opener(path, member.name),
+            )
+        return
+    for kind in InputKind:
+        found = by_path.get(kind.path)
+        if found is None:
+            continue
+        member_source = f"{source}:{found.name}"
+        added = builder.add(kind, member_source, member_opener(path, found.name))
+        if added and kind is InputKind.MANIFEST:
+            apply_manifest(builder, found.head, member_source)
+    _note_extra(
+        builder, source, sorted(m.name for r, m in by_path.items() if r not in LAYOUT_PATHS)
+    )
+
+
+def _add_path(builder: CaptureBuilder, text: str) -> None:
+    path = Path(text)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        builder.problem(text, "no such file or directory")
+        return
+    except OSError as exc:
+        builder.problem(text, f"cannot read: {os_error_text(exc)}")
+        return
+    if stat.S_ISDIR(info.st_mode):
+        layout = _layout_root(path)
+        if layout is not None:
+            _add_layout_dir(builder, layout)
+        else:
+            _add_sniffed_dir(builder, path)
+        return
+    if not stat.S_ISREG(info.st_mode):  # a pipe (`--from <(ipvsadm -Ln)`), a device
+        try:
+            with path.open("rb") as raw:
+                _add_stream(builder, raw, text)
+        except OSError as exc:
+            builder.problem(text, f"cannot read: {os_error_text(exc)}")
+        return
+    _add_file(builder, path, text)
+
+
+def _add_file(builder: CaptureBuilder, path: Path, source: str) -> None:
+    """A regular file: a tar archive, or a single (possibly gzip-compressed) input."""
+    try:
+        is_tar = tarfile.is_tarfile(path)
+    except _READ_ERRORS as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            builder.problem(source, f"cannot read: {os_error_text(exc)}")
+            return
+        is_tar = False
+    if is_tar:
+        _add_archive(builder, path, source)
+    elif _looks_like_tar_name(path):
+        builder.problem(source, "not a readable tar archive (damaged, truncated or not a tar file)")
+    else:
+        _add_plain_file(builder, path, source)
+
+
+def capture_from(paths: Sequence[str], stdin: TextIO | None = None) -> Capture:
+    """What the user hands over (``doctor --from``), each path one of:
+
+    * ``-``: stdin (pasted text), sniffed;
+    * a directory in the capture layout (it has ``manifest.json`` or any layout
+      path, itself or in its only subdirectory): read by layout, with its manifest;
+    * any other directory: every regular file under it, sniffed;
+    * a tar archive (``.tar``, ``.tgz``, ``.tar.gz`` ...; members may sit under one
+      top directory): by layout when it has one, else every member sniffed;
+    * any other file (or pipe): sniffed; gzip-compressed files are decompressed.
+
+    Never raises for what it reads: unknown formats, missing paths, damaged
+    archives and second inputs of a kind become ``problems`` naming the file.
+    """
+    builder = CaptureBuilder()
+    stdin_read = False
+    for text in paths:
+        if text == "-":
+            if stdin_read:
+                builder.problem("<stdin>", "stdin was given twice; read once")
+                continue
+            stdin_read = True
+            _add_stream(builder, stdin if stdin is not None else sys.stdin, "<stdin>")
+        else:
+            _add_path(builder, text)
+    return builder.build()
+
+
+# ---------------------------------------------------------------------------
+# Parsing
 
 
 def snapshot_from_capture(capture: Capture) -> NodeSnapshot:
@@ -131,7 +770,10 @@ def snapshot_from_capture(capture: Capture) -> NodeSnapshot:
             with file.open() as stream:
                 result = parser(stream, file.source)
         except OSError as exc:
-            issues.append(ParseIssue(file.source, 0, "file", f"cannot read: {exc.strerror or exc}"))
+            issues.append(ParseIssue(file.source, 0, "file", f"cannot read: {os_error_text(exc)}"))
+            return None
+        except _DATA_ERRORS as exc:  # damaged compressed data, should an opener not convert it
+            issues.append(ParseIssue(file.source, 0, "file", f"damaged data: {exc}"))
             return None
         issues.extend(result.issues)
         return result.value

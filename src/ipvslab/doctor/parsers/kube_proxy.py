@@ -129,7 +129,11 @@ def parse_kube_proxy_cmdline(
         log.add(0, "input", "empty input")
     flags: dict[str, str] = {}
     i = 1 if argv and not argv[0].startswith("-") else 0
-    if argv and i == 1 and "kube-proxy" not in argv[0].rsplit("/", 1)[-1]:
+    program = argv[0].rsplit("/", 1)[-1] if argv else ""
+    if i == 1 and program == "hyperkube" and len(argv) > 1 and argv[1] in ("kube-proxy", "proxy"):
+        # hyperkube images (before v1.17) run kube-proxy as `hyperkube kube-proxy|proxy`.
+        i = 2
+    elif argv and i == 1 and "kube-proxy" not in program:
         log.add(1, "argv[0]", f"program is {argv[0]!r}, not kube-proxy")
     while i < len(argv):
         arg = argv[i]
