@@ -8,11 +8,15 @@
   SYN through the kernel twin (``ipvslab.explain``) with the node's settings;
 * the protocol timeouts (kube-proxy's ``--ipvs-*-timeout`` flags, else defaults).
 
+``exposure_for`` and ``with_kube_proxy`` ask the same exposure question for other
+values (a proposed fix, what kube-proxy writes at its next start).
+
 Pure: a function of the snapshot.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -56,6 +60,24 @@ class Exposure:
             out.append("problem 2")
         return tuple(out)
 
+    @property
+    def bad_outcomes(self) -> frozenset[tuple[ServerCondition, str]]:
+        """(old-server condition, problem) for every condition that shows a problem."""
+        return frozenset(
+            (c, e.problem) for c, e in self.explanations.items() if e.problem != "none"
+        )
+
+    def compare(self, other: Exposure) -> str:
+        """How ``other`` compares with this one: "better", "worse", "same" or "different"."""
+        mine, theirs = self.bad_outcomes, other.bad_outcomes
+        if mine == theirs:
+            return "same"
+        if theirs < mine:
+            return "better"
+        if theirs > mine:
+            return "worse"
+        return "different"
+
 
 @dataclass(frozen=True)
 class NodeFacts:
@@ -79,6 +101,17 @@ class NodeFacts:
         found = self.sysctls.get(name)
         return None if found is None else found.value
 
+    @property
+    def values(self) -> dict[str, int]:
+        """The effective ``net.ipv4.vs`` values by short name."""
+        return {name: s.value for name, s in self.sysctls.items()}
+
+
+# What kube-proxy's IPVS proxier sets whatever its version: conntrack=1 (present from
+# the first IPVS proxier, 1.8-era proxier.go, to the current one; fatal if it fails).
+VERSION_INDEPENDENT_ACTIONS = (
+    SysctlAction("conntrack", 1, "set by the IPVS proxier in every version (fatal if it fails)"),
+)
 
 # The conditions the exposure question is asked for, with the state the old entry is in.
 EXPOSURE_CONDITIONS = (
@@ -94,9 +127,13 @@ def node_facts(snapshot: NodeSnapshot) -> NodeFacts:
     kp = snapshot.kube_proxy
     kube_version = kp.version.version if kp is not None and kp.version is not None else None
     kube_actions: tuple[SysctlAction, ...] = ()
+    assumed: tuple[SysctlAction, ...] = ()
     if kube_version is not None and kernel is not None and _kube_ipvs(snapshot):
         kube_actions = tuple(kube_proxy_sysctls(kube_version, kernel.version[:2]))
-    sysctls, problems = _effective_sysctls(snapshot, kernel, kube_actions)
+    elif _kube_ipvs(snapshot):
+        # Version unknown: only what every IPVS proxier version sets is certain.
+        assumed = VERSION_INDEPENDENT_ACTIONS
+    sysctls, problems = _effective_sysctls(snapshot, kernel, kube_actions or assumed)
     exposure = _exposure(kernel, sysctls) if kernel is not None else None
     settings = snapshot.kube_proxy.settings if snapshot.kube_proxy else None
     timeouts = state_timeouts(
@@ -179,10 +216,84 @@ def _sysctl_exists(name: str, kernel: KernelResolution) -> bool:
     return True
 
 
+def with_kube_proxy(values: Mapping[str, int], actions: Iterable[SysctlAction]) -> dict[str, int]:
+    """The values after kube-proxy's next start: it writes its values, leaves the rest."""
+    out = dict(values)
+    for action in actions:
+        if action.value is not None:
+            out[action.name] = action.value
+    return out
+
+
+@dataclass(frozen=True)
+class SysctlFix:
+    """A change of ``net.ipv4.vs`` values and the exposure the kernel twin gives with it."""
+
+    changes: dict[str, int]  # short name -> new value (only values that change)
+    exposure: Exposure  # this node's kernel with the change applied
+    undone_by: tuple[SysctlAction, ...]  # what kube-proxy's next start writes over it
+
+    @property
+    def clears_all(self) -> bool:
+        return not self.exposure.bad_outcomes
+
+
+# Changes worth trying, smallest first. conntrack=0 is never proposed: kube-proxy's
+# IPVS proxier needs it (its masquerade rules) and rewrites 1 at every start.
+_FIX_CANDIDATES: tuple[dict[str, int], ...] = (
+    {"expire_nodest_conn": 1},  # c95c07836fa4 (v5.16, stable 5.4.163...): fixes mode 0
+    {"conn_reuse_mode": 1},  # f0a5e4d7a594 (v5.9, stable 5.4.59...): mode 1 without the drop
+    {"conn_reuse_mode": 1, "expire_nodest_conn": 1},
+    {"conn_reuse_mode": 1, "conn_reuse_old_conntrack": 1},  # TencentOS-kernel PR #17
+    {"conn_reuse_mode": 1, "conn_reuse_old_conntrack": 1, "expire_nodest_conn": 1},
+)
+
+
+def sysctl_fixes(facts: NodeFacts) -> tuple[SysctlFix, ...]:
+    """The sysctl changes that make this node's exposure strictly better, best first.
+
+    Each is checked with the kernel twin on the node's kernel: a change is listed
+    only when fewer (condition, problem) outcomes remain. Best first: clears every
+    problem, then survives kube-proxy's next start, then fewest changes.
+    """
+    if facts.kernel is None or facts.exposure is None:
+        return ()
+    current = facts.values
+    seen: set[tuple[tuple[str, int], ...]] = set()
+    out: list[SysctlFix] = []
+    for candidate in _FIX_CANDIDATES:
+        changes = {
+            name: value
+            for name, value in candidate.items()
+            if facts.sysctls[name].origin is not ValueOrigin.ABSENT and current[name] != value
+        }
+        key = tuple(sorted(changes.items()))
+        if not changes or key in seen:
+            continue
+        seen.add(key)
+        exposure = exposure_for(facts.kernel, {**current, **changes})
+        if exposure is None or facts.exposure.compare(exposure) != "better":
+            continue
+        undone = tuple(
+            a
+            for a in facts.kube_actions
+            if a.name in changes and a.value is not None and a.value != changes[a.name]
+        )
+        out.append(SysctlFix(changes, exposure, undone))
+    out.sort(key=lambda f: (not f.clears_all, bool(f.undone_by), len(f.changes)))
+    return tuple(out)
+
+
 def _exposure(kernel: KernelResolution, sysctls: dict[str, EffectiveSysctl]) -> Exposure | None:
+    return exposure_for(kernel, {name: s.value for name, s in sysctls.items()})
+
+
+def exposure_for(kernel: KernelResolution, values: Mapping[str, int]) -> Exposure | None:
+    """The exposure of this kernel with these ``net.ipv4.vs`` values (None if invalid)."""
+    defaults = Sysctls()
+    merged = {n: values.get(n, getattr(defaults, n)) for n in Sysctls.names()}
     try:
-        values = {name: s.value for name, s in sysctls.items()}
-        Sysctls(**values)
+        Sysctls(**merged)
     except SysctlError:
         return None
     explanations: dict[ServerCondition, Explanation] = {}
@@ -192,7 +303,7 @@ def _exposure(kernel: KernelResolution, sysctls: dict[str, EffectiveSysctl]) -> 
             kube_proxy=None,
             old_state=TcpState.TIME_WAIT,
             server=condition,
-            **values,  # type: ignore[arg-type]
+            **merged,
         )
         explanations[condition] = explain(request)
     stale = any(

@@ -1,0 +1,671 @@
+"""The doctor's report: what ``ipvslab doctor --json`` prints, as pydantic models.
+
+``build_report(diagnosis)`` turns a ``Diagnosis`` into a ``Report``; the human
+output (``doctor.human``) and the metrics (``doctor.prometheus``) are both
+rendered from it, so the three never disagree.
+
+The JSON schema in ``docs/doctor-report.schema.json`` is generated from these
+models; regenerate it after changing them::
+
+    .venv/bin/python -m ipvslab.doctor.report --write docs/doctor-report.schema.json
+
+(``tests/doctor/test_report.py`` fails while the committed file is stale.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ipvslab import __version__
+from ipvslab.doctor.diagnose import Diagnosis
+from ipvslab.doctor.facts import Exposure, NodeFacts, ValueOrigin
+from ipvslab.doctor.finding import Finding, FindingKind, Severity
+from ipvslab.doctor.parsers._common import format_text_addrport
+from ipvslab.doctor.records import KubeProxySettings, ParseIssue, ServiceEntry
+from ipvslab.doctor.snapshot import NodeSnapshot
+from ipvslab.explain import ServerCondition
+from ipvslab.kernel.presets import era_for
+
+# Bump on any change a consumer must know about (a field removed, renamed or retyped).
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path("docs") / "doctor-report.schema.json"
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class GeneratedBy(BaseModel):
+    model_config = _STRICT
+
+    tool: str = "ipvslab"
+    version: str = Field(description="ipvslab's version.")
+
+
+class InputInfo(BaseModel):
+    """Where the inputs came from."""
+
+    model_config = _STRICT
+
+    live: bool | None = Field(
+        description="True: read live from a node; False: from files; null: not known."
+    )
+    sources: dict[str, str] = Field(
+        description="Input kind (its path in the capture layout) -> the file it was read from."
+    )
+    missing: list[str] = Field(
+        description="Input kinds of the capture layout that were not among the inputs."
+    )
+    collected_at: str | None = Field(
+        default=None, description="When a `doctor collect` archive was taken (its manifest)."
+    )
+    hostname: str | None = Field(
+        default=None, description="The node a `doctor collect` archive was taken on."
+    )
+    notes: list[str] = Field(default_factory=list)
+
+
+class KernelInfo(BaseModel):
+    """The kernel release and what ipvslab knows about its IPVS code."""
+
+    model_config = _STRICT
+
+    release: str | None = Field(description="`uname -r` as captured (or given with --kernel).")
+    preset: str | None = Field(description="The kernel preset it matched (`ipvslab presets`).")
+    distro: str | None = Field(description="The preset's distro, when a preset matched.")
+    version: str | None = Field(description="Mainline-equivalent version, major.minor.patch.")
+    era: str | None = Field(description="The mainline era of that version (`>= 5.16`, ...).")
+    features: list[str] = Field(description="IPVS behaviours this kernel has (feature names).")
+    warnings: list[str] = Field(description="Doubts about the resolution (assumed features).")
+    problem: str | None = Field(
+        description="Why the kernel era is unknown, when it is (then exposure is unknown)."
+    )
+
+
+class DistroInfo(BaseModel):
+    model_config = _STRICT
+
+    id: str | None
+    version_id: str | None
+    pretty_name: str | None
+
+
+class SysctlActionInfo(BaseModel):
+    """One sysctl kube-proxy of this version writes at start-up on this kernel."""
+
+    model_config = _STRICT
+
+    sysctl: str
+    value: int | None = Field(description="The value it sets; null: left as the node has it.")
+    reason: str
+
+
+class KubeProxySettingsInfo(BaseModel):
+    """kube-proxy's effective settings (a flag wins over the config file); null = not set."""
+
+    model_config = _STRICT
+
+    mode: str | None = None
+    ipvs_scheduler: str | None = None
+    ipvs_sync_period: float | None = Field(default=None, description="Seconds.")
+    ipvs_min_sync_period: float | None = Field(default=None, description="Seconds.")
+    ipvs_tcp_timeout: float | None = Field(default=None, description="Seconds.")
+    ipvs_tcpfin_timeout: float | None = Field(default=None, description="Seconds.")
+    ipvs_udp_timeout: float | None = Field(default=None, description="Seconds.")
+    ipvs_strict_arp: bool | None = None
+    ipvs_exclude_cidrs: list[str] | None = None
+    masquerade_all: bool | None = None
+    cluster_cidr: str | None = None
+    config_file: str | None = None
+
+
+class KubeProxyInfo(BaseModel):
+    model_config = _STRICT
+
+    version: str | None = Field(description="`kube-proxy --version` (v1.28.2-eks-a5df82a).")
+    mode: str | None = Field(description="Proxy mode (ipvs, iptables, ...), if known.")
+    ipvs_mode: bool
+    flags: dict[str, str] = Field(description="Every --flag on its command line.")
+    settings: KubeProxySettingsInfo
+    sysctl_actions: list[SysctlActionInfo] = Field(
+        description="What this kube-proxy version writes at start-up on this kernel."
+    )
+    source: str = Field(description="The file its settings were read from.")
+
+
+class SysctlInfo(BaseModel):
+    model_config = _STRICT
+
+    value: int
+    origin: ValueOrigin = Field(
+        description="node: read on the node; kube-proxy: not captured, what this kube-proxy"
+        " sets; kernel default: not captured and nothing sets it; not in this kernel."
+    )
+    detail: str = Field(description="The origin in words (for kube-proxy: why it sets it).")
+
+
+class NodeInfo(BaseModel):
+    model_config = _STRICT
+
+    kernel: KernelInfo
+    distro: DistroInfo | None
+    kube_proxy: KubeProxyInfo | None
+    sysctls: dict[str, SysctlInfo] = Field(
+        description="The effective net.ipv4.vs.<name> values the checks used, by <name>."
+    )
+    ipvs_present: bool | None = Field(
+        description="False: read live and /proc/net/ip_vs is absent (no IPVS on this node);"
+        " true: present; null: not known (files)."
+    )
+    ipvs_version: str | None = Field(description="IPVS version line (1.2.1), if captured.")
+    services: int | None = Field(description="Virtual services; null without an IPVS table.")
+    real_servers: int | None = Field(description="Real servers over all services.")
+
+
+class ExposureStep(BaseModel):
+    model_config = _STRICT
+
+    text: str
+    commit: str = Field(description="The kernel commit behind this step ('' if none).")
+
+
+class ExposureCondition(BaseModel):
+    """What a SYN from a reused client port meets when the old entry's server is in a state."""
+
+    model_config = _STRICT
+
+    condition: ServerCondition
+    problem: str = Field(description="'problem 1', 'problem 2' or 'none'.")
+    outcome: str
+    destination: str = Field(description="'old server', 'other server' or 'none'.")
+    symptom: str
+    steps: list[ExposureStep] = Field(description="The path through ip_vs_in().")
+
+
+class ExposureInfo(BaseModel):
+    """The node's exposure to the two reuse problems, from the kernel twin."""
+
+    model_config = _STRICT
+
+    known: bool = Field(description="False when the kernel era or sysctls are unknown.")
+    stale_forwarding: bool | None = Field(
+        description="Problem 1 (#81775): a reused port follows the old entry to a weight-0 or"
+        " deleted pod."
+    )
+    syn_drop: bool | None = Field(
+        description="Problem 2 (#70747): the first SYN from a reused port is dropped (1 s delay)."
+    )
+    verdict: str
+    reason: str
+    old_state: str = Field(description="State of the old entry the question is asked for.")
+    conditions: list[ExposureCondition]
+
+
+class FindingInfo(BaseModel):
+    model_config = _STRICT
+
+    id: FindingKind
+    severity: Severity
+    title: str
+    subject: str = Field(description="What it is about (a service, a real server), or ''.")
+    evidence: list[str]
+    meaning: str
+    fix: list[str] = Field(description="Exact commands or settings, one per item.")
+    data: dict[str, Any] = Field(description="The evidence as numbers (finding-specific).")
+
+
+class SeverityCounts(BaseModel):
+    model_config = _STRICT
+
+    info: int = 0
+    warning: int = 0
+    critical: int = 0
+
+
+class Summary(BaseModel):
+    model_config = _STRICT
+
+    findings: int
+    counts: SeverityCounts
+    worst: Severity | None = Field(description="The worst severity found; null when none.")
+
+
+class Connections(BaseModel):
+    """The connection table (/proc/net/ip_vs_conn or ipvsadm -Lnc)."""
+
+    model_config = _STRICT
+
+    total: int = Field(description="Every entry, persistence templates included.")
+    by_state: dict[str, int] = Field(description="Connection entries (not templates) by state.")
+    by_protocol: dict[str, int]
+    templates: int = Field(description="Persistence templates (client port 0).")
+    invalidated_templates: int
+
+
+class StuckRealServer(BaseModel):
+    """A real server at weight 0 that still holds connection entries."""
+
+    model_config = _STRICT
+
+    service: str = Field(description="'TCP 10.96.0.10:80', 'FWM 1'.")
+    address: str
+    port: int
+    weight: int
+    active_conns: int
+    inactive_conns: int
+    entries: int | None = Field(
+        description="Entries to this address:port in the connection table (all services);"
+        " null when the table was not captured."
+    )
+    by_state: dict[str, int]
+
+
+class InputProblem(BaseModel):
+    """A line or input that could not be read (it was skipped; the rest was diagnosed)."""
+
+    model_config = _STRICT
+
+    source: str
+    line: int = Field(description="1-based; 0 = the input as a whole.")
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.field}: {self.message}"
+
+
+class Report(BaseModel):
+    """The result of `ipvslab doctor --json`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        title="ipvslab doctor report",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    schema_version: int = Field(default=SCHEMA_VERSION, description="Bumped on breaking changes.")
+    generated_by: GeneratedBy
+    generated_at: datetime | None = Field(
+        description="When the report was made (null when not asked for)."
+    )
+    input: InputInfo
+    node: NodeInfo
+    exposure: ExposureInfo
+    findings: list[FindingInfo] = Field(description="Worst first.")
+    summary: Summary
+    connections: Connections | None = Field(description="null when no table was captured.")
+    stuck_real_servers: list[StuckRealServer]
+    input_problems: list[InputProblem]
+
+    def at_or_above(self, severity: Severity) -> list[FindingInfo]:
+        return [f for f in self.findings if f.severity >= severity]
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_report(
+    diagnosis: Diagnosis,
+    *,
+    live: bool | None = None,
+    generated_at: datetime | None = None,
+    manifest: Mapping[str, Any] | None = None,
+) -> Report:
+    """The report of a diagnosis. Pure: ``generated_at`` is left out unless given."""
+    snapshot, facts = diagnosis.snapshot, diagnosis.facts
+    tally = {s.value: 0 for s in Severity}
+    for f in diagnosis.findings:
+        tally[f.severity.value] += 1
+    manifest = manifest or {}
+    return Report(
+        generated_by=GeneratedBy(version=__version__),
+        generated_at=generated_at,
+        input=_input_info(snapshot, live, manifest),
+        node=_node_info(snapshot, facts),
+        exposure=_exposure_info(facts),
+        findings=[_finding_info(f) for f in diagnosis.findings],
+        summary=Summary(
+            findings=len(diagnosis.findings),
+            counts=SeverityCounts(**tally),
+            worst=diagnosis.worst,
+        ),
+        connections=_connections(snapshot),
+        stuck_real_servers=stuck_real_servers(snapshot),
+        input_problems=input_problems(snapshot, facts),
+    )
+
+
+def input_problems(snapshot: NodeSnapshot, facts: NodeFacts) -> list[InputProblem]:
+    """Parse issues of every input, then sysctl values the checks could not use."""
+    out = [_problem(i) for i in snapshot.issues]
+    sysctl_source = snapshot.sources.get("sysctl.txt", "sysctl")
+    out.extend(
+        InputProblem(source=sysctl_source, line=0, field="sysctl", message=p)
+        for p in facts.sysctl_problems
+    )
+    return out
+
+
+def _problem(issue: ParseIssue) -> InputProblem:
+    return InputProblem(
+        source=issue.source, line=issue.line_no, field=issue.field, message=issue.message
+    )
+
+
+def _input_info(
+    snapshot: NodeSnapshot, live: bool | None, manifest: Mapping[str, Any]
+) -> InputInfo:
+    from ipvslab.doctor.capture import InputKind  # capture imports parsers: keep this light
+
+    present = set(snapshot.sources)
+    missing = [k.path for k in InputKind if k is not InputKind.MANIFEST and k.path not in present]
+    if live:
+        # A live read takes /proc; ipvsadm output is only ever pasted.
+        missing = [m for m in missing if not m.startswith("ipvsadm")]
+    collected = manifest.get("collected_at")
+    hostname = manifest.get("hostname")
+    return InputInfo(
+        live=live,
+        sources=dict(sorted(snapshot.sources.items())),
+        missing=missing,
+        collected_at=str(collected) if collected is not None else None,
+        hostname=str(hostname) if hostname is not None else None,
+        notes=list(snapshot.notes),
+    )
+
+
+def _node_info(snapshot: NodeSnapshot, facts: NodeFacts) -> NodeInfo:
+    kernel = facts.kernel
+    release = snapshot.kernel_release
+    kernel_info = KernelInfo(
+        release=release.text if release is not None else None,
+        preset=kernel.preset.name if kernel is not None and kernel.preset is not None else None,
+        distro=kernel.preset.distro if kernel is not None and kernel.preset is not None else None,
+        version=kernel.version_text if kernel is not None else None,
+        era=era_for(*kernel.version[:2]).label if kernel is not None else None,
+        features=[f.value for f in kernel.features.enabled] if kernel is not None else [],
+        warnings=list(kernel.warnings) if kernel is not None else [],
+        problem=facts.kernel_problem,
+    )
+    os_release = snapshot.os_release
+    distro = (
+        DistroInfo(
+            id=os_release.id, version_id=os_release.version_id, pretty_name=os_release.pretty_name
+        )
+        if os_release is not None
+        else None
+    )
+    kp = snapshot.kube_proxy
+    kube_proxy = None
+    if kp is not None:
+        kube_proxy = KubeProxyInfo(
+            version=kp.version.text if kp.version is not None else None,
+            mode=kp.settings.mode,
+            ipvs_mode=kp.ipvs_mode,
+            flags=dict(kp.flags),
+            settings=_settings(kp.settings),
+            sysctl_actions=[
+                SysctlActionInfo(sysctl=a.name, value=a.value, reason=a.reason)
+                for a in facts.kube_actions
+            ],
+            source=kp.source,
+        )
+    version_text = kp.version.text if kp is not None and kp.version is not None else None
+    reasons = {a.name: a.reason for a in facts.kube_actions if a.value is not None}
+    sysctls = {
+        name: SysctlInfo(
+            value=s.value,
+            origin=s.origin,
+            detail=_origin_detail(s.origin, reasons.get(name), version_text),
+        )
+        for name, s in facts.sysctls.items()
+    }
+    ipvs = snapshot.ipvs
+    return NodeInfo(
+        kernel=kernel_info,
+        distro=distro,
+        kube_proxy=kube_proxy,
+        sysctls=sysctls,
+        ipvs_present=snapshot.ipvs_present,
+        ipvs_version=ipvs.version if ipvs is not None else None,
+        services=len(ipvs.services) if ipvs is not None else None,
+        real_servers=sum(len(s.destinations) for s in ipvs.services) if ipvs is not None else None,
+    )
+
+
+def _settings(settings: KubeProxySettings) -> KubeProxySettingsInfo:
+    values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    known = set(KubeProxySettingsInfo.model_fields)
+    return KubeProxySettingsInfo.model_validate(
+        {k: list(v) if isinstance(v, tuple) else v for k, v in values.items() if k in known}
+    )
+
+
+def _origin_detail(origin: ValueOrigin, reason: str | None, kube_version: str | None) -> str:
+    if origin is ValueOrigin.NODE:
+        return "read on the node"
+    if origin is ValueOrigin.KUBE_PROXY:
+        who = f"kube-proxy {kube_version}" if kube_version else "kube-proxy"
+        return (
+            f"not captured: {who} sets it ({reason})" if reason else f"not captured: {who} sets it"
+        )
+    if origin is ValueOrigin.DEFAULT:
+        return "not captured: the kernel default"
+    return "not in this kernel"
+
+
+_PROBLEM_NAMES = {
+    "problem 1": "problem 1 (stale forwarding to a terminating or deleted pod, #81775)",
+    "problem 2": "problem 2 (first SYN dropped, 1 s connect delay, #70747)",
+}
+
+
+def _exposure_info(facts: NodeFacts) -> ExposureInfo:
+    exposure: Exposure | None = facts.exposure
+    if exposure is None:
+        if facts.kernel_problem is not None:
+            why = f"the kernel era is unknown: {facts.kernel_problem}"
+        elif facts.sysctl_problems:
+            why = "the sysctls are not valid: " + "; ".join(facts.sysctl_problems)
+        else:
+            why = "not enough inputs"
+        return ExposureInfo(
+            known=False,
+            stale_forwarding=None,
+            syn_drop=None,
+            verdict="unknown",
+            reason=why,
+            old_state="TIME_WAIT",
+            conditions=[],
+        )
+    conditions = []
+    for condition, e in exposure.explanations.items():
+        conditions.append(
+            ExposureCondition(
+                condition=condition,
+                problem=e.problem,
+                outcome=e.outcome.name,
+                destination=e.destination,
+                symptom=e.symptom,
+                steps=[ExposureStep(text=s.text, commit=s.commit) for s in e.steps],
+            )
+        )
+    problems = exposure.problems
+    exposed = [c for c in conditions if c.problem != "none"] if problems else conditions
+    reason = "; ".join(f"old server {c.condition.value}: {c.symptom}" for c in exposed)
+    decided = list(dict.fromkeys(step for c in exposed for step in _decisive(c)))
+    if decided:
+        reason += ". Decided by: " + "; ".join(decided)
+    if problems:
+        verdict = "exposed to " + " and ".join(_PROBLEM_NAMES[p] for p in problems)
+    else:
+        verdict = "not exposed to either reuse problem"
+    return ExposureInfo(
+        known=True,
+        stale_forwarding=exposure.stale_forwarding,
+        syn_drop=exposure.syn_drop,
+        verdict=verdict,
+        reason=reason,
+        old_state="TIME_WAIT",
+        conditions=conditions,
+    )
+
+
+def _decisive(condition: ExposureCondition) -> list[str]:
+    """The steps that decided it, with their commits (the first one is always the lookup)."""
+    steps = [s for s in condition.steps[1:] if s.commit] or condition.steps[1:]
+    return [f"{s.text} [{s.commit}]" if s.commit else s.text for s in steps]
+
+
+def _finding_info(finding: Finding) -> FindingInfo:
+    data = jsonable(finding.data)
+    assert isinstance(data, dict)
+    return FindingInfo(
+        id=finding.kind,
+        severity=finding.severity,
+        title=finding.title,
+        subject=finding.subject,
+        evidence=list(finding.evidence),
+        meaning=finding.meaning,
+        fix=list(finding.fix),
+        data=data,
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with everything JSON cannot hold turned into what it can (never raises)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if isinstance(value, Mapping):
+        return {_key(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [jsonable(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return str(value)
+    return str(value)
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, Enum):
+        return str(key.value)
+    if isinstance(key, tuple):
+        return ":".join(str(_key(k)) for k in key)
+    return str(key)
+
+
+def _connections(snapshot: NodeSnapshot) -> Connections | None:
+    conns = snapshot.conns
+    if conns is None:
+        return None
+    return Connections(
+        total=conns.total,
+        by_state=dict(sorted(conns.by_state.items())),
+        by_protocol=dict(sorted(conns.by_protocol.items())),
+        templates=conns.templates,
+        invalidated_templates=conns.invalidated_templates,
+    )
+
+
+def service_name(service: ServiceEntry) -> str:
+    """``TCP 10.96.0.10:80``, ``UDP [2001:db8::a]:53``, ``FWM 1``."""
+    if service.fwmark is not None:
+        return f"FWM {service.fwmark}"
+    protocol = service.protocol.name if service.protocol is not None else "?"
+    if service.address is None:
+        return f"{protocol} ?:{service.port}"
+    return f"{protocol} {format_text_addrport(service.address, service.port)}"
+
+
+def stuck_real_servers(snapshot: NodeSnapshot) -> list[StuckRealServer]:
+    """Real servers at weight 0 still holding entries (by the IPVS table or the conn table)."""
+    if snapshot.ipvs is None:
+        return []
+    by_dest = snapshot.conns.by_dest if snapshot.conns is not None else None
+    out = []
+    for service in snapshot.ipvs.services:
+        for d in service.destinations:
+            if d.weight != 0:
+                continue
+            found = by_dest.get((d.address, d.port)) if by_dest is not None else None
+            entries = None if by_dest is None else (found.total if found is not None else 0)
+            if d.active_conns + d.inactive_conns == 0 and not entries:
+                continue
+            out.append(
+                StuckRealServer(
+                    service=service_name(service),
+                    address=str(d.address),
+                    port=d.port,
+                    weight=d.weight,
+                    active_conns=d.active_conns,
+                    inactive_conns=d.inactive_conns,
+                    entries=entries,
+                    by_state=dict(sorted(found.by_state.items())) if found is not None else {},
+                )
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- schema
+
+
+# Enum descriptions in the schema (not the enums' docstrings, which are for developers).
+_ENUM_DESCRIPTIONS = {
+    "Severity": "info < warning < critical.",
+    "FindingKind": "What a finding is about (see docs/doctor.md, one section per id).",
+    "ValueOrigin": "Where an effective sysctl value comes from.",
+    "ServerCondition": "What happened to the old entry's real server before the new SYN.",
+}
+
+
+def schema() -> dict[str, Any]:
+    out = Report.model_json_schema()
+    for name, definition in out.get("$defs", {}).items():
+        if name in _ENUM_DESCRIPTIONS:
+            definition["description"] = _ENUM_DESCRIPTIONS[name]
+    return out
+
+
+def schema_text() -> str:
+    """The committed ``docs/doctor-report.schema.json``, byte for byte."""
+    return json.dumps(schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ipvslab.doctor.report",
+        description="Print (or --write) the JSON schema of `ipvslab doctor --json`.",
+    )
+    parser.add_argument("--write", metavar="PATH", type=Path, help=f"write it (to {SCHEMA_PATH})")
+    args = parser.parse_args(argv)
+    if args.write is None:
+        sys.stdout.write(schema_text())
+    else:
+        args.write.write_text(schema_text(), encoding="utf-8")
+        print(f"wrote {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

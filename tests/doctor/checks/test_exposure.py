@@ -1,0 +1,270 @@
+"""Finding 1: exposure to problem 1 (#81775) and problem 2 (#70747), from capture directories.
+
+Expectations come from the seeds (Huawei CCE FAQ: which OS has which problem), the
+references (which kernel versions carry f0a5e4d7a594 and c95c07836fa4, what kube-proxy
+sets) and, for the era matrix, from ``ipvslab.explain`` asked the same question.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ipvslab.doctor.capture import capture_from_layout, snapshot_from_capture
+from ipvslab.doctor.checks import exposure
+from ipvslab.doctor.facts import node_facts
+from ipvslab.doctor.finding import Finding, FindingKind, Severity
+from ipvslab.explain import ExplainRequest, ServerCondition, explain
+
+NODES = Path(__file__).resolve().parents[2] / "fixtures" / "doctor" / "nodes"
+STALE = FindingKind.STALE_FORWARDING_EXPOSURE
+DROP = FindingKind.SYN_DROP_EXPOSURE
+
+
+def exposure_findings(root: Path) -> dict[FindingKind, Finding]:
+    snapshot = snapshot_from_capture(capture_from_layout(root))
+    found = exposure.check(snapshot, node_facts(snapshot))
+    kinds = [f.kind for f in found]
+    assert len(kinds) == len(set(kinds)), "one finding per problem"
+    return {f.kind: f for f in found}
+
+
+def _hex(ip: str) -> str:
+    return f"{int(ipaddress.IPv4Address(ip)):08X}"
+
+
+def write_exposure_node(
+    root: Path,
+    uname: str | None,
+    kube: str | None = "v1.28.2",
+    sysctl: dict[str, int] | None = None,
+    proxy_mode: str = "ipvs",
+) -> Path:
+    """A capture directory with one service (one weight-0 server) and a quiet table."""
+    (root / "proc" / "net").mkdir(parents=True)
+    (root / "kube-proxy").mkdir()
+    if uname is not None:
+        (root / "uname-r.txt").write_text(uname + "\n")
+    if kube is not None:
+        (root / "kube-proxy" / "version.txt").write_text(f"Kubernetes {kube}\n")
+    (root / "kube-proxy" / "cmdline").write_text(f"kube-proxy --proxy-mode={proxy_mode}\n")
+    if sysctl is not None:
+        text = "".join(f"net.ipv4.vs.{k} = {v}\n" for k, v in sysctl.items())
+        (root / "sysctl.txt").write_text(text)
+    (root / "proc" / "net" / "ip_vs").write_text(
+        "IP Virtual Server version 1.2.1 (size=4096)\n"
+        "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n"
+        f"TCP  {_hex('10.96.0.10')}:0050 rr\n"
+        f"  -> {_hex('10.244.1.10')}:1F90      Masq    0      0          1\n"
+        f"  -> {_hex('10.244.2.20')}:1F90      Masq    1      1          0\n"
+    )
+    (root / "proc" / "net" / "ip_vs_conn").write_text(
+        "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n"
+        f"TCP {_hex('10.244.3.30')} 9C40 {_hex('10.96.0.10')} 0050 {_hex('10.244.1.10')} 1F90"
+        " TIME_WAIT        60\n"
+        f"TCP {_hex('10.244.3.30')} 9C42 {_hex('10.96.0.10')} 0050 {_hex('10.244.2.20')} 1F90"
+        " ESTABLISHED     800\n"
+    )
+    return root
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def test_rolling_update_on_ubuntu_1804_is_critical_stale_forwarding() -> None:
+    found = exposure_findings(NODES / "exposure-bionic-rollout")
+    stale = found[STALE]
+    # The CCE FAQ: Ubuntu 18.04 with kube-proxy's conn_reuse_mode=0 has problem 1.
+    assert stale.severity is Severity.CRITICAL
+    evidence = "\n".join(stale.evidence)
+    assert "10.244.1.10:8080" in evidence and "weight 0" in evidence
+    assert "net.ipv4.vs.conn_reuse_mode = 0 (read on the node)" in evidence
+    assert "d752c364" in evidence  # the decision path names its commit
+    assert "ubuntu-18.04" in evidence  # and the preset with its evidence
+    fix = "\n".join(stale.fix)
+    # No sysctl avoids both problems on 4.15: the fix is a kernel with the upstream fixes.
+    assert not any(line.startswith("sysctl -w") for line in stale.fix)
+    assert "c95c07836fa4" in fix and "5.4.163" in fix
+    assert "f0a5e4d7a594" in fix and "5.9" in fix
+    assert "problem 2" in fix  # the trade-off of switching to conn_reuse_mode=1 is spelt out
+    assert stale.data["live_servers"][0]["weight"] == 0
+    assert json.loads(json.dumps(stale.data))["problems"] == ["problem 1", "problem 2"]
+
+
+def test_same_node_without_recent_traffic_to_the_weight0_server_is_a_warning() -> None:
+    stale = exposure_findings(NODES / "exposure-bionic-quiet")[STALE]
+    assert stale.severity is Severity.WARNING
+    assert "happening now" not in stale.title
+
+
+def test_centos_76_with_kube_proxy_128_drops_the_first_syn() -> None:
+    # CCE FAQ: on CentOS 7.6 kube-proxy >= 1.19 leaves conn_reuse_mode=1 (kernel < 4.1 by
+    # version number), so the node has problem 2, the 1 s delay.
+    found = exposure_findings(NODES / "exposure-centos76-kp128")
+    assert STALE not in found
+    drop = found[DROP]
+    assert drop.severity is Severity.WARNING
+    evidence = "\n".join(drop.evidence)
+    assert "f719e3754" in evidence
+    assert "net.ipv4.vs.conn_reuse_mode = 1 (not captured; the kernel default)" in evidence
+    assert "net.ipv4.vs.conntrack = 1 (not captured; what kube-proxy v1.28.2 sets" in evidence
+    assert "centos-7.6" in evidence
+    assert "1 s" in drop.title
+    assert any("upgrade the kernel" in line for line in drop.fix)
+    assert not any(line.startswith("sysctl -w") for line in drop.fix)
+
+
+def test_ubuntu_2004_fix_is_conn_reuse_mode_1_which_kube_proxy_124_undoes() -> None:
+    stale = exposure_findings(NODES / "exposure-focal91-kp124")[STALE]
+    assert stale.severity is Severity.WARNING
+    # 5.4.0-91 carries f0a5e4d7a594 (5.4.59): mode 1 no longer drops the SYN.
+    assert stale.fix[0].startswith("sysctl -w net.ipv4.vs.conn_reuse_mode=1")
+    assert any("/etc/sysctl.d/" in line for line in stale.fix)
+    # kube-proxy sets 0 on every kernel < 5.9 by version number: it undoes the fix.
+    assert any("kube-proxy v1.24.17 writes net.ipv4.vs.conn_reuse_mode=0" in x for x in stale.fix)
+    # The lasting fix: c95c07836fa4 (5.4.163), where expire_nodest_conn=1 fixes mode 0.
+    assert any("c95c07836fa4" in line and "5.4.163" in line for line in stale.fix)
+
+
+def test_debian_12_with_kube_proxy_128_is_not_exposed() -> None:
+    assert exposure_findings(NODES / "exposure-debian12-kp128") == {}
+
+
+def test_unknown_kernel_gives_no_exposure_finding(tmp_path: Path) -> None:
+    root = tmp_path / "node"
+    shutil.copytree(NODES / "exposure-bionic-rollout", root)
+    (root / "uname-r.txt").unlink()
+    assert exposure_findings(root) == {}
+
+
+def test_ipvs_kube_proxy_of_unknown_version_still_means_conntrack_1(tmp_path: Path) -> None:
+    # Every IPVS proxier version sets conntrack=1 (kube-proxy-ipvs.md §2.1), so CentOS 7.6
+    # keeps its 1 s drop even when neither the version nor the sysctls were captured.
+    root = write_exposure_node(tmp_path / "n", "3.10.0-957.el7.x86_64", kube=None)
+    drop = exposure_findings(root)[DROP]
+    assert any(
+        e.startswith("net.ipv4.vs.conntrack = 1 (not captured; what kube-proxy sets")
+        for e in drop.evidence
+    )
+
+
+def test_kube_proxy_in_iptables_mode_without_ipvs_services_is_not_asked(tmp_path: Path) -> None:
+    root = write_exposure_node(tmp_path / "n", "4.15.0-213-generic", proxy_mode="iptables")
+    (root / "proc" / "net" / "ip_vs").write_text(
+        "IP Virtual Server version 1.2.1 (size=4096)\n"
+        "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n"
+    )
+    assert exposure_findings(root) == {}
+
+
+def test_entries_to_a_removed_server_with_recent_traffic_make_it_critical(tmp_path: Path) -> None:
+    root = write_exposure_node(
+        tmp_path / "n",
+        "5.4.0-91-generic",
+        "v1.24.17",
+        {"conn_reuse_mode": 0, "conntrack": 1, "expire_nodest_conn": 0},
+    )
+    with (root / "proc" / "net" / "ip_vs_conn").open("a") as f:
+        f.write(
+            f"TCP {_hex('10.244.3.30')} 9C44 {_hex('10.96.0.10')} 0050 {_hex('10.244.4.40')}"
+            " 1F90 SYN_RECV          59\n"
+        )
+    stale = exposure_findings(root)[STALE]
+    assert stale.severity is Severity.CRITICAL
+    assert any("10.244.4.40:8080 (removed from the service)" in e for e in stale.evidence)
+
+
+def test_tencentos_fix_is_conn_reuse_old_conntrack(tmp_path: Path) -> None:
+    # TencentOS-kernel PR #17: conn_reuse_old_conntrack=1 reschedules without the drop.
+    root = write_exposure_node(
+        tmp_path / "n",
+        "5.4.119-19-0009.1",
+        "v1.28.2",
+        {
+            "conn_reuse_mode": 1,
+            "conntrack": 1,
+            "expire_nodest_conn": 1,
+            "conn_reuse_old_conntrack": 0,
+        },
+    )
+    drop = exposure_findings(root)[DROP]
+    assert drop.fix[0].startswith("sysctl -w net.ipv4.vs.conn_reuse_old_conntrack=1")
+
+
+# --------------------------------------------------------------------------- era matrix
+
+ERAS = [
+    "3.10.0-957.el7.x86_64",  # CentOS 7.6
+    "4.15.0-213-generic",  # Ubuntu 18.04
+    "5.4.0-91-generic",  # Ubuntu 20.04
+    "5.15.0-91-generic",  # Ubuntu 22.04
+    "6.1.0-18-amd64",  # Debian 12
+]
+SETTINGS: dict[str, dict[str, int] | None] = {
+    "kube-proxy defaults": None,
+    "node mode 0": {"conn_reuse_mode": 0, "conntrack": 1, "expire_nodest_conn": 1},
+    "node mode 1": {"conn_reuse_mode": 1, "conntrack": 1, "expire_nodest_conn": 1},
+    "node mode 0, expire 0": {"conn_reuse_mode": 0, "conntrack": 1, "expire_nodest_conn": 0},
+}
+
+
+def _twin_problems(uname: str, kube: str, sysctl: dict[str, int] | None) -> set[tuple[str, str]]:
+    """What explain says, condition by condition, with the same inputs."""
+    out = set()
+    for condition in ServerCondition:
+        request = ExplainRequest(
+            kernel=uname,
+            kube_proxy=kube if sysctl is None else None,
+            server=condition,
+            **(sysctl or {}),  # type: ignore[arg-type]
+        )
+        result = explain(request)
+        out.add((condition.value, result.problem))
+    return out
+
+
+@pytest.mark.parametrize("kube", ["v1.17.0", "v1.21.3", "v1.28.2"])
+@pytest.mark.parametrize("setting", list(SETTINGS))
+@pytest.mark.parametrize("uname", ERAS)
+def test_exposure_agrees_with_explain(tmp_path: Path, uname: str, kube: str, setting: str) -> None:
+    sysctl = SETTINGS[setting]
+    found = exposure_findings(write_exposure_node(tmp_path / "n", uname, kube, sysctl))
+    twin = _twin_problems(uname, kube, sysctl)
+    stale = any(p == "problem 1" for c, p in twin if c != ServerCondition.HEALTHY.value)
+    drop = any(p == "problem 2" for _, p in twin)
+    assert (STALE in found) == stale
+    assert (DROP in found) == drop
+    for finding in found.values():
+        # Every fix offered as a sysctl change was checked on this kernel; a kernel
+        # upgrade is offered whenever no sysctl change clears the finding.
+        sysctl_fix = any(line.startswith("sysctl -w") for line in finding.fix)
+        upgrade = any("upgrade the kernel" in line for line in finding.fix)
+        assert sysctl_fix or upgrade
+        assert finding.severity in (Severity.INFO, Severity.WARNING)  # quiet table
+
+
+@pytest.mark.parametrize(
+    ("uname", "expected_fix"),
+    [
+        # c95c07836fa4 (5.16, stable 5.15.6): expire_nodest_conn=1 fixes mode 0.
+        ("5.15.0-91-generic", "sysctl -w net.ipv4.vs.expire_nodest_conn=1"),
+        ("6.1.0-18-amd64", "sysctl -w net.ipv4.vs.expire_nodest_conn=1"),
+        # f0a5e4d7a594 (5.4.59) but not c95c07836fa4: mode 1 is the way.
+        ("5.4.0-91-generic", "sysctl -w net.ipv4.vs.conn_reuse_mode=1"),
+        # Neither fix: a newer kernel.
+        ("4.15.0-213-generic", "upgrade the kernel"),
+        ("3.10.0-957.el7.x86_64", "upgrade the kernel"),
+    ],
+)
+def test_stale_forwarding_fix_fits_the_era(tmp_path: Path, uname: str, expected_fix: str) -> None:
+    sysctl = {"conn_reuse_mode": 0, "conntrack": 1, "expire_nodest_conn": 0}
+    stale = exposure_findings(write_exposure_node(tmp_path / "n", uname, "v1.28.2", sysctl))[STALE]
+    assert any(line.startswith(expected_fix) for line in stale.fix)
+    if expected_fix.startswith("upgrade"):
+        assert not any(line.startswith("sysctl -w") for line in stale.fix)
