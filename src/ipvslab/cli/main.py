@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ipvslab import __version__
+from ipvslab.cli import doctor as doctor_cmd
 from ipvslab.cli import explain as explain_cmd
 from ipvslab.cli import presets as presets_cmd
 
@@ -17,6 +18,7 @@ app = typer.Typer(
 )
 app.command("explain")(explain_cmd.explain_command)
 app.command("presets")(presets_cmd.presets_command)
+app.add_typer(doctor_cmd.doctor_app, name="doctor")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,377 @@
+"""`ipvslab doctor`: diagnose a node's IPVS connection reuse, live or from captured files.
+
+Exit status: 0 healthy (no finding at or above --fail-on), 1 findings at or above
+it, 2 input that could not be read (each problem printed with file and line,
+after the full diagnosis of what could be read). Nothing raises past this layer:
+an unexpected error prints one line and exits 2 (``IPVSLAB_DEBUG=1`` re-raises it
+with its traceback, for bug reports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from ipvslab import __version__
+from ipvslab.doctor.capture import Capture, InputKind, snapshot_from_capture
+from ipvslab.doctor.diagnose import diagnose
+from ipvslab.doctor.finding import Severity
+from ipvslab.doctor.records import KubeProxySettings, ParseIssue
+from ipvslab.doctor.snapshot import KubeProxyInfo, NodeSnapshot
+
+EXIT_HEALTHY = 0
+EXIT_FINDINGS = 1
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+DEBUG_ENV = "IPVSLAB_DEBUG"
+
+
+class FailOn(StrEnum):
+    info = "info"
+    warning = "warning"
+    critical = "critical"
+
+
+doctor_app = typer.Typer(
+    name="doctor",
+    help="Diagnose IPVS connection reuse on a node (live, read-only) or from captured files.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@doctor_app.callback(invoke_without_command=True)
+def doctor_command(
+    ctx: typer.Context,
+    sources: list[str] | None = typer.Option(
+        None,
+        "--from",
+        "-f",
+        metavar="PATH",
+        help="Read captured inputs instead of this node: a `doctor collect` archive, a"
+        " directory in the capture layout, pasted files (ipvsadm -Ln, /proc/net/ip_vs_conn,"
+        " sysctl -a, ...) or - for stdin. Repeatable.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    prometheus: Path | None = typer.Option(
+        None,
+        "--prometheus",
+        metavar="FILE",
+        help="Also write metrics for node_exporter's textfile collector (atomically) to FILE.",
+    ),
+    fail_on: FailOn = typer.Option(
+        FailOn.warning,
+        "--fail-on",
+        help="Exit 1 when a finding is at or above this severity.",
+    ),
+    no_color: bool = typer.Option(
+        False, "--no-color", help="Plain output (also when NO_COLOR is set)."
+    ),
+    root: Path | None = typer.Option(
+        None,
+        "--root",
+        metavar="PATH",
+        help="Live read from this root instead of / (a container with the host at /host).",
+    ),
+    no_exec: bool = typer.Option(
+        False, "--no-exec", help="Live read: do not run `kube-proxy --version`."
+    ),
+    kube_proxy_version: str | None = typer.Option(
+        None,
+        "--kube-proxy-version",
+        metavar="vX.Y.Z",
+        help="kube-proxy version, when the inputs lack it.",
+    ),
+    kernel: str | None = typer.Option(
+        None,
+        "--kernel",
+        metavar="RELEASE",
+        help="Kernel release (uname -r), when the inputs lack it.",
+    ),
+) -> None:
+    """Diagnose IPVS connection reuse on this node (read-only) or from captured files."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if sources and root is not None:
+        raise typer.BadParameter("--root is for live reads; it cannot be used with --from")
+    code = _guarded(
+        lambda: _doctor(
+            sources=list(sources or ()),
+            as_json=as_json,
+            prometheus=prometheus,
+            fail_on=Severity(fail_on.value),
+            plain=no_color or bool(os.environ.get("NO_COLOR")),
+            root=root or Path("/"),
+            exec_version=not no_exec,
+            kube_proxy_version=kube_proxy_version,
+            kernel=kernel,
+        )
+    )
+    raise typer.Exit(code)
+
+
+@doctor_app.command("collect")
+def collect_command(
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        metavar="PATH",
+        help="Archive to write (a directory: the default name inside it)."
+        " Default: ipvslab-capture-<host>-<time>.tar.gz here.",
+    ),
+    root: Path = typer.Option(
+        Path("/"), "--root", metavar="PATH", help="Read from this root instead of /."
+    ),
+    no_exec: bool = typer.Option(False, "--no-exec", help="Do not run `kube-proxy --version`."),
+) -> None:
+    """Capture this node's inputs into an archive for `ipvslab doctor --from`."""
+    code = _guarded(lambda: _collect(output, root, exec_version=not no_exec))
+    raise typer.Exit(code)
+
+
+# --------------------------------------------------------------------------- the edge
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """Runs the command; an unexpected exception becomes one line on stderr and exit 2."""
+    try:
+        code = run()
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): say nothing more, and let no flush at exit fail.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INPUT
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for details)")
+        return EXIT_INPUT
+    return code
+
+
+def _error(message: str) -> None:
+    from ipvslab.doctor.human import printable
+
+    try:
+        sys.stderr.write(f"ipvslab doctor: {printable(message)}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _fail(message: str) -> NoReturn:
+    _error(message)
+    raise typer.Exit(EXIT_INPUT)
+
+
+# --------------------------------------------------------------------------- doctor
+
+
+def _doctor(
+    *,
+    sources: Sequence[str],
+    as_json: bool,
+    prometheus: Path | None,
+    fail_on: Severity,
+    plain: bool,
+    root: Path,
+    exec_version: bool,
+    kube_proxy_version: str | None,
+    kernel: str | None,
+) -> int:
+    from ipvslab.doctor.human import render
+    from ipvslab.doctor.report import build_report
+
+    generated_at = datetime.now(UTC)
+    _tolerant_output()
+    if sources:
+        capture = _capture_files(sources)
+        title = "ipvslab doctor: from " + ", ".join(sources)
+    else:
+        capture = _capture_live(root, exec_version=exec_version)
+        title = "ipvslab doctor: live read of this node" + (
+            "" if root == Path("/") else f" (root {root})"
+        )
+    if not capture.files and not capture.problems:
+        where = ", ".join(sources) if sources else str(root)
+        capture = replace(
+            capture,
+            problems=(ParseIssue(where, 0, "input", "nothing to read: no input file found"),),
+        )
+    snapshot = snapshot_from_capture(capture)
+    snapshot = apply_overrides(snapshot, kernel=kernel, kube_proxy_version=kube_proxy_version)
+    manifest = dict(capture.manifest)
+    if capture.live:
+        manifest.setdefault("hostname", node_hostname(root))
+    report = build_report(
+        diagnose(snapshot), live=capture.live, generated_at=generated_at, manifest=manifest
+    )
+
+    if as_json:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+        sys.stdout.flush()
+        for problem in report.input_problems:
+            _error(str(problem))
+    else:
+        render(report, _console(plain), title=title, fail_on=fail_on)
+
+    code = EXIT_HEALTHY
+    if report.at_or_above(fail_on):
+        code = EXIT_FINDINGS
+    if report.input_problems:
+        code = EXIT_INPUT
+    if prometheus is not None:
+        from ipvslab.doctor.prometheus import write_textfile
+
+        try:
+            write_textfile(report, prometheus)
+        except OSError as exc:
+            _error(f"cannot write {prometheus}: {exc.strerror or exc}")
+            code = EXIT_INPUT
+    return code
+
+
+def _tolerant_output() -> None:
+    """A character the terminal's encoding lacks is escaped, not an error mid-report."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(errors="backslashreplace")
+
+
+def _console(plain: bool) -> Console:
+    # Colour only on a terminal (rich's own detection); plain forces no styling at all.
+    if plain:
+        return Console(color_system=None, no_color=True, highlight=False, emoji=False)
+    return Console(highlight=False, emoji=False)
+
+
+def _capture_files(sources: Sequence[str]) -> Capture:
+    from ipvslab.doctor.capture import capture_from
+
+    return capture_from(sources, stdin=sys.stdin)
+
+
+def _capture_live(root: Path, *, exec_version: bool) -> Capture:
+    from ipvslab.doctor.live import capture_live
+
+    return capture_live(root, exec_version=exec_version)
+
+
+def apply_overrides(
+    snapshot: NodeSnapshot, *, kernel: str | None, kube_proxy_version: str | None
+) -> NodeSnapshot:
+    """Fills the kernel release / kube-proxy version from the command line when missing."""
+    from ipvslab.doctor.parsers import parse_kernel_release, parse_kube_proxy_version
+
+    notes = list(snapshot.notes)
+    if kernel is not None:
+        parsed = parse_kernel_release(kernel, "--kernel")
+        if parsed.value is None:
+            _fail(f"--kernel {kernel!r}: not a kernel release (expected like 5.15.0-91-generic)")
+        if snapshot.kernel_release is None:
+            snapshot = replace(snapshot, kernel_release=parsed.value)
+            notes.append(f"kernel release {parsed.value.text} from --kernel")
+        elif snapshot.kernel_release.text != parsed.value.text:
+            notes.append(
+                f"--kernel {kernel} ignored: the inputs say {snapshot.kernel_release.text}"
+            )
+    if kube_proxy_version is not None:
+        version = parse_kube_proxy_version(kube_proxy_version, "--kube-proxy-version").value
+        if version is None:
+            _fail(f"--kube-proxy-version {kube_proxy_version!r}: not a version (like v1.28.2)")
+        kp = snapshot.kube_proxy
+        if kp is None:
+            kp = KubeProxyInfo(settings=KubeProxySettings(), source="--kube-proxy-version")
+        if kp.version is None:
+            snapshot = replace(snapshot, kube_proxy=replace(kp, version=version))
+            notes.append(f"kube-proxy version {version.text} from --kube-proxy-version")
+        elif kp.version.text != version.text:
+            notes.append(
+                f"--kube-proxy-version {kube_proxy_version} ignored: the inputs say"
+                f" {kp.version.text}"
+            )
+    return replace(snapshot, notes=tuple(notes))
+
+
+# --------------------------------------------------------------------------- collect
+
+# What a live read is expected to find (ipvsadm output is only ever pasted).
+LIVE_KINDS = tuple(
+    k for k in InputKind if k is not InputKind.MANIFEST and not k.path.startswith("ipvsadm")
+)
+
+
+def _collect(output: Path | None, root: Path, *, exec_version: bool) -> int:
+    from ipvslab.doctor.archive import write_archive
+
+    capture = _capture_live(root, exec_version=exec_version)
+    collected_at = datetime.now(UTC)
+    hostname = node_hostname(root)
+    target = output if output is not None else Path.cwd()
+    try:
+        written = write_archive(
+            capture,
+            target,
+            collected_at=collected_at,
+            hostname=hostname,
+            ipvslab_version=__version__,
+        )
+    except OSError as exc:
+        _error(f"cannot write the archive to {target}: {exc.strerror or exc}")
+        return EXIT_INPUT
+    from ipvslab.doctor.human import printable
+
+    def echo(text: str) -> None:
+        sys.stdout.write(printable(text.removesuffix("\n")) + "\n")
+
+    echo(f"wrote {written}\n")
+    captured = [k for k in LIVE_KINDS if k in capture.files]
+    missing = [k for k in LIVE_KINDS if k not in capture.files]
+    echo(f"captured ({len(captured)}): {', '.join(k.path for k in captured) or 'nothing'}\n")
+    if missing:
+        echo(f"not captured ({len(missing)}): {', '.join(k.path for k in missing)}\n")
+    if capture.ipvs_present is False:
+        echo("no IPVS on this node: /proc/net/ip_vs does not exist\n")
+    for note in capture.notes:
+        echo(f"note: {note}\n")
+    for problem in capture.problems:
+        echo(f"problem: {problem}\n")
+    echo(f"diagnose it with: ipvslab doctor --from {written}\n")
+    if not capture.files:
+        _error("nothing could be captured")
+        return EXIT_INPUT
+    return EXIT_HEALTHY
+
+
+def node_hostname(root: Path) -> str:
+    """The node's name: from the root's /proc or /etc when reading another root."""
+    if root != Path("/"):
+        for rel in ("proc/sys/kernel/hostname", "etc/hostname"):
+            try:
+                text = (root / rel).read_text(encoding="utf-8", errors="replace").strip()
+            except OSError:
+                continue
+            if text:
+                return text.splitlines()[0].strip()
+    return socket.gethostname() or "node"
