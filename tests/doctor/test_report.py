@@ -172,3 +172,30 @@ def test_docs_describe_every_finding_and_metric() -> None:
         assert f"### `{kind.value}`" in doc, kind
     for name, _ in METRICS:
         assert f"`{PREFIX}{name}`" in doc, name
+
+
+def test_a_failing_check_costs_only_its_own_findings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ipvslab.doctor import checks
+    from ipvslab.doctor.checks import port_pressure
+
+    node = Path(__file__).parent.parent / "fixtures/doctor/nodes/graceful-stuck"
+    snapshot = snapshot_from_capture(capture_from_layout(node))
+    healthy = diagnose(snapshot)
+
+    def broken(*_: object) -> list[Finding]:
+        raise RuntimeError("boom")
+
+    broken.__module__ = port_pressure.__name__
+    original = checks.all_checks()
+    monkeypatch.setattr(
+        "ipvslab.doctor.diagnose.all_checks",
+        lambda: tuple(broken if c is port_pressure.check else c for c in original),
+    )
+    hurt = diagnose(snapshot)
+    lost = {f.kind for f in healthy.findings} - {f.kind for f in hurt.findings}
+    assert lost == {FindingKind.PORT_REUSE_PRESSURE}
+    assert hurt.check_errors == ("port_pressure: RuntimeError: boom",)
+    problems = build_report(hurt).input_problems
+    assert any(p.field == "check port_pressure" and "boom" in p.message for p in problems)
+    with pytest.raises(RuntimeError):
+        diagnose(snapshot, strict=True)

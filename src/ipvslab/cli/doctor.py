@@ -224,7 +224,10 @@ def _doctor(
     if capture.live:
         manifest.setdefault("hostname", node_hostname(root))
     report = build_report(
-        diagnose(snapshot), live=capture.live, generated_at=generated_at, manifest=manifest
+        diagnose(snapshot, strict=bool(os.environ.get(DEBUG_ENV))),
+        live=capture.live,
+        generated_at=generated_at,
+        manifest=manifest,
     )
 
     if as_json:

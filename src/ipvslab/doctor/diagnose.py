@@ -15,6 +15,8 @@ class Diagnosis:
     snapshot: NodeSnapshot
     facts: NodeFacts
     findings: tuple[Finding, ...]
+    # Checks that failed on this input ("check name: error"); their findings are missing.
+    check_errors: tuple[str, ...] = ()
 
     @property
     def worst(self) -> Severity | None:
@@ -24,10 +26,19 @@ class Diagnosis:
         return tuple(f for f in self.findings if f.severity >= severity)
 
 
-def diagnose(snapshot: NodeSnapshot) -> Diagnosis:
+def diagnose(snapshot: NodeSnapshot, *, strict: bool = False) -> Diagnosis:
+    """Every check over the snapshot. One failing check costs only its own findings
+    (recorded in ``check_errors``) unless ``strict``, which re-raises (for debugging)."""
     facts = node_facts(snapshot)
     findings: list[Finding] = []
+    errors: list[str] = []
     for check in all_checks():
-        findings.extend(check(snapshot, facts))
+        try:
+            findings.extend(check(snapshot, facts))
+        except Exception as exc:
+            if strict:
+                raise
+            name = check.__module__.rsplit(".", 1)[-1]
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
     findings.sort(key=lambda f: -f.severity.rank)  # stable: report order within a severity
-    return Diagnosis(snapshot, facts, tuple(findings))
+    return Diagnosis(snapshot, facts, tuple(findings), tuple(errors))

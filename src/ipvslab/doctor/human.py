@@ -24,9 +24,8 @@ SEVERITY_STYLE = {
     Severity.INFO: "bold cyan",
 }
 NO_IPVS = (
-    "No IPVS on this node: /proc/net/ip_vs does not exist (the ip_vs module is not loaded,"
-    " or this is not the host's network namespace: run with hostNetwork). Nothing to check"
-    " in the IPVS tables; versions and sysctls follow."
+    "No IPVS on this node: /proc/net/ip_vs does not exist (why, and what to do: the note"
+    " below). Nothing to check in the IPVS tables; versions and sysctls follow."
 )
 
 

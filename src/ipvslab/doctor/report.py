@@ -342,13 +342,26 @@ def build_report(
         ),
         connections=_connections(snapshot),
         stuck_real_servers=stuck_real_servers(snapshot),
-        input_problems=input_problems(snapshot, facts),
+        input_problems=input_problems(snapshot, facts, diagnosis.check_errors),
     )
 
 
-def input_problems(snapshot: NodeSnapshot, facts: NodeFacts) -> list[InputProblem]:
-    """Parse issues of every input, then sysctl values the checks could not use."""
+def input_problems(
+    snapshot: NodeSnapshot, facts: NodeFacts, check_errors: tuple[str, ...] = ()
+) -> list[InputProblem]:
+    """Parse issues of every input, sysctl values the checks could not use, and checks
+    that failed on this input (a bug in ipvslab: its findings are missing)."""
     out = [_problem(i) for i in snapshot.issues]
+    out.extend(
+        InputProblem(
+            source="ipvslab",
+            line=0,
+            field="check " + error.split(":", 1)[0],
+            message="this check failed, its findings are missing (please report): "
+            + error.split(":", 1)[1].strip(),
+        )
+        for error in check_errors
+    )
     sysctl_source = snapshot.sources.get("sysctl.txt", "sysctl")
     out.extend(
         InputProblem(source=sysctl_source, line=0, field="sysctl", message=p)
