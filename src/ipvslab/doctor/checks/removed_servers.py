@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ipvslab.doctor.checks.graceful_termination import (
+from ipvslab.doctor.checks._common import (
     MAX_LISTED,
     DestEntries,
     ServiceKey,
