@@ -340,6 +340,15 @@ def summarize_proc_ip_vs_conn(
     out = ConnAggregator(timeouts)
     floors: dict[tuple[str, str], int] = {}
     cache: dict[str, IPAddress] = {}
+
+    def learn(text: str, cache: dict[str, IPAddress]) -> IPAddress | None:
+        # A new address is parsed once, then found in the cache. Unbounded, unlike the
+        # iterating parser's: the per-client counts hold as many keys anyway.
+        addr = proc_address(text)
+        if addr is not None:
+            cache[text] = addr
+        return addr
+
     ports = hex_ports()
     protocols = FAST_PROTOCOLS
     limit = EXPIRES_LIMIT
@@ -365,13 +374,16 @@ def summarize_proc_ip_vs_conn(
                 name = fields[0]
                 protocols[name]
                 client = fields[1]
-                cache[client]
+                if client not in cache and learn(client, cache) is None:
+                    raise KeyError(client)
                 cport = ports[fields[2]]
                 vaddr = fields[3]
-                cache[vaddr]
+                if vaddr not in cache and learn(vaddr, cache) is None:
+                    raise KeyError(vaddr)
                 ports[fields[4]]
                 dest = fields[5]
-                cache[dest]
+                if dest not in cache and learn(dest, cache) is None:
+                    raise KeyError(dest)
                 ports[fields[6]]
                 expires = int(fields[8])
             except (KeyError, ValueError):

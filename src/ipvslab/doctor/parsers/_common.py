@@ -90,7 +90,14 @@ class LineTracker:
 
 
 def is_hex(text: str, length: int) -> bool:
-    return len(text) == length and all(c in _HEX for c in text)
+    # ASCII alphanumerics without a non-hex letter: no sign, prefix, underscore or
+    # non-ASCII digit can slip through to int(text, 16).
+    return (
+        len(text) == length
+        and text.isascii()
+        and text.isalnum()
+        and not text.strip("0123456789ABCDEFabcdef")
+    )
 
 
 def hex_int(text: str, length: int) -> int | None:
@@ -102,7 +109,7 @@ def hex_int(text: str, length: int) -> int | None:
 
 def hex_word(text: str) -> int | None:
     """A variable-width hex number (``%8LX``), or None."""
-    if not text or len(text) > 16 or not all(c in _HEX for c in text):
+    if not text or len(text) > 16 or not is_hex(text, len(text)):
         return None
     return int(text, 16)
 
