@@ -9,19 +9,14 @@ Variants are made by copying the fixture and changing one thing.
 from __future__ import annotations
 
 import ipaddress
-import re
-import shutil
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipvslab.doctor.capture import capture_from_layout, snapshot_from_capture
 from ipvslab.doctor.checks import graceful_termination
 from ipvslab.doctor.conn_summary import summarize_conns
-from ipvslab.doctor.diagnose import diagnose
 from ipvslab.doctor.facts import node_facts
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.parsers.kernel_release import parse_kernel_release
@@ -38,37 +33,15 @@ from ipvslab.doctor.records import (
 )
 from ipvslab.doctor.snapshot import NodeSnapshot
 
-NODES = Path(__file__).resolve().parents[2] / "fixtures" / "doctor" / "nodes"
+from .node_edit import NODES, copy_node, filter_conns, findings_by_subject, set_sysctl
+
 STUCK = FindingKind.STUCK_GRACEFUL_TERMINATION
 OLD = "TCP 10.100.20.30:80 -> 10.244.1.7:8080"
 OLD_HEX = "0AF40107"  # 10.244.1.7
 
 
 def stuck_findings(root: Path) -> dict[str, Finding]:
-    """Finding 2 of a capture directory, end to end through ``diagnose``, by subject."""
-    diagnosis = diagnose(snapshot_from_capture(capture_from_layout(root)))
-    found = [f for f in diagnosis.findings if f.kind is STUCK]
-    return {f.subject: f for f in found}
-
-
-def copy_node(name: str, tmp_path: Path) -> Path:
-    root = tmp_path / name
-    shutil.copytree(NODES / name, root)
-    return root
-
-
-def filter_conns(root: Path, keep: Callable[[list[str]], bool]) -> None:
-    """Keeps the header and the /proc/net/ip_vs_conn rows ``keep`` accepts (split fields)."""
-    path = root / "proc" / "net" / "ip_vs_conn"
-    lines = path.read_text().splitlines(keepends=True)
-    path.write_text(lines[0] + "".join(line for line in lines[1:] if keep(line.split())))
-
-
-def set_sysctl(root: Path, name: str, value: int) -> None:
-    path = root / "sysctl.txt"
-    pattern = rf"^net\.ipv4\.vs\.{name} = .*$"
-    text = re.sub(pattern, f"net.ipv4.vs.{name} = {value}", path.read_text(), flags=re.M)
-    path.write_text(text)
+    return findings_by_subject(root, STUCK)
 
 
 def set_dest_counters(root: Path, dest_hex: str, active: int, inactive: int) -> None:

@@ -10,9 +10,6 @@ expire_quiescent_template yet (#71834 came in v1.12.5 / v1.14.0). Service
 from __future__ import annotations
 
 import ipaddress
-import re
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -38,7 +35,8 @@ from ipvslab.doctor.records import (
 )
 from ipvslab.doctor.snapshot import NodeSnapshot
 
-NODES = Path(__file__).resolve().parents[2] / "fixtures" / "doctor" / "nodes"
+from .node_edit import NODES, copy_node, filter_conns, findings_by_subject, set_sysctl
+
 TRAP = FindingKind.PERSISTENCE_TRAP
 SVC = "TCP 10.111.103.161:80"
 OLD_HEX = "0AF40408"  # 10.244.4.8
@@ -53,25 +51,7 @@ def diagnosis_of(root: Path) -> dict[FindingKind, list[Finding]]:
 
 
 def trap_findings(root: Path) -> dict[str, Finding]:
-    return {f.subject: f for f in diagnosis_of(root).get(TRAP, [])}
-
-
-def copy_node(name: str, tmp_path: Path) -> Path:
-    root = tmp_path / name
-    shutil.copytree(NODES / name, root)
-    return root
-
-
-def filter_conns(root: Path, keep: Callable[[list[str]], bool]) -> None:
-    path = root / "proc" / "net" / "ip_vs_conn"
-    lines = path.read_text().splitlines(keepends=True)
-    path.write_text(lines[0] + "".join(line for line in lines[1:] if keep(line.split())))
-
-
-def set_sysctl(root: Path, name: str, value: int) -> None:
-    path = root / "sysctl.txt"
-    pattern = rf"^net\.ipv4\.vs\.{name} = .*$"
-    path.write_text(re.sub(pattern, f"net.ipv4.vs.{name} = {value}", path.read_text(), flags=re.M))
+    return findings_by_subject(root, TRAP)
 
 
 # --------------------------------------------------------------------------- end to end

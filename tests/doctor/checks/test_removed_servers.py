@@ -9,10 +9,7 @@ service 10.100.99.9:443 are gone while their entries are still in the table.
 from __future__ import annotations
 
 import ipaddress
-import re
-import shutil
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +18,6 @@ from hypothesis import strategies as st
 from ipvslab.doctor.capture import capture_from_layout, snapshot_from_capture
 from ipvslab.doctor.checks import removed_servers
 from ipvslab.doctor.conn_summary import summarize_conns
-from ipvslab.doctor.diagnose import diagnose
 from ipvslab.doctor.facts import node_facts
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.parsers.kernel_release import parse_kernel_release
@@ -37,7 +33,8 @@ from ipvslab.doctor.records import (
 )
 from ipvslab.doctor.snapshot import NodeSnapshot
 
-NODES = Path(__file__).resolve().parents[2] / "fixtures" / "doctor" / "nodes"
+from .node_edit import NODES, copy_node, filter_conns, findings_by_subject, set_sysctl
+
 REMOVED = FindingKind.ENTRIES_TO_REMOVED_SERVERS
 WEB, DNS, GONE = "TCP 10.100.40.50:80", "UDP 10.96.0.10:53", "TCP 10.100.99.9:443"
 # DestIP of the entries whose server or service is gone: 10.244.1.9, 10.244.0.6, 10.244.3.3.
@@ -45,27 +42,7 @@ ORPHAN_HEX = {"0AF40109", "0AF40006", "0AF40303"}
 
 
 def removed_findings(root: Path) -> dict[str, Finding]:
-    """Finding 3 of a capture directory, end to end through ``diagnose``, by subject."""
-    diagnosis = diagnose(snapshot_from_capture(capture_from_layout(root)))
-    return {f.subject: f for f in diagnosis.findings if f.kind is REMOVED}
-
-
-def copy_node(name: str, tmp_path: Path) -> Path:
-    root = tmp_path / name
-    shutil.copytree(NODES / name, root)
-    return root
-
-
-def filter_conns(root: Path, keep: Callable[[list[str]], bool]) -> None:
-    path = root / "proc" / "net" / "ip_vs_conn"
-    lines = path.read_text().splitlines(keepends=True)
-    path.write_text(lines[0] + "".join(line for line in lines[1:] if keep(line.split())))
-
-
-def set_sysctl(root: Path, name: str, value: int) -> None:
-    path = root / "sysctl.txt"
-    pattern = rf"^net\.ipv4\.vs\.{name} = .*$"
-    path.write_text(re.sub(pattern, f"net.ipv4.vs.{name} = {value}", path.read_text(), flags=re.M))
+    return findings_by_subject(root, REMOVED)
 
 
 def check_order(root: Path) -> list[Finding]:
