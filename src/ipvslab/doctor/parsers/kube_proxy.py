@@ -110,11 +110,36 @@ def split_cmdline(text: str) -> tuple[list[str], str | None]:
     """argv from NUL-separated or shell-style text; second item is a problem, if any."""
     if "\0" in text:
         return [a for a in text.split("\0") if a], None
-    flat = text.replace("\\\r\n", " ").replace("\\\n", " ")
+    flat = _join_continued_lines(text)
     try:
         return shlex.split(flat), None
     except ValueError as exc:
         return flat.split(), f"could not split like a shell ({exc}); split on spaces"
+
+
+def _join_continued_lines(text: str) -> str:
+    """Drops shell line continuations (backslash-newline), except inside single quotes,
+    where a shell keeps them as they are."""
+    out: list[str] = []
+    in_single = False
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if in_single:
+            in_single = c != "'"
+        elif c == "'":
+            in_single = True
+        elif c == "\\":
+            rest = text[i + 1 : i + 3]
+            if rest.startswith("\n") or rest == "\r\n":
+                i += 2 if rest.startswith("\n") else 3
+                continue
+            out.append(text[i : i + 2])
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def parse_kube_proxy_cmdline(
