@@ -130,7 +130,9 @@ def live_entries(world: World) -> list[tuple[int, Connection]]:
 
 def check_counters(world: World) -> None:
     live = live_entries(world)
-    templates = list(world.kernel.templates.values())
+    # An invalidated template (ip_vs_check_template) stays bound to its server, and so
+    # stays in its persistent count, until its own timer expires it.
+    templates = [*world.kernel.templates.values(), *world.kernel.invalid_templates]
     for s in world.servers:
         assert s.active_conns >= 0 and s.inactive_conns >= 0 and s.persistent_conns >= 0, s
         active = sum(1 for _, c in live if c.dest is s and not c.flags & F_INACTIVE)
