@@ -3,25 +3,28 @@
 Entries are small slotted objects in one dict keyed by a packed integer of the
 kernel's inbound lookup key (protocol, client ip:port, virtual ip:port), so a
 million live entries fit in under 200 bytes each. Timers are a wheel of
-one-second buckets holding keys; a bucket is read when time passes it, and a key
-whose entry has been refreshed since is skipped (lazy deletion). Lookups check
-the exact expiry too, so no entry is ever seen past its timeout.
+one-second slots holding keys; each entry points at the one slot that holds its
+timer, a later expiry moves the key on only when its slot is reached (as a
+cascading timer wheel does), and keys left stale by an earlier expiry or a
+removal are compacted away. Lookups check the exact expiry too, so no entry is
+ever seen past its timeout.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
+from typing import ClassVar, Final
 
 from ipvslab.kernel.dest import RealServer
 from ipvslab.kernel.packet import IPAddress, Protocol
 
 # IP_VS_CONN_F_* as the model numbers them (the kernel's bit values differ; the
 # names are the kernel's). Plain ints: they sit on the per-packet path.
-F_NOOUTPUT = 0x01  # output-less forwarding (DR/TUN/Local): INPUT-ONLY state table
-F_INACTIVE = 0x02  # counted in InActConn rather than ActiveConn
-F_NFCT = 0x04  # the flow keeps netfilter conntrack (net.ipv4.vs.conntrack=1)
-F_TEMPLATE = 0x08  # a persistence template
+F_NOOUTPUT: Final = 0x01  # output-less forwarding (DR/TUN/Local): INPUT-ONLY state table
+F_INACTIVE: Final = 0x02  # counted in InActConn rather than ActiveConn
+F_NFCT: Final = 0x04  # the flow keeps netfilter conntrack (net.ipv4.vs.conntrack=1)
+F_TEMPLATE: Final = 0x08  # a persistence template
 
 FLAG_NAMES = {
     F_NOOUTPUT: "NOOUTPUT",
@@ -30,7 +33,7 @@ FLAG_NAMES = {
     F_TEMPLATE: "TEMPLATE",
 }
 
-_V6_MARK = 1 << 296  # set on IPv6 keys; IPv4 keys stay below 2**104
+_V6_MARK: Final = 1 << 296  # set on IPv6 keys; IPv4 keys stay below 2**104
 
 
 def connection_key(
@@ -70,13 +73,16 @@ def split_key(key: int) -> tuple[Protocol, IPAddress, int, IPAddress, int]:
 class Connection:
     """One connection entry. Its key lives in the table; its timeout follows its state."""
 
-    __slots__ = ("dest", "expires", "flags", "state")
+    __slots__ = ("dest", "expires", "flags", "state", "timer")
 
     def __init__(self, dest: RealServer | None, state: int, flags: int, expires: int) -> None:
         self.dest = dest
         self.state = state
         self.flags = flags
         self.expires = expires  # ms; the kernel's cp->timer.expires
+        # Where the table filed this entry's timer (see ConnectionTable); None when
+        # no timer is filed (not hashed yet, or already expired).
+        self.timer: TimerSlot | None = None
 
     control: Template | None = None  # only ControlledConnection has a real one
     n_control = 0  # only templates control other entries here (no FTP)
@@ -115,21 +121,54 @@ class Template(Connection):
         self.assured = False
 
 
+class TimerSlot:
+    """One second of the timer wheel: the keys whose timers were filed in it.
+
+    ``stale`` counts keys in ``keys`` that no longer stand for a timer here (their
+    entry was removed or its timer filed elsewhere), so the slot can be compacted
+    once they are the majority.
+    """
+
+    __slots__ = ("bucket", "keys", "stale")
+
+    def __init__(self, bucket: int) -> None:
+        self.bucket = bucket
+        self.keys: list[int] = []
+        self.stale = 0
+
+
+# Entries whose timer is in the heap of the current second.
+IN_HEAP: Final = TimerSlot(-1)
+# A slot is compacted when at least this many of its keys, and at least half, are stale.
+COMPACT_MIN_STALE: Final = 64
+
+
 class ConnectionTable:
     """Live entries by packed key, with expiry by timer wheel (O(1) amortised).
 
-    Future timers sit in one-second buckets of keys. The bucket of the current
-    second is turned into a heap of (expiry, key) when time reaches it, so entries
-    leave at their exact millisecond, as the kernel's per-entry timers fire.
+    Timers sit in one-second slots of keys, and each entry knows its slot
+    (``Connection.timer``): only the key in that slot stands for the entry's timer.
+    The slot of the current second is turned into a heap of (expiry, key) when
+    time reaches it, so entries leave at their exact millisecond, as the kernel's
+    per-entry timers fire.
+
+    Re-arming is lazy, the way a timer wheel cascades: an entry's filed slot must
+    only come no later than its expiry. A later expiry (mod_timer() to a later
+    time, the usual case: every packet pushes the timer on) leaves the filed key
+    where it is; when its slot is reached the key moves on to the slot of the
+    entry's expiry then. Only an earlier expiry files the key again, in an earlier
+    slot; the old key is then stale and counted, and a slot whose keys are mostly
+    stale is compacted, so stale keys never hold more than half of a slot.
     """
 
-    __slots__ = ("_buckets", "_current", "_entries", "_heap")
+    __slots__ = ("_buckets", "_current", "_entries", "_heap", "compact_min_stale")
 
-    BUCKET_MS = 1000
+    BUCKET_MS: ClassVar[int] = 1000
 
-    def __init__(self) -> None:
+    def __init__(self, compact_min_stale: int = COMPACT_MIN_STALE) -> None:
+        self.compact_min_stale = compact_min_stale
         self._entries: dict[int, Connection] = {}
-        self._buckets: dict[int, list[int]] = {}
+        self._buckets: dict[int, TimerSlot] = {}
         self._current = 0  # the second whose timers are in _heap
         self._heap: list[tuple[int, int]] = []
 
@@ -142,46 +181,122 @@ class ConnectionTable:
     def get(self, key: int) -> Connection | None:
         return self._entries.get(key)
 
+    @property
+    def entries(self) -> dict[int, Connection]:
+        """The entries by key, for the batch path (read it; change it only through
+        insert and remove)."""
+        return self._entries
+
     def items(self) -> Iterator[tuple[int, Connection]]:
         return iter(list(self._entries.items()))
 
     def insert(self, key: int, conn: Connection, arm: bool = True) -> None:
         """Hash a new entry (ip_vs_conn_hash()) and arm its timer.
 
-        ``arm=False`` when the caller arms it right after the first packet's state
-        change, which saves a wheel slot per entry.
+        ``arm=False`` when the caller sets the timer right after the first packet's
+        state change (``set_expires``), which saves a wheel slot per entry.
         """
         self._entries[key] = conn
+        conn.timer = None
         if arm:
-            self.arm(key, conn.expires)
+            self.file_timer(key, conn, conn.expires)
 
     def remove(self, key: int) -> Connection | None:
-        return self._entries.pop(key, None)
+        conn = self._entries.pop(key, None)
+        if conn is not None:
+            slot = conn.timer
+            if slot is not None:
+                conn.timer = None
+                if slot is not IN_HEAP:
+                    self._went_stale(slot)
+        return conn
+
+    def set_expires(self, key: int, conn: Connection, expires: int) -> None:
+        """(Re)start the timer of the hashed entry ``conn`` (mod_timer()).
+
+        A later expiry costs nothing here: the filed timer comes first and moves
+        the key on when it is reached.
+        """
+        old = conn.expires
+        conn.expires = expires
+        slot = conn.timer
+        if slot is not None and (
+            expires >= old or (slot is not IN_HEAP and slot.bucket <= expires // self.BUCKET_MS)
+        ):
+            return
+        self.file_timer(key, conn, expires)
 
     def arm(self, key: int, expires: int) -> None:
-        """(Re)start a timer (mod_timer()); earlier arms of the key become stale."""
+        """Start the timer of the entry hashed under ``key`` afresh at ``expires``."""
+        conn = self._entries[key]
+        conn.expires = expires
+        self.file_timer(key, conn, expires)
+
+    def quiet(self, now: int) -> bool:
+        """No timer can have fired by ``now`` (a cheap test before due())."""
+        heap = self._heap
+        return (not heap or heap[0][0] > now) and now // self.BUCKET_MS <= self._current
+
+    def file_timer(self, key: int, conn: Connection, expires: int) -> None:
+        """File the timer of ``conn`` for ``expires`` (the caller has set
+        ``conn.expires``); the entry's earlier filed key, if any, goes stale."""
         bucket = expires // self.BUCKET_MS
+        old = conn.timer
         if bucket <= self._current:
             heapq.heappush(self._heap, (expires, key))
-            return
-        keys = self._buckets.get(bucket)
-        if keys is None:
-            self._buckets[bucket] = [key]
+            conn.timer = IN_HEAP
         else:
-            keys.append(key)
+            slot = self._buckets.get(bucket)
+            if slot is None:
+                slot = self._buckets[bucket] = TimerSlot(bucket)
+            slot.keys.append(key)
+            conn.timer = slot
+        if old is not None and old is not IN_HEAP:
+            self._went_stale(old)
+
+    def _went_stale(self, slot: TimerSlot) -> None:
+        slot.stale += 1
+        if slot.stale >= self.compact_min_stale and slot.stale * 2 >= len(slot.keys):
+            self._compact(slot)
+
+    def _compact(self, slot: TimerSlot) -> None:
+        """Drop the stale keys of a slot (in place: entries refer to the slot)."""
+        entries = self._entries
+        keep = []
+        for key in slot.keys:
+            conn = entries.get(key)
+            if conn is not None and conn.timer is slot:
+                keep.append(key)
+        slot.keys[:] = keep
+        slot.stale = 0
 
     def _load(self, bucket: int) -> None:
-        """Make ``bucket`` the current second: its live timers go into the heap."""
+        """Make ``bucket`` the current second: its timers go into the heap, or on to
+        the slot of their entry's expiry if that has moved later."""
         self._current = bucket
-        keys = self._buckets.pop(bucket, None)
-        if not keys:
+        slot = self._buckets.pop(bucket, None)
+        if slot is None:
             return
         entries = self._entries
+        buckets = self._buckets
         heap = self._heap
-        for key in keys:
+        size = self.BUCKET_MS
+        for key in slot.keys:
             conn = entries.get(key)
-            if conn is not None and conn.expires // self.BUCKET_MS == bucket:
-                heap.append((conn.expires, key))
+            if conn is None or conn.timer is not slot:
+                continue  # stale: the entry is gone or its timer is filed elsewhere
+            expires = conn.expires
+            later = expires // size
+            if later <= bucket:
+                heap.append((expires, key))
+                conn.timer = IN_HEAP
+            else:
+                target = buckets.get(later)
+                if target is None:
+                    target = buckets[later] = TimerSlot(later)
+                target.keys.append(key)
+                conn.timer = target
+        slot.keys = []
         heapq.heapify(heap)
 
     def due(self, now: int) -> Iterator[tuple[int, Connection]]:
@@ -196,8 +311,16 @@ class ConnectionTable:
             while heap and heap[0][0] <= now:
                 expires, key = heapq.heappop(heap)
                 conn = entries.get(key)
-                if conn is not None and conn.expires == expires:
+                if conn is None or conn.timer is not IN_HEAP:
+                    continue
+                if conn.expires == expires:
+                    conn.timer = None
                     yield key, conn
+                elif conn.expires > expires:
+                    # Pushed on since it was filed: file it again at its expiry.
+                    conn.timer = None
+                    self.file_timer(key, conn, conn.expires)
+                # An earlier expiry has a heap item of its own, popped before this one.
             if self._current >= last:
                 return
             if heap:

@@ -4,33 +4,49 @@
 `decide()` what ip_vs_in() would do, applies that (expire, drop, schedule,
 persistence), runs the TCP state machine and keeps the counters. Time is passed
 in with every call (integer milliseconds); nothing here reads a clock.
+
+receive() and reply() take one packet each and read as the kernel's paths do.
+receive_batch() is the same path for many packets per call, with decide() and
+the state machines looked up in tables (tests/kernel/test_fast_path_*.py hold it
+to the one-packet path, result for result and state for state).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Final
 
 from ipvslab.kernel.connection import (
     F_INACTIVE,
     F_NFCT,
     F_NOOUTPUT,
+    IN_HEAP,
     Connection,
     ConnectionTable,
     ControlledConnection,
     Template,
     connection_key,
 )
-from ipvslab.kernel.conntrack import ConntrackEntry, ConntrackStatus, status_for_syn, track
+from ipvslab.kernel.conntrack import (
+    ConntrackEntry,
+    ConntrackStatus,
+    CtTcpState,
+    status_for_syn,
+    track,
+)
 from ipvslab.kernel.decision import Decision, ExistingEntry, Outcome, StepKind, decide
 from ipvslab.kernel.dest import RealServer
 from ipvslab.kernel.features import KernelFeatures
 from ipvslab.kernel.packet import Direction, IPAddress, Packet, Protocol, TcpFlags
-from ipvslab.kernel.service import VirtualService
+from ipvslab.kernel.service import ServiceFlags, VirtualService
 from ipvslab.kernel.sysctls import Sysctls
 from ipvslab.kernel.tcp_states import (
     MINUTE,
     NEW_CONNECTION_TIMEOUT,
     UDP_STATE,
+    StateTable,
     TcpState,
     Timeouts,
     active_states,
@@ -40,10 +56,101 @@ from ipvslab.kernel.tcp_states import (
 
 # ip_vs_conn_expire(): a template whose timer fires while it still controls
 # entries is re-armed for 60 s (expire_later), and keeps that timeout.
-EXPIRE_LATER = 1 * MINUTE
+EXPIRE_LATER: Final = 1 * MINUTE
 # Invalidated templates are re-keyed with vport/dport 0xFFFF and cport 0
 # (ip_vs_check_template()), so a new template can take their place.
-INVALID_TEMPLATE_PORT = 0xFFFF
+INVALID_TEMPLATE_PORT: Final = 0xFFFF
+
+_SYN: Final = TcpFlags.SYN.value
+_SVC_PERSISTENT: Final = ServiceFlags.PERSISTENT.value
+_N_STATES: Final = len(TcpState)
+
+# The TCP state machine as one flat tuple, built from next_state() itself:
+# index ((table * 32) + (flags & 0x1F)) * number of states + current state.
+_TCP_NEXT: Final[tuple[TcpState, ...]] = tuple(
+    next_state(current, flags, table)
+    for table in StateTable
+    for flags in range(0x20)
+    for current in range(_N_STATES)
+)
+_TABLE_INPUT: Final = StateTable.INPUT * 32 * _N_STATES
+_TABLE_OUTPUT: Final = StateTable.OUTPUT * 32 * _N_STATES
+_TABLE_INPUT_ONLY: Final = StateTable.INPUT_ONLY * 32 * _N_STATES
+
+# What the conntrack twin attaches to a packet, as the small integers the
+# decision cache is keyed on.
+_CT_STATUS: Final = (ConntrackStatus.NONE, ConntrackStatus.NEW, ConntrackStatus.CONFIRMED)
+_CT_NONE: Final = 0
+_CT_NEW: Final = 1
+_CT_CONFIRMED: Final = 2
+
+# A conntrack step: (state, fin_seen, last_rst_from_client, timeout, fresh entry).
+_CtStep = tuple[CtTcpState, bool, bool, int, bool]
+# Steps by (state + 1, fin_seen, last_rst_from_client, direction, flags) packed as
+# receive_batch() packs them (state + 1 is 0 for a missing or dead entry).
+_CT_TABLE: Final[list[_CtStep | None]] = [None] * ((len(CtTcpState) + 1) << 8)
+
+
+def _ct_step(entry: ConntrackEntry | None, flags: int, direction: int) -> _CtStep:
+    """What track() does to a flow's entry for one segment, as values.
+
+    Runs track() itself on a copy of the (live) entry, so callers that memoise
+    the answer by the entry's state, fin_seen and last_rst_from_client follow the
+    conntrack twin exactly; ``fresh`` is true when track() starts a new entry.
+    """
+    probe = None
+    if entry is not None:
+        probe = ConntrackEntry(entry.state, 1, entry.fin_seen, entry.last_rst_from_client)
+    out = track(probe, flags, Direction(direction), 0)
+    return (out.state, out.fin_seen, out.last_rst_from_client, out.expires, out is not probe)
+
+
+def _verdict_key(is_new: bool, ct: int, protocol: int, conn: Connection | None) -> object:
+    """The decision cache key: every fact of the packet and entry decide() reads.
+
+    One integer, bit by bit: is_new (0), conntrack (1-2), an entry (3), controlled
+    (4), controls others (5), the server bound / weight 0 / available (6-8),
+    protocol (9-16), entry state (17-24) and entry flags (25 on). A tuple instead
+    when a field would not fit its bits.
+    """
+    if conn is None:
+        if protocol > 0xFF:
+            return (is_new, ct, protocol)
+        return is_new | ct << 1 | protocol << 9
+    dest = conn.dest
+    state = conn.state
+    flags = conn.flags
+    controlled = conn.control is not None
+    controls_others = conn.n_control > 0
+    if not (0 <= state <= 0xFF and flags >= 0 and protocol <= 0xFF):
+        return (
+            is_new,
+            ct,
+            protocol,
+            state,
+            flags,
+            None if dest is None else (dest.weight == 0, dest.available),
+            controlled,
+            controls_others,
+        )
+    key = (
+        is_new
+        | ct << 1
+        | 8
+        | controlled << 4
+        | controls_others << 5
+        | protocol << 9
+        | state << 17
+        | flags << 25
+    )
+    if dest is not None:
+        key |= (1 | (dest.weight == 0) << 1 | dest.available << 2) << 6
+    return key
+
+
+def _v4_service_key(protocol: int, addr: IPv4Address, port: int) -> int:
+    """An IPv4 service as one integer: protocol << 48 | address << 16 | port."""
+    return protocol << 48 | int(addr) << 16 | port
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +168,65 @@ class PacketResult:
     @property
     def dropped(self) -> bool:
         return self.decision.outcome.dropped
+
+
+class _Verdict:
+    """A memoised decision, what applying it takes, and its results per server.
+
+    PacketResult is immutable, so one object per (decision, server, new entry)
+    serves every packet that ends that way.
+    """
+
+    __slots__ = (
+        "_failed",
+        "clear_nfct",
+        "decision",
+        "dropped",
+        "existing",
+        "expire_old",
+        "forward",
+        "fresh",
+    )
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        outcome = decision.outcome
+        self.forward = outcome is Outcome.FORWARD_EXISTING
+        self.dropped = outcome.dropped
+        self.expire_old = decision.expire_old
+        self.clear_nfct = decision.clear_nfct
+        self.existing: dict[RealServer | None, PacketResult] = {}
+        self.fresh: dict[RealServer, PacketResult] = {}
+        self._failed: PacketResult | None = None
+
+    def result(self, dest: RealServer | None) -> PacketResult:
+        """The packet went to ``dest`` on its existing entry (None: dropped)."""
+        found = self.existing.get(dest)
+        if found is None:
+            found = self.existing[dest] = PacketResult(self.decision, dest, False)
+        return found
+
+    def new_result(self, dest: RealServer | None) -> PacketResult:
+        """The packet made a new entry on ``dest``."""
+        assert dest is not None
+        found = self.fresh.get(dest)
+        if found is None:
+            found = self.fresh[dest] = PacketResult(self.decision, dest, True)
+        return found
+
+    def failed(self) -> PacketResult:
+        """The scheduler found no server (ip_vs_try_to_schedule() fails)."""
+        found = self._failed
+        if found is None:
+            decision = self.decision
+            failed = Decision(
+                Outcome.NO_DEST_AVAILABLE,
+                (*decision.path, StepKind.NO_SCHEDULABLE_DEST),
+                decision.expire_old,
+                decision.clear_nfct,
+            )
+            found = self._failed = PacketResult(failed, None, False)
+        return found
 
 
 @dataclass
@@ -103,8 +269,11 @@ class IpvsKernel:
         self.conntrack: dict[int, ConntrackEntry] = {}
         self.expired = ExpiryLog()
         self._services: dict[tuple[int, IPAddress, int], _ServiceState] = {}
+        # The IPv4 services again, by _v4_service_key() (the per-packet lookup).
+        self._services_v4: dict[int, _ServiceState] = {}
         self._active = active_states(features.preestablished_active)
-        self._decisions: dict[tuple[object, ...], Decision] = {}
+        self._active_by_state = tuple(TcpState(s) in self._active for s in range(_N_STATES))
+        self._verdicts: dict[object, _Verdict] = {}
         self._now = 0
 
     # -- configuration (ipvsadm, sysctl) -------------------------------------------
@@ -117,13 +286,15 @@ class IpvsKernel:
     def sysctls(self, value: Sysctls) -> None:
         value.check_kernel(self.features)
         self._sysctls = value
-        self._decisions.clear()
+        self._verdicts.clear()
 
     def add_service(self, service: VirtualService) -> VirtualService:
         key = (int(service.protocol), service.addr, service.port)
         if key in self._services:
             raise ValueError(f"service {service.label} already exists")
-        self._services[key] = _ServiceState(service)
+        state = self._services[key] = _ServiceState(service)
+        if isinstance(service.addr, IPv4Address):
+            self._services_v4[_v4_service_key(service.protocol, service.addr, service.port)] = state
         return service
 
     def service_for(self, packet: Packet) -> VirtualService | None:
@@ -200,6 +371,13 @@ class IpvsKernel:
         if now < self._now:
             raise ValueError(f"time went backwards: {now} < {self._now}")
         self._now = now
+        if not self.templates and not self.invalid_templates:
+            if self.table.quiet(now):
+                return
+            for key, conn in self.table.due(now):
+                self._remove(key, conn)
+                self.expired.connections += 1
+            return
         while True:
             template = self._next_template_due(now)
             # Entries fire up to the template's time first, then the template.
@@ -271,6 +449,18 @@ class IpvsKernel:
             return status_for_syn(entry, now)
         return ConntrackStatus.CONFIRMED if entry and entry.alive(now) else ConntrackStatus.NEW
 
+    def _key_and_service(self, packet: Packet) -> tuple[int, _ServiceState | None]:
+        """The packet's connection key and its virtual service (ip_vs_service_find())."""
+        caddr = packet.client_addr
+        vaddr = packet.virtual_addr
+        vport = packet.virtual_port
+        if type(caddr) is IPv4Address and type(vaddr) is IPv4Address and 0 <= vport <= 0xFFFF:
+            low = int(vaddr) << 16 | vport
+            key = ((packet.protocol << 32 | int(caddr)) << 16 | packet.client_port) << 48 | low
+            return key, self._services_v4.get(packet.protocol << 48 | low)
+        key = connection_key(packet.protocol, caddr, packet.client_port, vaddr, packet.virtual_port)
+        return key, self._services.get((int(packet.protocol), vaddr, packet.virtual_port))
+
     def receive(
         self, packet: Packet, now: int, conntrack: ConntrackStatus | None = None
     ) -> PacketResult:
@@ -278,89 +468,292 @@ class IpvsKernel:
 
         ``conntrack`` overrides the conntrack twin's answer (for explain and tests).
         """
-        service = self.service_for(packet)
-        if service is None:
+        key, state = self._key_and_service(packet)
+        if state is None:
             raise ValueError(f"no virtual service for {packet.virtual_addr}:{packet.virtual_port}")
         self.advance(now)
-        key = connection_key(
-            packet.protocol,
-            packet.client_addr,
-            packet.client_port,
-            packet.virtual_addr,
-            packet.virtual_port,
-        )
         conn = self._lookup(key, now)
         ct_status = conntrack if conntrack is not None else self.conntrack_status(key, packet, now)
-        decision = self._decide(packet, conn, ct_status)
+        verdict = self._verdict(packet.is_new_connection, packet.protocol, conn, ct_status)
 
         if conn is not None:
-            if decision.clear_nfct:
+            if verdict.clear_nfct:
                 conn.flags &= ~F_NFCT
-            if decision.expire_old:
+            if verdict.expire_old:
                 self._remove(key, conn)  # ip_vs_conn_expire_now()
                 self.expired.connections += 1
 
-        outcome = decision.outcome
-        if outcome.dropped:
-            return PacketResult(decision, None, False)
+        if verdict.dropped:
+            return verdict.result(None)
         new_entry = False
-        if outcome is not Outcome.FORWARD_EXISTING:
-            conn = self._schedule(service, packet, key, now)
+        if not verdict.forward:
+            conn = self._schedule(state.service, packet, key, now)
             if conn is None:
-                failed = Decision(
-                    Outcome.NO_DEST_AVAILABLE,
-                    (*decision.path, StepKind.NO_SCHEDULABLE_DEST),
-                    decision.expire_old,
-                    decision.clear_nfct,
-                )
-                return PacketResult(failed, None, False)
+                return verdict.failed()
             new_entry = True
         assert conn is not None
-        self._set_state(conn, packet.protocol, packet.flags, Direction.INPUT, now)
-        self.table.arm(key, conn.expires)
+        expires = self._set_state(conn, packet.protocol, packet.flags, Direction.INPUT, now)
+        self.table.set_expires(key, conn, expires)
         if self.track_conntrack and packet.protocol is Protocol.TCP:
             self.conntrack[key] = track(self.conntrack.get(key), packet.flags, Direction.INPUT, now)
-        return PacketResult(decision, conn.dest, new_entry)
+        if new_entry:
+            return verdict.new_result(conn.dest)
+        return verdict.result(conn.dest)
+
+    def _verdict(
+        self, is_new: bool, protocol: Protocol, conn: Connection | None, ct_status: ConntrackStatus
+    ) -> _Verdict:
+        """decide(), memoised on the facts it reads (sysctls and era are fixed per cache)."""
+        ct = _CT_STATUS.index(ct_status)
+        cache_key = _verdict_key(is_new, ct, protocol, conn)
+        verdict = self._verdicts.get(cache_key)
+        if verdict is None:
+            verdict = self._verdicts[cache_key] = self._decide(is_new, protocol, conn, ct_status)
+        return verdict
 
     def _decide(
-        self, packet: Packet, conn: Connection | None, ct_status: ConntrackStatus
-    ) -> Decision:
-        """decide(), memoised on the facts it reads (sysctls and era are fixed per cache)."""
-        is_new = packet.is_new_connection
-        if conn is None:
-            cache_key: tuple[object, ...] = (is_new, ct_status, packet.protocol)
-        else:
+        self, is_new: bool, protocol: Protocol, conn: Connection | None, ct_status: ConntrackStatus
+    ) -> _Verdict:
+        """decide() on the facts of this packet and entry."""
+        entry = None
+        if conn is not None:
             dest = conn.dest
-            cache_key = (
-                is_new,
-                ct_status,
-                packet.protocol,
-                conn.state,
-                conn.flags,
-                None if dest is None else (dest.weight == 0, dest.available),
-                conn.control is not None,
-                conn.n_control > 0,
+            entry = ExistingEntry(
+                protocol=protocol,
+                state=conn.state,
+                dest_weight=None if dest is None else dest.weight,
+                dest_available=True if dest is None else dest.available,
+                controlled=conn.control is not None,
+                controls_others=conn.n_control > 0,
+                no_output=bool(conn.flags & F_NOOUTPUT),
+                uses_nfct=bool(conn.flags & F_NFCT),
             )
-        decision = self._decisions.get(cache_key)
-        if decision is None:
-            entry = None
-            if conn is not None:
-                dest = conn.dest
-                entry = ExistingEntry(
-                    protocol=packet.protocol,
-                    state=conn.state,
-                    dest_weight=None if dest is None else dest.weight,
-                    dest_available=True if dest is None else dest.available,
-                    controlled=conn.control is not None,
-                    controls_others=conn.n_control > 0,
-                    no_output=bool(conn.flags & F_NOOUTPUT),
-                    uses_nfct=bool(conn.flags & F_NFCT),
-                )
-            decision = decide(
-                is_new, entry, ct_status, self._sysctls, self.features, protocol=packet.protocol
-            )
-            self._decisions[cache_key] = decision
-        return decision
+        decision = decide(is_new, entry, ct_status, self._sysctls, self.features, protocol=protocol)
+        return _Verdict(decision)
+
+    # -- many packets per call ------------------------------------------------------
+
+    def receive_batch(
+        self, events: Iterable[tuple[Packet, int, TcpFlags | None]]
+    ) -> list[PacketResult | bool]:
+        """Many packets in one call, each exactly as the one-packet calls take it.
+
+        Each event is (packet, now, reply). ``reply`` None is a client packet through
+        ip_vs_in(), as receive(packet, now); TCP flags are a server reply on the
+        client connection ``packet`` names, through ip_vs_out(), as
+        reply(packet, flags, now). Returns receive()'s PacketResult or reply()'s
+        bool for each event, in order. Entries, counters, timers, conntrack and
+        expiry end up exactly as after the same calls one by one: this is the same
+        path with its state bound once per call, decisions and TCP transitions
+        read from tables, and the small helpers inlined. On an error (no service,
+        time going backwards) the events before it have been applied.
+        """
+        # Everything the loop reads, bound once (locals are the cheapest names,
+        # interpreted or compiled).
+        table = self.table
+        entries = table.entries
+        services_v4 = self._services_v4
+        conntrack = self.conntrack
+        tracking = self.track_conntrack
+        tcp_timeouts = self.timeouts.tcp
+        udp_timeout = self.timeouts.udp
+        active = self._active_by_state
+        verdicts = self._verdicts
+        expired = self.expired
+        ct_table = _CT_TABLE
+        tcp_next = _TCP_NEXT
+        n_states = _N_STATES
+        in_heap = IN_HEAP
+        bucket_ms = ConnectionTable.BUCKET_MS
+        ipv4 = IPv4Address
+        tcp = Protocol.TCP
+        sctp = Protocol.SCTP
+        established = TcpState.ESTABLISHED
+        ct_new_status = ConntrackStatus.NEW
+        syn = _SYN
+        f_nooutput = F_NOOUTPUT
+        f_inactive = F_INACTIVE
+        f_nfct = F_NFCT
+        results: list[PacketResult | bool] = []
+        for packet, now, reply in events:
+            protocol = packet.protocol
+            caddr = packet.client_addr
+            vaddr = packet.virtual_addr
+            vport = packet.virtual_port
+            state: _ServiceState | None
+            if type(caddr) is ipv4 and type(vaddr) is ipv4 and 0 <= vport <= 0xFFFF:
+                # connection_key() and the service lookup, for IPv4, in as few wide
+                # integers as can be (``_ip`` is what IPv4Address.__int__ returns).
+                proto = int(protocol)
+                client_ip: int = caddr._ip  # type: ignore[attr-defined]
+                virtual_ip: int = vaddr._ip  # type: ignore[attr-defined]
+                low = virtual_ip << 16 | vport
+                key = ((proto << 32 | client_ip) << 16 | packet.client_port) << 48 | low
+                state = services_v4.get(proto << 48 | low)
+            else:
+                key, state = self._key_and_service(packet)
+            if reply is None and state is None:
+                raise ValueError(f"no virtual service for {vaddr}:{vport}")
+            if now != self._now:
+                self.advance(now)
+            conn = entries.get(key)
+            if conn is not None and conn.expires <= now:
+                self._remove(key, conn)
+                expired.connections += 1
+                conn = None
+
+            result: PacketResult | bool
+            if reply is not None:
+                # ip_vs_out(): a server reply on an entry, as reply().
+                if conn is None:
+                    results.append(False)
+                    continue
+                flags = int(reply)
+                direction = 1  # Direction.OUTPUT
+                result = True
+                track_entry = conntrack.get(key) if tracking else None
+            else:
+                # ip_vs_in(): the reuse decision, as receive().
+                flags = int(packet.flags)
+                direction = 0  # Direction.INPUT
+                is_new = (protocol is tcp or protocol is sctp) and flags & syn != 0
+                track_entry = None
+                if not tracking:
+                    ct = _CT_NONE
+                else:
+                    track_entry = conntrack.get(key)
+                    if is_new:
+                        ct = _CT_CONFIRMED
+                        if status_for_syn(track_entry, now) is ct_new_status:
+                            ct = _CT_NEW
+                    elif track_entry is not None and now < track_entry.expires:
+                        ct = _CT_CONFIRMED
+                    else:
+                        ct = _CT_NEW
+                # The decision cache key, as _verdict_key() builds it.
+                cache_key: object
+                if conn is None:
+                    cache_key = is_new | ct << 1 | protocol << 9
+                else:
+                    dest = conn.dest
+                    conn_state = conn.state
+                    conn_flags = conn.flags
+                    cache_key = (
+                        is_new
+                        | ct << 1
+                        | 8
+                        | (conn.control is not None) << 4
+                        | (conn.n_control > 0) << 5
+                        | protocol << 9
+                        | conn_state << 17
+                        | conn_flags << 25
+                    )
+                    if dest is not None:
+                        cache_key |= (1 | (dest.weight == 0) << 1 | dest.available << 2) << 6
+                    if not (0 <= conn_state <= 0xFF and conn_flags >= 0 and protocol <= 0xFF):
+                        cache_key = _verdict_key(is_new, ct, protocol, conn)
+                verdict = verdicts.get(cache_key)
+                if verdict is None:
+                    verdict = self._decide(is_new, protocol, conn, _CT_STATUS[ct])
+                    verdicts[cache_key] = verdict
+                if conn is not None:
+                    if verdict.clear_nfct:
+                        conn.flags &= ~f_nfct
+                    if verdict.expire_old:
+                        self._remove(key, conn)  # ip_vs_conn_expire_now()
+                        expired.connections += 1
+                        if tracking:
+                            track_entry = conntrack.get(key)  # may have gone with it
+                if verdict.dropped:
+                    results.append(verdict.result(None))
+                    continue
+                if verdict.forward:
+                    assert conn is not None
+                    found = verdict.existing.get(conn.dest)
+                    result = found if found is not None else verdict.result(conn.dest)
+                else:
+                    assert state is not None
+                    conn = self._schedule(state.service, packet, key, now)
+                    if conn is None:
+                        results.append(verdict.failed())
+                        continue
+                    result = verdict.new_result(conn.dest)
+
+            # ip_vs_set_state(), as _set_state() does it.
+            if protocol is tcp:
+                conn_flags = conn.flags
+                if direction:
+                    if conn_flags & f_nooutput:
+                        conn_flags &= ~f_nooutput
+                        conn.flags = conn_flags
+                    row = _TABLE_OUTPUT
+                elif conn_flags & f_nooutput:
+                    row = _TABLE_INPUT_ONLY
+                else:
+                    row = _TABLE_INPUT
+                current = conn.state
+                new = tcp_next[row + (flags & 0x1F) * n_states + current]
+                if new != current:
+                    dest = conn.dest
+                    if dest is not None:
+                        if active[new]:
+                            if conn_flags & f_inactive:
+                                dest.active_conns += 1
+                                dest.inactive_conns -= 1
+                                conn.flags = conn_flags & ~f_inactive
+                        elif not conn_flags & f_inactive:
+                            dest.active_conns -= 1
+                            dest.inactive_conns += 1
+                            conn.flags = conn_flags | f_inactive
+                    control = conn.control
+                    if new is established and control is not None:
+                        control.assured = True  # ip_vs_control_assure_ct()
+                    conn.state = new
+                expires = now + tcp_timeouts[new]
+            else:
+                conn.state = UDP_STATE
+                expires = now + udp_timeout
+
+            # mod_timer(), as ConnectionTable.set_expires() does it.
+            old = conn.expires
+            conn.expires = expires
+            slot = conn.timer
+            if slot is None or (
+                expires < old and (slot is in_heap or slot.bucket > expires // bucket_ms)
+            ):
+                table.file_timer(key, conn, expires)
+
+            # The conntrack twin sees the segment, as track() does.
+            if tracking and protocol is tcp:
+                alive = track_entry is not None and now < track_entry.expires
+                if 0 <= flags <= 0x1F:
+                    if track_entry is not None and alive:
+                        index = (
+                            (track_entry.state + 1) << 8
+                            | track_entry.fin_seen << 7
+                            | track_entry.last_rst_from_client << 6
+                            | direction << 5
+                            | flags
+                        )
+                    else:
+                        index = direction << 5 | flags
+                    step = ct_table[index]
+                    if step is None:
+                        step = ct_table[index] = _ct_step(
+                            track_entry if alive else None, flags, direction
+                        )
+                else:
+                    step = _ct_step(track_entry if alive else None, flags, direction)
+                ct_state, fin_seen, last_rst, timeout, fresh = step
+                if track_entry is None or fresh or not alive:
+                    conntrack[key] = ConntrackEntry(ct_state, now + timeout, fin_seen, last_rst)
+                else:
+                    track_entry.state = ct_state
+                    track_entry.fin_seen = fin_seen
+                    track_entry.last_rst_from_client = last_rst
+                    track_entry.expires = now + timeout
+            results.append(result)
+        return results
 
     def _schedule(
         self, service: VirtualService, packet: Packet, key: int, now: int
@@ -368,7 +761,8 @@ class IpvsKernel:
         """ip_vs_schedule(): pick a server (through a template if persistent), new entry."""
         template: Template | None = None
         dest: RealServer | None
-        if service.persistent:
+        # service.persistent, without IntFlag's Python-level "&" per new entry.
+        if int(service.flags) & _SVC_PERSISTENT:
             found = self._sched_persist(service, packet, now)
             if found is None:
                 return None
@@ -448,13 +842,13 @@ class IpvsKernel:
         flags: TcpFlags,
         direction: Direction,
         now: int,
-    ) -> None:
+    ) -> int:
+        """set_tcp_state() / udp_state_transition(); returns the entry's new expiry."""
         if protocol is not Protocol.TCP:
             # udp_state_transition(): one state, never touches INACTIVE (UDP is
             # always InActConn). SCTP is modelled the same way for now.
             conn.state = UDP_STATE
-            conn.expires = now + self.timeouts.udp
-            return
+            return now + self.timeouts.udp
         no_output = bool(conn.flags & F_NOOUTPUT)
         if no_output and direction is Direction.OUTPUT:
             conn.flags &= ~F_NOOUTPUT
@@ -475,7 +869,7 @@ class IpvsKernel:
             if new is TcpState.ESTABLISHED and conn.control is not None:
                 conn.control.assured = True  # ip_vs_control_assure_ct()
             conn.state = new
-        conn.expires = now + self.timeouts.tcp[new]
+        return now + self.timeouts.tcp[new]
 
     # -- the output path (NAT replies) --------------------------------------------
 
@@ -495,8 +889,8 @@ class IpvsKernel:
         conn = self._lookup(key, now)
         if conn is None:
             return False
-        self._set_state(conn, packet.protocol, flags, Direction.OUTPUT, now)
-        self.table.arm(key, conn.expires)
+        expires = self._set_state(conn, packet.protocol, flags, Direction.OUTPUT, now)
+        self.table.set_expires(key, conn, expires)
         if self.track_conntrack and packet.protocol is Protocol.TCP:
             self.conntrack[key] = track(self.conntrack.get(key), flags, Direction.OUTPUT, now)
         return True
