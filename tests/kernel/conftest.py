@@ -43,6 +43,9 @@ V5_9 = KernelFeatures.mainline(5, 9)
 V5_15 = KernelFeatures.mainline(5, 15)
 V5_16 = KernelFeatures.mainline(5, 16)
 V6_1 = KernelFeatures.mainline(6, 1)
+# The reuse logic of 4.19 with the original SCTP state machine, the pairing RHEL 7
+# kernels have (d752c364 and f719e3754 backported, the 2013 SCTP rewrite not).
+V4_19_OLD_SCTP = V4_19.with_features(remove=(Feature.SCTP_NEW_STATE_MACHINE,))
 
 
 @dataclass

@@ -27,10 +27,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from conftest import F5CA, PRE_4_1, TOS, V4_1, V4_19, V5_4, V5_9, V5_15, V5_16, V6_1
+from conftest import (
+    F5CA,
+    PRE_4_1,
+    TOS,
+    V4_1,
+    V4_19,
+    V4_19_OLD_SCTP,
+    V5_4,
+    V5_9,
+    V5_15,
+    V5_16,
+    V6_1,
+)
 
 from ipvslab.kernel.conntrack import ConntrackStatus
 from ipvslab.kernel.decision import (
+    LEGACY_SCTP_CLOSED,
     SCTP_CLOSED,
     Decision,
     ExistingEntry,
@@ -40,6 +53,7 @@ from ipvslab.kernel.decision import (
 )
 from ipvslab.kernel.features import KernelFeatures
 from ipvslab.kernel.packet import Protocol
+from ipvslab.kernel.sctp_states import LegacySctpState, SctpState
 from ipvslab.kernel.sysctls import Sysctls
 from ipvslab.kernel.tcp_states import TcpState
 
@@ -311,14 +325,87 @@ ROWS = [
         can_schedule=False,
         expire=True,
     ),
+    # d752c364: `case IPPROTO_SCTP: return cp->state == IP_VS_SCTP_S_CLOSED`, which is
+    # 13 in the current machine (0 is NONE, a fresh entry).
     row(
         "4.1 SCTP INIT on CLOSED association is rescheduled",
         V4_1,
-        tcp(SCTP_CLOSED, protocol=Protocol.SCTP),
+        tcp(SctpState.CLOSED, protocol=Protocol.SCTP),
         RESCHED,
         expire=True,
     ),
-    row("4.1 SCTP INIT on open association follows it", V4_1, tcp(3, protocol=Protocol.SCTP), FWD),
+    row(
+        "4.1 SCTP INIT on COOKIE_SENT association follows it",
+        V4_1,
+        tcp(SctpState.COOKIE_SENT, protocol=Protocol.SCTP),
+        FWD,
+    ),
+    row(
+        "4.1 SCTP INIT on a fresh (NONE) entry follows it",
+        V4_1,
+        tcp(SctpState.NONE, protocol=Protocol.SCTP),
+        FWD,
+    ),
+    row(
+        "4.1 SCTP INIT on ESTABLISHED association follows it",
+        V4_1,
+        tcp(SctpState.ESTABLISHED, protocol=Protocol.SCTP),
+        FWD,
+    ),
+    row(
+        "4.1 SCTP INIT on REJECTED entry follows it",
+        V4_1,
+        tcp(SctpState.REJECTED, protocol=Protocol.SCTP),
+        FWD,
+    ),
+    row(
+        "4.1 SCTP INIT on CLOSED but controlled entry follows it",
+        V4_1,
+        tcp(SctpState.CLOSED, controlled=True, protocol=Protocol.SCTP),
+        FWD,
+    ),
+    row(
+        "6.1 SCTP INIT on CLOSED with confirmed conntrack drops",
+        V6_1,
+        tcp(SctpState.CLOSED, protocol=Protocol.SCTP),
+        DROP_SYN,
+        ct=CONF,
+        expire=True,
+    ),
+    row(
+        "6.1 SCTP INIT on CLOSED with mode 0 follows it",
+        V6_1,
+        tcp(SctpState.CLOSED, protocol=Protocol.SCTP),
+        FWD,
+        mode=0,
+    ),
+    # RHEL 7 (d752c364 backported, original SCTP machine): the same comparison reads
+    # the original enum, where CLOSED is 12 and 13 is past the last state.
+    row(
+        "RHEL7-like SCTP INIT on original-machine CLOSED is rescheduled",
+        V4_19_OLD_SCTP,
+        tcp(LegacySctpState.CLOSED, protocol=Protocol.SCTP),
+        RESCHED,
+        expire=True,
+    ),
+    row(
+        "RHEL7-like SCTP INIT on original-machine ESTABLISHED follows it",
+        V4_19_OLD_SCTP,
+        tcp(LegacySctpState.ESTABLISHED, protocol=Protocol.SCTP),
+        FWD,
+    ),
+    row(
+        "RHEL7-like SCTP state 13 is no CLOSED there",
+        V4_19_OLD_SCTP,
+        tcp(SctpState.CLOSED, protocol=Protocol.SCTP),
+        FWD,
+    ),
+    row(
+        "current-machine SCTP state 12 (REJECTED) is no CLOSED",
+        V4_1,
+        tcp(LegacySctpState.CLOSED, protocol=Protocol.SCTP),
+        FWD,
+    ),
     # --- f719e3754 era (4.19, 5.4 mainline) -------------------------------------------------
     row(
         "4.19 mode1 no conntrack TIME_WAIT is rescheduled",
@@ -972,6 +1059,11 @@ def test_tencentos_reuse_names_pr17() -> None:
     d = decide(True, tcp(TW, nfct=True), NEW, Sysctls(), TOS)
     assert StepKind.TOS_REUSE_OLD_CT in d.path
     assert "TencentOS PR #17" in d.commits
+
+
+def test_sctp_closed_is_the_kernel_enum_value() -> None:
+    """IP_VS_SCTP_S_CLOSED: 13 in the current enum, 12 in the original one."""
+    assert (SCTP_CLOSED, LEGACY_SCTP_CLOSED) == (13, 12)
 
 
 def test_pre_4_1_path_never_reaches_the_reuse_block() -> None:

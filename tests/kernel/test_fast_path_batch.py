@@ -8,6 +8,11 @@ timer, server, template), the same server counters, templates, conntrack twin
 and expiry log as a kernel fed one packet at a time through receive()/reply()
 with decide() run afresh for every packet. Afterwards every entry must leave the
 table at its exact expiry.
+
+The streams cover TCP, UDP, SCTP (chunk by chunk: association setup either way,
+data, shutdown either way, ABORT, bundled COOKIE+ABORT, packets without a chunk,
+unknown chunk types; with the current and the original state machine) and
+packets carrying a firewall mark, which a persistent fwmark service takes over.
 """
 
 from __future__ import annotations
@@ -16,19 +21,20 @@ import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 
-from conftest import PRE_4_1, TOS, V4_1, V4_19, V5_9, V5_16, V6_1
+from conftest import PRE_4_1, TOS, V4_1, V4_19, V4_19_OLD_SCTP, V5_9, V5_16, V6_1
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipvslab.kernel.dest import ForwardMethod, RealServer
 from ipvslab.kernel.features import KernelFeatures
 from ipvslab.kernel.ipvs import _TCP_NEXT, IpvsKernel, PacketResult
-from ipvslab.kernel.packet import IPAddress, Packet, Protocol, TcpFlags
+from ipvslab.kernel.packet import IPAddress, Packet, Protocol, SctpReply, TcpFlags
+from ipvslab.kernel.sctp_states import SctpChunk
 from ipvslab.kernel.service import VirtualService
 from ipvslab.kernel.sysctls import Sysctls
 from ipvslab.kernel.tcp_states import StateTable, TcpState, next_state
 
-ERAS = [PRE_4_1, V4_1, V4_19, TOS, V5_9, V5_16, V6_1]
+ERAS = [PRE_4_1, V4_1, V4_19, V4_19_OLD_SCTP, TOS, V5_9, V5_16, V6_1]
 VIP4 = ipaddress.IPv4Address("10.96.0.10")
 VIP6 = ipaddress.IPv6Address("fd00::10")
 CLIENTS4: list[IPAddress] = [
@@ -52,8 +58,30 @@ FLAGS = [
     TcpFlags.RST | TcpFlags.ACK,
     TcpFlags.NONE,
 ]
-DELAYS = [0, 0, 1, 250, 999, 1000, 1001, 2500, 3000, 10_000, 30_000, 60_000, 60_500, 120_000]
-DELAYS += [300_000, 900_000]
+C = SctpChunk
+# SCTP packets as (first chunk, next chunk): every event of both machines, the
+# bundled-ABORT pairs, a packet too short for a chunk, unknown and bundled types.
+CHUNKS: list[tuple[int | None, int | None]] = [
+    (C.INIT, None),
+    (C.INIT, None),
+    (C.INIT_ACK, None),
+    (C.COOKIE_ECHO, None),
+    (C.COOKIE_ACK, None),
+    (C.DATA, None),
+    (C.SACK, C.DATA),
+    (C.HEARTBEAT, None),
+    (C.SHUTDOWN, None),
+    (C.SHUTDOWN_ACK, None),
+    (C.SHUTDOWN_COMPLETE, None),
+    (C.ABORT, None),
+    (C.ERROR, None),
+    (C.COOKIE_ECHO, C.ABORT),
+    (C.COOKIE_ACK, C.ABORT),
+    (None, None),
+    (200, None),
+]
+DELAYS = [0, 0, 1, 250, 999, 1000, 1001, 2500, 3000, 4000, 10_000, 30_000, 60_000, 60_500]
+DELAYS += [61_000, 120_000, 300_000, 900_000]
 
 # A whole connection, or its first steps: (client packet?, flags).
 CONNECTION = [
@@ -66,15 +94,95 @@ CONNECTION = [
     (False, TcpFlags.FIN | TcpFlags.ACK),
     (True, TcpFlags.ACK),
 ]
-
-# (protocol, address, port, persistence timeout, netmask, servers)
-SERVICES: list[tuple[Protocol, IPAddress, int, int, int, list[IPAddress]]] = [
-    (Protocol.TCP, VIP4, 80, 0, 32, list(SERVERS4)),
-    (Protocol.UDP, VIP4, 53, 0, 32, list(SERVERS4)),
-    (Protocol.TCP, VIP4, 443, 30, 24, list(SERVERS4)),
-    (Protocol.SCTP, VIP4, 5000, 0, 32, list(SERVERS4)),
-    (Protocol.TCP, VIP6, 80, 0, 128, list(SERVERS6)),
+# Whole SCTP associations, or their first steps: (client packet?, chunk, next chunk).
+ASSOCIATIONS: list[list[tuple[bool, int | None, int | None]]] = [
+    [  # client sets up, sends data, shuts down
+        (True, C.INIT, None),
+        (False, C.INIT_ACK, None),
+        (True, C.COOKIE_ECHO, None),
+        (False, C.COOKIE_ACK, None),
+        (True, C.DATA, None),
+        (False, C.SACK, None),
+        (True, C.SHUTDOWN, None),
+        (False, C.SHUTDOWN_ACK, None),
+        (True, C.SHUTDOWN_COMPLETE, None),
+    ],
+    [  # client sets up, the server shuts down
+        (True, C.INIT, None),
+        (False, C.INIT_ACK, None),
+        (True, C.COOKIE_ECHO, C.DATA),
+        (False, C.COOKIE_ACK, None),
+        (False, C.SHUTDOWN, None),
+        (True, C.SHUTDOWN_ACK, None),
+        (False, C.SHUTDOWN_COMPLETE, None),
+    ],
+    [  # set up, then the client aborts
+        (True, C.INIT, None),
+        (False, C.INIT_ACK, None),
+        (True, C.COOKIE_ECHO, None),
+        (False, C.COOKIE_ACK, None),
+        (True, C.HEARTBEAT, None),
+        (True, C.ABORT, None),
+    ],
+    [  # the server refuses the INIT, the client retries
+        (True, C.INIT, None),
+        (False, C.ABORT, None),
+        (True, C.INIT, None),
+        (True, C.INIT, None),
+    ],
+    [  # COOKIE-ECHO bundled with ABORT
+        (True, C.INIT, None),
+        (False, C.INIT_ACK, None),
+        (True, C.COOKIE_ECHO, C.ABORT),
+        (True, C.INIT, None),
+    ],
 ]
+FWMARK = 7
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One virtual service of the test world and where its packets go."""
+
+    protocol: Protocol
+    addr: IPAddress  # the packets' destination (any address for a fwmark service)
+    port: int
+    timeout: int = 0
+    netmask: int = 32
+    servers: tuple[IPAddress, ...] = tuple(SERVERS4)
+    fwmark: int = 0
+
+    def build(self) -> VirtualService:
+        if self.fwmark:
+            return VirtualService.fwmark_service(
+                self.fwmark,
+                "rr",
+                ipv6=self.addr.version == 6,
+                persistence_timeout=self.timeout,
+                netmask=self.netmask,
+            )
+        return VirtualService(
+            self.protocol,
+            self.addr,
+            self.port,
+            "rr",
+            persistence_timeout=self.timeout,
+            netmask=self.netmask,
+        )
+
+
+SERVICES: list[Spec] = [
+    Spec(Protocol.TCP, VIP4, 80),
+    Spec(Protocol.UDP, VIP4, 53),
+    Spec(Protocol.TCP, VIP4, 443, timeout=30, netmask=24),
+    Spec(Protocol.SCTP, VIP4, 5000),
+    Spec(Protocol.TCP, VIP6, 80, netmask=128, servers=tuple(SERVERS6)),
+    # ipvsadm -A -f 7 -p 30 -M 255.255.255.0: takes marked packets to VIP4:80 and
+    # VIP4:443 (and any other port), which the services above also match.
+    Spec(Protocol.TCP, VIP4, 80, timeout=30, netmask=24, fwmark=FWMARK),
+]
+SCTP_SERVICE = 3
+FWMARK_SERVICE = 5
 
 
 def receive_uncached(kernel: IpvsKernel, pkt: Packet, now: int) -> PacketResult:
@@ -101,7 +209,7 @@ class World:
             kw["upper_threshold"] = 2  # OVERLOAD comes and goes
         if srv_idx == 2:
             kw["forward"] = ForwardMethod.ROUTE  # NOOUTPUT, the INPUT-ONLY table
-        addr = SERVICES[svc_idx][5][srv_idx]
+        addr = SERVICES[svc_idx].servers[srv_idx]
         dest = self.kernel.add_dest(svc, addr, 8080, 1, **kw)
         if all(dest is not s for s in self.servers):
             self.servers.append(dest)
@@ -114,10 +222,7 @@ def build(
     n_services: int,
 ) -> World:
     kernel = IpvsKernel(features, sysctls, track_conntrack=tracking)
-    services = []
-    for proto, addr, port, timeout, netmask, _ in SERVICES[:n_services]:
-        svc = VirtualService(proto, addr, port, "rr", persistence_timeout=timeout, netmask=netmask)
-        services.append(kernel.add_service(svc))
+    services = [kernel.add_service(spec.build()) for spec in SERVICES[:n_services]]
     world = World(kernel, services)
     for svc_idx in range(n_services):
         for srv_idx in range(3):
@@ -125,10 +230,34 @@ def build(
     return world
 
 
-def packet(world: World, svc_idx: int, client: int, port: int, flags: TcpFlags) -> Packet:
-    svc = world.services[svc_idx]
-    clients = CLIENTS6 if svc.addr.version == 6 else CLIENTS4
-    return Packet(svc.protocol, clients[client % len(clients)], port, svc.addr, svc.port, flags)
+def packet(
+    svc_idx: int,
+    client: int,
+    port: int,
+    flags: TcpFlags,
+    chunk: tuple[int | None, int | None] = (None, None),
+    mark: bool = False,
+) -> Packet:
+    """A client packet for service ``svc_idx`` (its chunks if SCTP). ``mark``: it
+    carries FWMARK, which the fwmark service takes when the world has it. Packets
+    "for" the fwmark service go to VIP4:80 or VIP4:443 with the mark."""
+    spec = SERVICES[svc_idx]
+    clients = CLIENTS6 if spec.addr.version == 6 else CLIENTS4
+    vport = spec.port
+    if spec.fwmark:
+        vport = 443 if port % 2 else 80
+        mark = True
+    return Packet(
+        spec.protocol,
+        clients[client % len(clients)],
+        port,
+        spec.addr,
+        vport,
+        flags,
+        sctp_chunk=chunk[0],
+        sctp_next_chunk=chunk[1],
+        mark=FWMARK if mark else 0,
+    )
 
 
 # --- what must be equal ---------------------------------------------------------------------
@@ -205,6 +334,8 @@ def op_strategy(n_services: int) -> st.SearchStrategy[tuple[object, ...]]:
     client = st.integers(0, 2)
     port = st.sampled_from(PORTS)
     flags = st.sampled_from(FLAGS)
+    chunk = st.sampled_from(CHUNKS)
+    mark = st.booleans()
     sysctl = st.one_of(
         st.tuples(st.just("conn_reuse_mode"), st.integers(0, 3)),
         st.tuples(st.just("expire_nodest_conn"), st.integers(0, 1)),
@@ -212,15 +343,18 @@ def op_strategy(n_services: int) -> st.SearchStrategy[tuple[object, ...]]:
         st.tuples(st.just("conntrack"), st.integers(0, 1)),
         st.tuples(st.just("conn_reuse_old_conntrack"), st.integers(0, 1)),
     )
-    packet_op = st.tuples(st.just("in"), svc, client, port, flags)
+    packet_op = st.tuples(st.just("in"), svc, client, port, flags, chunk, mark)
+    conn_op = st.tuples(
+        st.just("conn"), svc, client, port, st.integers(1, 9), st.integers(0, len(ASSOCIATIONS) - 1)
+    )
     return st.one_of(
-        st.tuples(st.just("conn"), svc, client, port, st.integers(1, len(CONNECTION))),
-        st.tuples(st.just("conn"), svc, client, port, st.integers(1, len(CONNECTION))),
+        conn_op,
+        conn_op,
         packet_op,
         packet_op,
         packet_op,  # client packets most likely
-        st.tuples(st.just("out"), svc, client, port, flags),
-        st.tuples(st.just("out"), svc, client, port, flags),
+        st.tuples(st.just("out"), svc, client, port, flags, chunk, mark),
+        st.tuples(st.just("out"), svc, client, port, flags, chunk, mark),
         st.tuples(st.just("wait"), st.sampled_from(DELAYS)),
         st.tuples(st.just("wait"), st.sampled_from(DELAYS)),
         st.tuples(st.just("flush")),
@@ -239,7 +373,7 @@ def admin(world: World, op: tuple[object, ...], now: int, features: KernelFeatur
         svc_idx, srv_idx = op[1], op[2]
         assert isinstance(svc_idx, int) and isinstance(srv_idx, int)
         svc = world.services[svc_idx]
-        dest = svc.find_dest(SERVICES[svc_idx][5][srv_idx], 8080)
+        dest = svc.find_dest(SERVICES[svc_idx].servers[srv_idx], 8080)
         if kind == "weight" and dest is not None:
             weight = op[3]
             assert isinstance(weight, int)
@@ -264,6 +398,9 @@ def admin(world: World, op: tuple[object, ...], now: int, features: KernelFeatur
         kernel.timeouts.set(tcp * 7, tcpfin * 5, udp * 3)
 
 
+Event = tuple[Packet, int, TcpFlags | SctpReply | None]
+
+
 def run_both(
     features: KernelFeatures,
     sysctls: Sysctls,
@@ -274,7 +411,7 @@ def run_both(
     plain = build(features, sysctls, tracking, n_services)
     fast = build(features, sysctls, tracking, n_services)
     now = 0
-    batch: list[tuple[Packet, int, TcpFlags | None]] = []
+    batch: list[Event] = []
     plain_results: list[object] = []
 
     def flush() -> None:
@@ -289,25 +426,37 @@ def run_both(
     expanded: list[tuple[object, ...]] = []
     for op in ops:
         if op[0] == "conn":
-            steps = op[4]
-            assert isinstance(steps, int)
-            for inbound, step_flags in CONNECTION[:steps]:
-                expanded.append(("in" if inbound else "out", op[1], op[2], op[3], step_flags))
+            svc_idx, steps, script = op[1], op[4], op[5]
+            assert isinstance(svc_idx, int) and isinstance(steps, int)
+            assert isinstance(script, int)
+            if SERVICES[svc_idx].protocol is Protocol.SCTP:
+                for inbound, first, second in ASSOCIATIONS[script][:steps]:
+                    kind = "in" if inbound else "out"
+                    expanded.append((kind, svc_idx, op[2], op[3], TcpFlags.NONE, (first, second)))
+            else:
+                for inbound, step_flags in CONNECTION[:steps]:
+                    kind = "in" if inbound else "out"
+                    expanded.append((kind, svc_idx, op[2], op[3], step_flags, (None, None)))
         else:
             expanded.append(op)
     for op in expanded:
         kind = op[0]
         if kind in ("in", "out"):
-            svc_idx, client, port, flags = op[1], op[2], op[3], op[4]
+            svc_idx, client, port, flags, chunk = op[1], op[2], op[3], op[4], op[5]
+            mark = len(op) > 6 and op[6] is True
             assert isinstance(svc_idx, int) and isinstance(client, int)
             assert isinstance(port, int) and isinstance(flags, TcpFlags)
-            pkt = packet(plain, svc_idx, client, port, flags)
+            assert isinstance(chunk, tuple)
+            pkt = packet(svc_idx, client, port, flags, chunk, mark)
             if kind == "in":
                 plain_results.append(result_view(plain, receive_uncached(plain.kernel, pkt, now)))
                 batch.append((pkt, now, None))
             else:
-                plain_results.append(plain.kernel.reply(pkt, flags, now))
-                batch.append((pkt, now, flags))
+                reply: TcpFlags | SctpReply = flags
+                if pkt.protocol is Protocol.SCTP:
+                    reply = SctpReply(*chunk)
+                plain_results.append(plain.kernel.reply(pkt, reply, now))
+                batch.append((pkt, now, reply))
         elif kind == "wait":
             delay = op[1]
             assert isinstance(delay, int)
@@ -382,7 +531,7 @@ def test_batch_equals_plain_on_one_tcp_service(
 
 @SETTINGS
 @given(case=scenario(len(SERVICES)))
-def test_batch_equals_plain_with_udp_sctp_persistence_and_ipv6(
+def test_batch_equals_plain_with_udp_sctp_persistence_ipv6_and_fwmark(
     case: tuple[KernelFeatures, Sysctls, bool, list[tuple[object, ...]]],
 ) -> None:
     features, sysctls, tracking, ops = case
@@ -396,10 +545,10 @@ def test_batch_results_are_the_one_packet_results_for_a_handshake() -> None:
     """A concrete stream, in one batch: SYN, SYN-ACK, ACK, FIN, FIN, ACK."""
     plain = build(V6_1, Sysctls(conntrack=1), True, 1)
     fast = build(V6_1, Sysctls(conntrack=1), True, 1)
-    syn = packet(plain, 0, 0, 40000, TcpFlags.SYN)
-    ack = packet(plain, 0, 0, 40000, TcpFlags.ACK)
-    fin = packet(plain, 0, 0, 40000, TcpFlags.FIN | TcpFlags.ACK)
-    stream: list[tuple[Packet, int, TcpFlags | None]] = [
+    syn = packet(0, 0, 40000, TcpFlags.SYN)
+    ack = packet(0, 0, 40000, TcpFlags.ACK)
+    fin = packet(0, 0, 40000, TcpFlags.FIN | TcpFlags.ACK)
+    stream: list[Event] = [
         (syn, 10, None),
         (syn, 10, TcpFlags.SYN | TcpFlags.ACK),
         (ack, 11, None),

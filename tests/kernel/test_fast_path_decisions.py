@@ -8,7 +8,8 @@ entry flags, server weight 0 / removed / none, controlled entry, conntrack
 state, packet flags, protocol) is sent, one after another, through ONE kernel's
 receive_batch() (every memo warm with the combinations before it) and through
 the one-packet path of a kernel that runs decide() afresh each time; results,
-entries, counters and conntrack must agree after every packet.
+entries, counters and conntrack must agree after every packet. SCTP gets the
+same treatment chunk by chunk, both ways, on every state of both state machines.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import ipaddress
 import itertools
 
 import pytest
-from conftest import PRE_4_1, TOS, V4_1, V4_19, V5_16, V6_1
+from conftest import PRE_4_1, TOS, V4_1, V4_19, V4_19_OLD_SCTP, V5_16, V6_1
 from test_fast_path_batch import receive_uncached
 
 from ipvslab.kernel.connection import (
@@ -33,7 +34,8 @@ from ipvslab.kernel.conntrack import ConntrackEntry, CtTcpState
 from ipvslab.kernel.dest import ForwardMethod, RealServer
 from ipvslab.kernel.features import KernelFeatures
 from ipvslab.kernel.ipvs import _CT_TABLE, IpvsKernel, PacketResult
-from ipvslab.kernel.packet import Packet, Protocol, TcpFlags
+from ipvslab.kernel.packet import Packet, Protocol, SctpReply, TcpFlags
+from ipvslab.kernel.sctp_states import LegacySctpState, SctpChunk, SctpState
 from ipvslab.kernel.service import VirtualService
 from ipvslab.kernel.sysctls import Sysctls
 from ipvslab.kernel.tcp_states import TcpState
@@ -119,7 +121,7 @@ class Pair:
                 kernel.conntrack[key] = ConntrackEntry(*conntrack)
         return self.port
 
-    def send(self, packet: Packet, reply: TcpFlags | None) -> None:
+    def send(self, packet: Packet, reply: TcpFlags | SctpReply | None) -> None:
         if reply is None:
             plain: PacketResult | bool = receive_uncached(self.plain, packet, NOW)
         else:
@@ -227,3 +229,51 @@ def test_every_conntrack_step_both_ways(features: KernelFeatures) -> None:
         port = pair.craft(Protocol.TCP, 80, state, flags, 0, False, conntrack)
         pkt = Packet(Protocol.TCP, CLIENT, port, VIP, 80, TcpFlags.ACK if reply else pflags)
         pair.send(pkt, pflags if reply else None)
+
+
+# SCTP packets: (first chunk, next chunk), every event, bundled ABORT, no chunk.
+SCTP_CHUNKS: list[tuple[int | None, int | None]] = [
+    (SctpChunk.INIT, None),
+    (SctpChunk.INIT_ACK, None),
+    (SctpChunk.COOKIE_ECHO, None),
+    (SctpChunk.COOKIE_ACK, SctpChunk.ABORT),
+    (SctpChunk.DATA, None),
+    (SctpChunk.SHUTDOWN, None),
+    (SctpChunk.SHUTDOWN_ACK, None),
+    (SctpChunk.SHUTDOWN_COMPLETE, None),
+    (SctpChunk.ERROR, None),
+    (SctpChunk.ABORT, None),
+    (None, None),
+]
+
+
+@pytest.mark.parametrize(
+    "features",
+    [PRE_4_1, V4_19_OLD_SCTP, V6_1],
+    ids=["3.10 original machine", "RHEL7-like original machine", "6.1 current machine"],
+)
+def test_every_sctp_chunk_on_every_entry_both_ways(features: KernelFeatures) -> None:
+    """set_sctp_state() from the flat tables: every state of the era's machine, every
+    entry flag (NOOUTPUT read, cleared or ignored), with and without a server or a
+    template, every event in and out."""
+    pair = Pair(features, Sysctls(conntrack=1, expire_nodest_conn=1))
+    states = SctpState if features.sctp_new_state_machine else LegacySctpState
+    for state, flags, dest_index, controlled, chunks, inbound in itertools.product(
+        [int(s) for s in states],
+        CONN_FLAGS,
+        [None, 0, 1],
+        [False, True],
+        SCTP_CHUNKS,
+        [True, False],
+    ):
+        if controlled and dest_index is None:
+            continue
+        port = pair.craft(Protocol.SCTP, 5000, state, flags, dest_index, controlled, None)
+        first, second = chunks
+        if inbound:
+            pkt = Packet(
+                Protocol.SCTP, CLIENT, port, VIP, 5000, sctp_chunk=first, sctp_next_chunk=second
+            )
+            pair.send(pkt, None)
+        else:
+            pair.send(Packet(Protocol.SCTP, CLIENT, port, VIP, 5000), SctpReply(first, second))

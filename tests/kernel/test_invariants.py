@@ -1,9 +1,10 @@
 """Invariants of IpvsKernel under random operation sequences (hypothesis).
 
 Kernel facts checked after every step (reference sections 3 and 4):
-* ip_vs_bind_dest()/ip_vs_unbind_dest() and set_tcp_state() keep
-  activeconns/inactconns equal to the live entries bound to the dest, split by
-  IP_VS_CONN_F_INACTIVE; persistconns equals the templates bound to it;
+* ip_vs_bind_dest()/ip_vs_unbind_dest(), set_tcp_state() and set_sctp_state()
+  (both SCTP machines) keep activeconns/inactconns equal to the live entries bound
+  to the dest, split by IP_VS_CONN_F_INACTIVE, and an SCTP entry is active exactly
+  when it is ESTABLISHED; persistconns equals the templates bound to it;
   counters are atomics that only go up on bind and down on unbind: never negative.
 * an entry's timer fires at cp->timer.expires: once time has reached it, the
   entry is no longer in the table (nor counted).
@@ -19,7 +20,7 @@ import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 
-from conftest import PRE_4_1, TOS, V4_1, V4_19, V5_9, V6_1, VIP
+from conftest import PRE_4_1, TOS, V4_1, V4_19, V4_19_OLD_SCTP, V5_9, V6_1, VIP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,8 @@ from ipvslab.kernel.connection import F_INACTIVE, Connection, Template, connecti
 from ipvslab.kernel.dest import ForwardMethod, RealServer
 from ipvslab.kernel.features import KernelFeatures
 from ipvslab.kernel.ipvs import IpvsKernel
-from ipvslab.kernel.packet import Packet, Protocol, TcpFlags
+from ipvslab.kernel.packet import Packet, Protocol, SctpReply, TcpFlags
+from ipvslab.kernel.sctp_states import LegacySctpState, SctpChunk, SctpState
 from ipvslab.kernel.service import VirtualService
 from ipvslab.kernel.sysctls import Sysctls
 
@@ -35,6 +37,7 @@ ERAS: list[tuple[str, KernelFeatures]] = [
     ("3.10", PRE_4_1),
     ("4.1", V4_1),
     ("4.19", V4_19),
+    ("4.19 with the original SCTP machine (RHEL 7-like)", V4_19_OLD_SCTP),
     ("TencentOS", TOS),
     ("5.9", V5_9),
     ("6.1", V6_1),
@@ -52,6 +55,23 @@ FLAGS = [
     TcpFlags.ACK,
     TcpFlags.FIN | TcpFlags.ACK,
     TcpFlags.RST,
+]
+C = SctpChunk
+# SCTP packets (first chunk, next chunk), every event of both machines included.
+CHUNKS: list[tuple[int | None, int | None]] = [
+    (C.INIT, None),
+    (C.INIT, None),
+    (C.INIT_ACK, None),
+    (C.COOKIE_ECHO, None),
+    (C.COOKIE_ACK, None),
+    (C.DATA, None),
+    (C.SHUTDOWN, None),
+    (C.SHUTDOWN_ACK, None),
+    (C.SHUTDOWN_COMPLETE, None),
+    (C.ABORT, None),
+    (C.ERROR, None),
+    (C.COOKIE_ECHO, C.ABORT),
+    (None, None),
 ]
 MS_DELAYS = [0, 1, 250, 999, 1000, 1500, 2500, 9_999, 10_000, 30_000, 60_500, 120_000, 900_000]
 SECOND_DELAYS = [0, 1000, 2000, 10_000, 30_000, 60_000, 61_000, 120_000, 300_000, 900_000]
@@ -78,13 +98,20 @@ class World:
             self.servers.append(dest)
 
 
-def build(features: KernelFeatures, persistent: bool) -> World:
+def build(features: KernelFeatures, persistent: bool, sctp: bool = False) -> World:
     kernel = IpvsKernel(features, Sysctls())
     services = [kernel.add_service(VirtualService(Protocol.TCP, VIP, 80, "rr"))]
     if persistent:
         services.append(
             kernel.add_service(
                 VirtualService(Protocol.TCP, VIP, 443, "rr", persistence_timeout=30, netmask=24)
+            )
+        )
+    if sctp:
+        services.append(kernel.add_service(VirtualService(Protocol.SCTP, VIP, 3868, "rr")))
+        services.append(
+            kernel.add_service(
+                VirtualService(Protocol.SCTP, VIP, 2905, "rr", persistence_timeout=30, netmask=24)
             )
         )
     world = World(features, kernel, services)
@@ -100,6 +127,7 @@ def op_strategy(delays: list[int], services: int) -> st.SearchStrategy[tuple[obj
     client = st.integers(0, len(CLIENTS) - 1)
     port = st.sampled_from(PORTS)
     flags = st.sampled_from(FLAGS)
+    chunk = st.sampled_from(CHUNKS)
     sysctl = st.one_of(
         st.tuples(st.just("conn_reuse_mode"), st.integers(0, 3)),
         st.tuples(st.just("expire_nodest_conn"), st.integers(0, 1)),
@@ -108,9 +136,9 @@ def op_strategy(delays: list[int], services: int) -> st.SearchStrategy[tuple[obj
         st.tuples(st.just("conn_reuse_old_conntrack"), st.integers(0, 1)),
     )
     return st.one_of(
-        st.tuples(st.just("in"), svc, client, port, flags),
-        st.tuples(st.just("in"), svc, client, port, flags),  # client packets twice as likely
-        st.tuples(st.just("out"), svc, client, port, flags),
+        st.tuples(st.just("in"), svc, client, port, flags, chunk),
+        st.tuples(st.just("in"), svc, client, port, flags, chunk),  # client packets twice as likely
+        st.tuples(st.just("out"), svc, client, port, flags, chunk),
         st.tuples(st.just("wait"), st.sampled_from(delays)),
         st.tuples(st.just("weight"), svc, srv, st.sampled_from([0, 1, 3])),
         st.tuples(st.just("del"), svc, srv),
@@ -119,9 +147,27 @@ def op_strategy(delays: list[int], services: int) -> st.SearchStrategy[tuple[obj
     )
 
 
-def packet(world: World, svc_idx: int, client: int, port: int, flags: TcpFlags) -> Packet:
+def packet(
+    world: World,
+    svc_idx: int,
+    client: int,
+    port: int,
+    flags: TcpFlags,
+    chunk: tuple[int | None, int | None] = (None, None),
+) -> Packet:
+    """A client packet: TCP flags for a TCP service, chunks for an SCTP one."""
     svc = world.services[svc_idx]
-    return Packet(Protocol.TCP, CLIENTS[client], port, svc.addr, svc.port, flags)
+    if svc.protocol is Protocol.SCTP:
+        return Packet(
+            Protocol.SCTP,
+            CLIENTS[client],
+            port,
+            svc.addr,
+            svc.port,
+            sctp_chunk=chunk[0],
+            sctp_next_chunk=chunk[1],
+        )
+    return Packet(svc.protocol, CLIENTS[client], port, svc.addr, svc.port, flags)
 
 
 def live_entries(world: World) -> list[tuple[int, Connection]]:
@@ -147,6 +193,18 @@ def check_counters(world: World) -> None:
         )
 
 
+def check_sctp_activity(world: World) -> None:
+    """set_sctp_state(): an SCTP entry counts as active exactly in ESTABLISHED."""
+    established = (
+        SctpState.ESTABLISHED
+        if world.features.sctp_new_state_machine
+        else LegacySctpState.ESTABLISHED
+    )
+    for key, conn in live_entries(world):
+        if key >> 96 == Protocol.SCTP and conn.dest is not None:
+            assert (conn.state == established) == (not conn.flags & F_INACTIVE), conn
+
+
 def check_expiry(world: World) -> None:
     stale = [(k, c) for k, c in world.kernel.table.items() if c.expires <= world.now]
     assert not stale, f"entries past their expiry at {world.now} ms: {stale}"
@@ -157,17 +215,24 @@ def check_expiry(world: World) -> None:
                 seen = world.kernel.entry(pkt)
                 assert seen is None or seen.expires > world.now
                 key = connection_key(
-                    Protocol.TCP, pkt.client_addr, port, pkt.virtual_addr, pkt.virtual_port
+                    pkt.protocol, pkt.client_addr, port, pkt.virtual_addr, pkt.virtual_port
                 )
                 in_table = world.kernel.table.get(key)
                 live = in_table is not None and in_table.expires > world.now
                 assert (seen is not None) == live
 
 
-def run_packet(world: World, svc_idx: int, client: int, port: int, flags: TcpFlags) -> None:
+def run_packet(
+    world: World,
+    svc_idx: int,
+    client: int,
+    port: int,
+    flags: TcpFlags,
+    chunk: tuple[int | None, int | None] = (None, None),
+) -> None:
     kernel = world.kernel
     svc = world.services[svc_idx]
-    pkt = packet(world, svc_idx, client, port, flags)
+    pkt = packet(world, svc_idx, client, port, flags, chunk)
     before = {id(s): (s.weight, s.overloaded, s.available, s.total_conns) for s in world.servers}
     linked = [d for d in svc.destinations]
     templates_before: list[Template] = list(kernel.templates.values())
@@ -204,11 +269,15 @@ def run(world: World, ops: list[tuple[object, ...]]) -> None:
     for op in ops:
         kind = op[0]
         if kind == "in":
-            _, s, c, p, f = op
-            run_packet(world, s, c, p, f)  # type: ignore[arg-type]
+            _, s, c, p, f, ch = op
+            run_packet(world, s, c, p, f, ch)  # type: ignore[arg-type]
         elif kind == "out":
-            _, s, c, p, f = op
-            kernel.reply(packet(world, s, c, p, f), f, world.now)  # type: ignore[arg-type]
+            _, s, c, p, f, ch = op
+            pkt = packet(world, s, c, p, f, ch)  # type: ignore[arg-type]
+            reply: TcpFlags | SctpReply = f  # type: ignore[assignment]
+            if pkt.protocol is Protocol.SCTP:
+                reply = SctpReply(*ch)  # type: ignore[misc]
+            kernel.reply(pkt, reply, world.now)
         elif kind == "wait":
             world.now += op[1]  # type: ignore[operator]
             kernel.advance(world.now)
@@ -237,6 +306,7 @@ def run(world: World, ops: list[tuple[object, ...]]) -> None:
                 continue  # TencentOS only
             kernel.sysctls = dataclasses.replace(kernel.sysctls, **{name: value})
         check_counters(world)
+        check_sctp_activity(world)
         check_expiry(world)
 
 
@@ -276,3 +346,13 @@ def test_invariants_with_a_persistent_service(
 ) -> None:
     """An rr service plus a persistent one (-p 30, /24), whole-second times."""
     run(build(features, persistent=True), ops)
+
+
+@COMMON
+@given(features=_eras(), ops=st.lists(op_strategy(MS_DELAYS, 4), min_size=5, max_size=60))
+def test_invariants_with_sctp_services(
+    features: KernelFeatures, ops: list[tuple[object, ...]]
+) -> None:
+    """TCP services plus an SCTP one and a persistent SCTP one, chunk by chunk, with
+    the original SCTP machine (3.10) and the current one (the other eras)."""
+    run(build(features, persistent=True, sctp=True), ops)

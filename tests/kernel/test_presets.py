@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from ipvslab.kernel.features import Feature, KernelFeatures
+from ipvslab.kernel.features import FEATURE_INFO, Feature, KernelFeatures
 from ipvslab.kernel.presets import (
     STABLE_BACKPORTS,
     KernelPreset,
@@ -190,6 +190,39 @@ def test_tencentos_ignores_kernel_org_stable_sublevel() -> None:
 def test_mainline_boundary_switches_feature_on(before: str, after: str, feature: Feature) -> None:
     assert not has(before, feature)
     assert has(after, feature)
+
+
+@pytest.mark.parametrize(
+    ("name", "current_sctp"),
+    [
+        ("centos-7.6", False),
+        ("centos-7", False),
+        ("euleros-2.5", False),
+        ("euleros-2.9", True),
+        ("euleros-2.9-fixed", True),
+        ("ubuntu-16.04", True),
+        ("ubuntu-18.04", True),
+        ("ubuntu-20.04", True),
+        ("ubuntu-22.04", True),
+        ("hce-2.0", True),
+        ("tencentos-5.4", True),
+        ("debian-12", True),
+    ],
+)
+def test_sctp_state_machine_per_preset(name: str, current_sctp: bool) -> None:
+    """RHEL 7 3.10 kernels keep the original SCTP machine (halfline/rhel7 at RHEL 7.3,
+    OpenVZ/vzkernel); every other preset is past the 2013 rewrite."""
+    assert get_preset(name).features.sctp_new_state_machine is current_sctp
+    assert has(UNAME_BY_PRESET[name], F.SCTP_NEW_STATE_MACHINE) is current_sctp
+
+
+def test_sctp_rewrite_bound_is_marked_unverified() -> None:
+    info = FEATURE_INFO[F.SCTP_NEW_STATE_MACHINE]
+    assert info.commit == "unidentified"
+    assert "UNVERIFIED" in info.evidence
+    assert not has("3.10", F.SCTP_NEW_STATE_MACHINE)
+    assert not has("3.17.8", F.SCTP_NEW_STATE_MACHINE)
+    assert has("3.18", F.SCTP_NEW_STATE_MACHINE)
 
 
 def test_kernel_before_4_1_forwards_reused_ports_to_the_old_server() -> None:

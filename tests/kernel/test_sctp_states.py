@@ -590,6 +590,17 @@ def test_legacy_error_chunk_is_data() -> None:
     assert legacy_event_for_chunk(200) is E.DATA
 
 
+def test_legacy_bundled_abort_lookahead_as_in_3_10_trees() -> None:
+    """RHEL 7.3 (halfline/rhel7) and a 3.10 Android tree byte-swap the chunk length,
+    so COOKIE-ECHO/COOKIE-ACK followed by ABORT counts as ABORT there too."""
+    assert legacy_event_for_chunk(C.COOKIE_ECHO, C.ABORT) is E.ABORT
+    assert legacy_event_for_chunk(C.COOKIE_ACK, C.ABORT) is E.ABORT
+    assert legacy_event_for_chunk(C.COOKIE_ECHO, C.DATA) is E.COOKIE_ECHO
+    assert legacy_event_for_chunk(C.DATA, C.ABORT) is E.DATA
+    with pytest.raises(ValueError):
+        legacy_event_for_chunk(C.COOKIE_ECHO, 256)
+
+
 @pytest.mark.parametrize(
     ("state", "name", "ms"),
     [

@@ -14,11 +14,16 @@ from enum import Enum
 from ipvslab.kernel.conntrack import ConntrackStatus
 from ipvslab.kernel.features import KernelFeatures
 from ipvslab.kernel.packet import Protocol
+from ipvslab.kernel.sctp_states import LegacySctpState, SctpState
 from ipvslab.kernel.sysctls import Sysctls
 from ipvslab.kernel.tcp_states import TcpState
 
-# SCTP's CLOSED state (IP_VS_SCTP_S_CLOSED) as the model numbers it.
-SCTP_CLOSED = 0
+# IP_VS_SCTP_S_CLOSED, the only SCTP state is_new_conn_expected() (d752c364) lets a
+# new association replace: 13 in the current machine. Kernels that kept the original
+# 2906f66a5682 machine (RHEL 7: d752c364 backported, SCTP table not) compare the
+# same name, which is 12 there.
+SCTP_CLOSED = int(SctpState.CLOSED)
+LEGACY_SCTP_CLOSED = int(LegacySctpState.CLOSED)
 
 
 class Outcome(Enum):
@@ -156,9 +161,11 @@ def is_new_conn_expected(
         if conn_reuse_mode & 2 and entry.state == TcpState.FIN_WAIT and entry.no_output:
             path.append(StepKind.FIN_WAIT_NOOUTPUT)
             return True
-    elif entry.protocol is Protocol.SCTP and entry.state == SCTP_CLOSED:
-        path.append(StepKind.EXPECTED_REUSE)
-        return True
+    elif entry.protocol is Protocol.SCTP:
+        closed = SCTP_CLOSED if features.sctp_new_state_machine else LEGACY_SCTP_CLOSED
+        if entry.state == closed:
+            path.append(StepKind.EXPECTED_REUSE)
+            return True
     path.append(StepKind.STATE_NOT_EXPECTED)
     return False
 
@@ -286,7 +293,8 @@ def decide(
 ) -> Decision:
     """What ip_vs_in() does with one packet from the client side.
 
-    ``is_new_conn``: the packet is a TCP SYN or SCTP INIT (is_new_conn()).
+    ``is_new_conn``: the packet is a TCP SYN or its first SCTP chunk is INIT
+    (is_new_conn()).
     ``entry``: the connection entry the packet matched, or None.
     ``conntrack``: what netfilter attached to the packet.
     ``can_schedule``: whether the service's scheduler would find a server now.

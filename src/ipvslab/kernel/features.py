@@ -41,6 +41,11 @@ class Feature(Enum):
     # connection if RS weight is 0" (v5.16 and stable): expire_nodest_conn moves a
     # reused port off a weight-0 server whatever conn_reuse_mode says.
     WEIGHT0_RESCHEDULE_ANY_MODE = "weight0_reschedule_any_mode"
+    # Julian Anastasov's 2013 rewrite of the SCTP state machine (commit hash not
+    # found): 14 states with INIT1/REJECTED, per-direction tables and an input-only
+    # table. Without it SCTP entries run the original 2906f66a5682 machine
+    # (sctp_states.LEGACY_*). The mainline release is an UNVERIFIED bound.
+    SCTP_NEW_STATE_MACHINE = "sctp_new_state_machine"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,18 @@ FEATURE_INFO: dict[Feature, FeatureInfo] = {
             "netdev/net.git 2021-11-19 (v5.16-rc); stable 4.14.257, 4.19.219, 5.4.163,"
             " 5.10.83, 5.15.6; not queued for 4.4/4.9",
         ),
+        FeatureInfo(
+            Feature.SCTP_NEW_STATE_MACHINE,
+            "unidentified",
+            "SCTP state machine rewrite (Julian Anastasov, 2013; title and hash not found)",
+            (3, 18),
+            "UNVERIFIED v3.18, the latest possible bound: the old table is in a 3.10"
+            " Android tree (melvilli/kernel_msm8916_outrageous, HEAD side of its v3.18"
+            " merge) and the new one on the v3.18 side of the same merge; the commit and"
+            " its release (3.11-3.18) were not found. RHEL 7 3.10 kernels never took it:"
+            " halfline/rhel7 (RHEL 7.3) and OpenVZ/vzkernel (RHEL 7-based, later"
+            " backports) keep the old machine",
+        ),
     )
 }
 
@@ -138,6 +155,7 @@ class KernelFeatures:
     unconfirmed_conntrack_reuse: bool = True
     nodest_reschedule: bool = True
     weight0_reschedule_any_mode: bool = True
+    sctp_new_state_machine: bool = True
 
     def has(self, feature: Feature) -> bool:
         return bool(getattr(self, feature.value))

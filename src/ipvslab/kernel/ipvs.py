@@ -1,9 +1,10 @@
 """One node's IPVS: services, the connection table, and the packet paths.
 
-`IpvsKernel` is the driver around the pure pieces: it looks entries up, asks
-`decide()` what ip_vs_in() would do, applies that (expire, drop, schedule,
-persistence), runs the TCP state machine and keeps the counters. Time is passed
-in with every call (integer milliseconds); nothing here reads a clock.
+`IpvsKernel` is the driver around the pure pieces: it looks services and entries
+up (firewall-mark services first, as ip_vs_service_find() does), asks `decide()`
+what ip_vs_in() would do, applies that (expire, drop, schedule, persistence),
+runs the TCP and SCTP state machines and keeps the counters. Time is passed in
+with every call (integer milliseconds); nothing here reads a clock.
 
 receive() and reply() take one packet each and read as the kernel's paths do.
 receive_batch() is the same path for many packets per call, with decide() and
@@ -39,7 +40,19 @@ from ipvslab.kernel.conntrack import (
 from ipvslab.kernel.decision import Decision, ExistingEntry, Outcome, StepKind, decide
 from ipvslab.kernel.dest import RealServer
 from ipvslab.kernel.features import KernelFeatures
-from ipvslab.kernel.packet import Direction, IPAddress, Packet, Protocol, TcpFlags
+from ipvslab.kernel.packet import Direction, IPAddress, Packet, Protocol, SctpReply, TcpFlags
+from ipvslab.kernel.sctp_states import (
+    DEFAULT_SCTP_TIMEOUTS,
+    LEGACY_DEFAULT_SCTP_TIMEOUTS,
+    LegacySctpState,
+    SctpEvent,
+    SctpState,
+    event_for_chunk,
+    legacy_event_for_chunk,
+    legacy_next_state,
+)
+from ipvslab.kernel.sctp_states import next_state as sctp_next_state
+from ipvslab.kernel.sctp_states import step as sctp_step
 from ipvslab.kernel.service import ServiceFlags, VirtualService
 from ipvslab.kernel.sysctls import Sysctls
 from ipvslab.kernel.tcp_states import (
@@ -62,6 +75,8 @@ EXPIRE_LATER: Final = 1 * MINUTE
 INVALID_TEMPLATE_PORT: Final = 0xFFFF
 
 _SYN: Final = TcpFlags.SYN.value
+_TCP: Final = Protocol.TCP
+_SCTP: Final = Protocol.SCTP
 _SVC_PERSISTENT: Final = ServiceFlags.PERSISTENT.value
 _N_STATES: Final = len(TcpState)
 
@@ -89,6 +104,66 @@ _CtStep = tuple[CtTcpState, bool, bool, int, bool]
 # Steps by (state + 1, fin_seen, last_rst_from_client, direction, flags) packed as
 # receive_batch() packs them (state + 1 is 0 for a missing or dead entry).
 _CT_TABLE: Final[list[_CtStep | None]] = [None] * ((len(CtTcpState) + 1) << 8)
+
+
+class _SctpMachine:
+    """One SCTP state machine as flat tables, for the batch path.
+
+    ``next[(row * events + event) * states + state]`` is the next state, where row
+    is the direction index set_sctp_state() uses (current machine: input, output,
+    input-only; original machine: client, server). ``events`` memoises the event
+    of a (first chunk, next chunk) pair, -1 for a packet without a chunk.
+    """
+
+    __slots__ = ("established", "event_memo", "legacy", "n_events", "n_states", "next", "timeouts")
+
+    def __init__(self, legacy: bool) -> None:
+        self.legacy = legacy
+        self.n_events = len(SctpEvent)
+        cells: list[int] = []
+        if legacy:
+            self.n_states = len(LegacySctpState)
+            for direction in Direction:
+                for event in SctpEvent:
+                    for lstate in LegacySctpState:
+                        cells.append(int(legacy_next_state(lstate, event, direction)))
+            self.timeouts = tuple(LEGACY_DEFAULT_SCTP_TIMEOUTS[s] for s in LegacySctpState)
+            self.established = int(LegacySctpState.ESTABLISHED)
+        else:
+            self.n_states = len(SctpState)
+            for table in StateTable:
+                for event in SctpEvent:
+                    for state in SctpState:
+                        cells.append(int(sctp_next_state(state, event, table)))
+            self.timeouts = tuple(DEFAULT_SCTP_TIMEOUTS[s] for s in SctpState)
+            self.established = int(SctpState.ESTABLISHED)
+        self.next: tuple[int, ...] = tuple(cells)
+        self.event_memo: dict[tuple[int | None, int | None], int] = {}
+
+    def event(self, chunk: int | None, next_chunk: int | None) -> int:
+        """The event set_sctp_state() takes from these chunks, -1 for none (the
+        checks of event_for_chunk() included: a bad chunk type raises here)."""
+        if chunk is None:
+            return -1
+        memo = self.event_memo
+        found = memo.get((chunk, next_chunk))
+        if found is None:
+            if self.legacy:
+                found = int(legacy_event_for_chunk(chunk, next_chunk))
+            else:
+                found = int(event_for_chunk(chunk, next_chunk))
+            memo[(chunk, next_chunk)] = found
+        return found
+
+
+_SCTP_MACHINES: Final = {False: _SctpMachine(False), True: _SctpMachine(True)}
+
+
+def _sctp_reply_chunks(reply: object) -> tuple[int | None, int | None]:
+    """The chunks of a server's SCTP packet: an SctpReply, never TCP flags."""
+    if not isinstance(reply, SctpReply):
+        raise TypeError(f"an SCTP reply takes SctpReply(chunk, next_chunk), got {reply!r}")
+    return reply.chunk, reply.next_chunk
 
 
 def _ct_step(entry: ConntrackEntry | None, flags: int, direction: int) -> _CtStep:
@@ -271,8 +346,14 @@ class IpvsKernel:
         self._services: dict[tuple[int, IPAddress, int], _ServiceState] = {}
         # The IPv4 services again, by _v4_service_key() (the per-packet lookup).
         self._services_v4: dict[int, _ServiceState] = {}
+        # Firewall-mark services by fwmark << 1 | (IPv6): __ip_vs_svc_fwm_find() keys
+        # them by mark and address family only (no protocol, address or port).
+        self._fwmark_services: dict[int, _ServiceState] = {}
         self._active = active_states(features.preestablished_active)
         self._active_by_state = tuple(TcpState(s) in self._active for s in range(_N_STATES))
+        # The SCTP state machine of this era (SCTP_NEW_STATE_MACHINE: the 2013 rewrite,
+        # else the original 2906f66a5682 table).
+        self._sctp = _SCTP_MACHINES[not features.sctp_new_state_machine]
         self._verdicts: dict[object, _Verdict] = {}
         self._now = 0
 
@@ -289,6 +370,13 @@ class IpvsKernel:
         self._verdicts.clear()
 
     def add_service(self, service: VirtualService) -> VirtualService:
+        if service.fwmark:
+            # ipvsadm -A -f: one service per (fwmark, address family).
+            fkey = service.fwmark << 1 | (service.addr.version == 6)
+            if fkey in self._fwmark_services:
+                raise ValueError(f"service {service.label} already exists")
+            self._fwmark_services[fkey] = _ServiceState(service)
+            return service
         key = (int(service.protocol), service.addr, service.port)
         if key in self._services:
             raise ValueError(f"service {service.label} already exists")
@@ -298,14 +386,17 @@ class IpvsKernel:
         return service
 
     def service_for(self, packet: Packet) -> VirtualService | None:
-        state = self._services.get((int(packet.protocol), packet.virtual_addr, packet.virtual_port))
+        """The service ip_vs_service_find() gives this packet (fwmark first)."""
+        state = self._key_and_service(packet)[1]
         return state.service if state else None
 
     @property
     def services(self) -> list[VirtualService]:
-        return [s.service for s in self._services.values()]
+        return [s.service for s in (*self._services.values(), *self._fwmark_services.values())]
 
     def _state_of(self, service: VirtualService) -> _ServiceState:
+        if service.fwmark:
+            return self._fwmark_services[service.fwmark << 1 | (service.addr.version == 6)]
         return self._services[(int(service.protocol), service.addr, service.port)]
 
     def add_dest(
@@ -450,16 +541,33 @@ class IpvsKernel:
         return ConntrackStatus.CONFIRMED if entry and entry.alive(now) else ConntrackStatus.NEW
 
     def _key_and_service(self, packet: Packet) -> tuple[int, _ServiceState | None]:
-        """The packet's connection key and its virtual service (ip_vs_service_find())."""
+        """The packet's connection key and its virtual service (ip_vs_service_find()).
+
+        ip_vs_service_find() (ip_vs_ctl.c, the same order since 2.6: "check the table
+        hashed by fwmark first"): a packet with a mark goes to the fwmark service of
+        its address family when there is one, whatever (protocol, address, port)
+        services also match; otherwise, or when none has that mark, to the
+        (protocol, vaddr, vport) service. The 2026 nf-next patch "ipvs: use more
+        counters to avoid service lookups" only skips empty tables, the same result.
+        The FTP-data and port-zero fallbacks are not modelled. Connections are keyed
+        by the packet's own vaddr:vport in every case.
+        """
         caddr = packet.client_addr
         vaddr = packet.virtual_addr
         vport = packet.virtual_port
+        state: _ServiceState | None
         if type(caddr) is IPv4Address and type(vaddr) is IPv4Address and 0 <= vport <= 0xFFFF:
             low = int(vaddr) << 16 | vport
             key = ((packet.protocol << 32 | int(caddr)) << 16 | packet.client_port) << 48 | low
-            return key, self._services_v4.get(packet.protocol << 48 | low)
-        key = connection_key(packet.protocol, caddr, packet.client_port, vaddr, packet.virtual_port)
-        return key, self._services.get((int(packet.protocol), vaddr, packet.virtual_port))
+            state = self._services_v4.get(packet.protocol << 48 | low)
+        else:
+            key = connection_key(packet.protocol, caddr, packet.client_port, vaddr, vport)
+            state = self._services.get((int(packet.protocol), vaddr, vport))
+        if self._fwmark_services and packet.mark:
+            fwm = self._fwmark_services.get(packet.mark << 1 | (vaddr.version == 6))
+            if fwm is not None:
+                state = fwm
+        return key, state
 
     def receive(
         self, packet: Packet, now: int, conntrack: ConntrackStatus | None = None
@@ -471,6 +579,9 @@ class IpvsKernel:
         key, state = self._key_and_service(packet)
         if state is None:
             raise ValueError(f"no virtual service for {packet.virtual_addr}:{packet.virtual_port}")
+        if packet.protocol is _SCTP:
+            # Bad chunk types are refused before anything changes.
+            self._sctp.event(packet.sctp_chunk, packet.sctp_next_chunk)
         self.advance(now)
         conn = self._lookup(key, now)
         ct_status = conntrack if conntrack is not None else self.conntrack_status(key, packet, now)
@@ -492,7 +603,15 @@ class IpvsKernel:
                 return verdict.failed()
             new_entry = True
         assert conn is not None
-        expires = self._set_state(conn, packet.protocol, packet.flags, Direction.INPUT, now)
+        expires = self._set_state(
+            conn,
+            packet.protocol,
+            packet.flags,
+            Direction.INPUT,
+            now,
+            packet.sctp_chunk,
+            packet.sctp_next_chunk,
+        )
         self.table.set_expires(key, conn, expires)
         if self.track_conntrack and packet.protocol is Protocol.TCP:
             self.conntrack[key] = track(self.conntrack.get(key), packet.flags, Direction.INPUT, now)
@@ -534,25 +653,27 @@ class IpvsKernel:
     # -- many packets per call ------------------------------------------------------
 
     def receive_batch(
-        self, events: Iterable[tuple[Packet, int, TcpFlags | None]]
+        self, events: Iterable[tuple[Packet, int, TcpFlags | SctpReply | None]]
     ) -> list[PacketResult | bool]:
         """Many packets in one call, each exactly as the one-packet calls take it.
 
         Each event is (packet, now, reply). ``reply`` None is a client packet through
-        ip_vs_in(), as receive(packet, now); TCP flags are a server reply on the
-        client connection ``packet`` names, through ip_vs_out(), as
-        reply(packet, flags, now). Returns receive()'s PacketResult or reply()'s
+        ip_vs_in(), as receive(packet, now); TCP flags (an SctpReply for SCTP) are a
+        server reply on the client connection ``packet`` names, through ip_vs_out(),
+        as reply(packet, flags, now). Returns receive()'s PacketResult or reply()'s
         bool for each event, in order. Entries, counters, timers, conntrack and
         expiry end up exactly as after the same calls one by one: this is the same
-        path with its state bound once per call, decisions and TCP transitions
-        read from tables, and the small helpers inlined. On an error (no service,
-        time going backwards) the events before it have been applied.
+        path with its state bound once per call, decisions and the TCP and SCTP
+        transitions read from tables, and the small helpers inlined. On an error (no
+        service, a bad SCTP chunk type, time going backwards) the events before it
+        have been applied.
         """
         # Everything the loop reads, bound once (locals are the cheapest names,
         # interpreted or compiled).
         table = self.table
         entries = table.entries
         services_v4 = self._services_v4
+        fwmarks = self._fwmark_services
         conntrack = self.conntrack
         tracking = self.track_conntrack
         tcp_timeouts = self.timeouts.tcp
@@ -574,6 +695,15 @@ class IpvsKernel:
         f_nooutput = F_NOOUTPUT
         f_inactive = F_INACTIVE
         f_nfct = F_NFCT
+        sctp_machine = self._sctp
+        sctp_event = sctp_machine.event
+        sctp_next = sctp_machine.next
+        sctp_timeouts = sctp_machine.timeouts
+        sctp_n_states = sctp_machine.n_states
+        sctp_n_events = sctp_machine.n_events
+        sctp_established = sctp_machine.established
+        sctp_legacy = sctp_machine.legacy
+        sctp_ev = -1
         results: list[PacketResult | bool] = []
         for packet, now, reply in events:
             protocol = packet.protocol
@@ -590,10 +720,23 @@ class IpvsKernel:
                 low = virtual_ip << 16 | vport
                 key = ((proto << 32 | client_ip) << 16 | packet.client_port) << 48 | low
                 state = services_v4.get(proto << 48 | low)
+                if fwmarks and packet.mark:
+                    # ip_vs_service_find(): the fwmark service first, as
+                    # _key_and_service() does it.
+                    fwm = fwmarks.get(packet.mark << 1)
+                    if fwm is not None:
+                        state = fwm
             else:
                 key, state = self._key_and_service(packet)
             if reply is None and state is None:
                 raise ValueError(f"no virtual service for {vaddr}:{vport}")
+            if protocol is sctp:
+                # The event set_sctp_state() will take (bad chunk types raise here,
+                # before anything changes, as in receive() and reply()).
+                if reply is None:
+                    sctp_ev = sctp_event(packet.sctp_chunk, packet.sctp_next_chunk)
+                else:
+                    sctp_ev = sctp_event(*_sctp_reply_chunks(reply))
             if now != self._now:
                 self.advance(now)
             conn = entries.get(key)
@@ -608,7 +751,7 @@ class IpvsKernel:
                 if conn is None:
                     results.append(False)
                     continue
-                flags = int(reply)
+                flags = 0 if protocol is sctp else int(reply)  # type: ignore[arg-type]
                 direction = 1  # Direction.OUTPUT
                 result = True
                 track_entry = conntrack.get(key) if tracking else None
@@ -616,7 +759,13 @@ class IpvsKernel:
                 # ip_vs_in(): the reuse decision, as receive().
                 flags = int(packet.flags)
                 direction = 0  # Direction.INPUT
-                is_new = (protocol is tcp or protocol is sctp) and flags & syn != 0
+                # is_new_conn(): a TCP SYN, or an SCTP packet whose first chunk is INIT.
+                if protocol is tcp:
+                    is_new = flags & syn != 0
+                elif protocol is sctp:
+                    is_new = packet.sctp_chunk == 1  # SCTP_CID_INIT
+                else:
+                    is_new = False
                 track_entry = None
                 if not tracking:
                     ct = _CT_NONE
@@ -710,6 +859,46 @@ class IpvsKernel:
                         control.assured = True  # ip_vs_control_assure_ct()
                     conn.state = new
                 expires = now + tcp_timeouts[new]
+            elif protocol is sctp:
+                # set_sctp_state(), as _set_sctp_state() does it.
+                current = conn.state
+                if not 0 <= current < sctp_n_states:
+                    raise ValueError(f"{current} is not an SCTP state of this kernel")
+                if sctp_ev < 0:
+                    # No chunk header: state, NOOUTPUT and timeout stay.
+                    expires = now + sctp_timeouts[current]
+                else:
+                    conn_flags = conn.flags
+                    if sctp_legacy:
+                        row = direction  # client or server column; NOOUTPUT unread
+                    elif conn_flags & f_nooutput:
+                        if direction:
+                            conn_flags &= ~f_nooutput
+                            conn.flags = conn_flags
+                            row = 1
+                        else:
+                            row = 2  # IP_VS_DIR_INPUT_ONLY
+                    else:
+                        row = direction
+                    sctp_new = sctp_next[(row * sctp_n_events + sctp_ev) * sctp_n_states + current]
+                    if sctp_new != current:
+                        dest = conn.dest
+                        if dest is not None:
+                            if sctp_new == sctp_established:
+                                if conn_flags & f_inactive:
+                                    dest.active_conns += 1
+                                    dest.inactive_conns -= 1
+                                    conn.flags = conn_flags & ~f_inactive
+                            elif not conn_flags & f_inactive:
+                                dest.active_conns -= 1
+                                dest.inactive_conns += 1
+                                conn.flags = conn_flags | f_inactive
+                        control = conn.control
+                        if control is not None and sctp_new == sctp_established:
+                            # ip_vs_control_assure_ct(), current machine only
+                            control.assured = control.assured or not sctp_legacy
+                        conn.state = sctp_new
+                    expires = now + sctp_timeouts[sctp_new]
             else:
                 conn.state = UDP_STATE
                 expires = now + udp_timeout
@@ -797,8 +986,21 @@ class IpvsKernel:
     ) -> tuple[RealServer, Template] | None:
         """ip_vs_sched_persist(): reuse the client network's template if it checks out."""
         network = service.template_network(packet.client_addr)
-        vport = 0 if service.is_ftp or service.port == 0 else service.port
-        tkey = connection_key(packet.protocol, network, 0, packet.virtual_addr, vport)
+        # The template's <protocol, vaddr, vport> (ip_vs_sched_persist(), the same in
+        # 3.x and current trees): the packet's own when its port is the service's
+        # (vport 0 for FTP); otherwise vport 0 and, for a fwmark service, IPPROTO_IP
+        # with the mark as the address, so one template covers every port and
+        # protocol the mark selects (persistent port-zero services keep theirs).
+        tproto: int = packet.protocol
+        tvaddr = packet.virtual_addr
+        if packet.virtual_port == service.port:
+            vport = 0 if service.is_ftp else service.port
+        else:
+            vport = 0
+            if service.fwmark:
+                tproto = Protocol.IP
+                tvaddr = service.fwmark_addr
+        tkey = connection_key(tproto, network, 0, tvaddr, vport)
         template = self.templates.get(tkey)
         if template is not None and template.expires <= now:
             self._template_timer(template)
@@ -842,11 +1044,16 @@ class IpvsKernel:
         flags: TcpFlags,
         direction: Direction,
         now: int,
+        sctp_chunk: int | None = None,
+        sctp_next_chunk: int | None = None,
     ) -> int:
-        """set_tcp_state() / udp_state_transition(); returns the entry's new expiry."""
-        if protocol is not Protocol.TCP:
+        """set_tcp_state() / set_sctp_state() / udp_state_transition(); returns the
+        entry's new expiry (now + cp->timeout, as ip_vs_conn_put() re-arms it)."""
+        if protocol is not _TCP:
+            if protocol is _SCTP:
+                return self._set_sctp_state(conn, sctp_chunk, sctp_next_chunk, direction, now)
             # udp_state_transition(): one state, never touches INACTIVE (UDP is
-            # always InActConn). SCTP is modelled the same way for now.
+            # always InActConn).
             conn.state = UDP_STATE
             return now + self.timeouts.udp
         no_output = bool(conn.flags & F_NOOUTPUT)
@@ -871,13 +1078,77 @@ class IpvsKernel:
             conn.state = new
         return now + self.timeouts.tcp[new]
 
+    def _set_sctp_state(
+        self,
+        conn: Connection,
+        chunk: int | None,
+        next_chunk: int | None,
+        direction: Direction,
+        now: int,
+    ) -> int:
+        """set_sctp_state() (ip_vs_proto_sctp.c), through sctp_states.step().
+
+        * No chunk header: the kernel returns before anything, so state, NOOUTPUT
+          and cp->timeout stay; ip_vs_conn_put() still re-arms the timer with that
+          timeout, which is the current state's (only an INIT, which moves the state,
+          creates SCTP entries).
+        * Current machine (2013 rewrite): an output packet clears NOOUTPUT, an input
+          one on a NOOUTPUT entry reads the input-only table.
+        * Original machine (2906f66a5682, RHEL 7): client or server column only;
+          NOOUTPUT is neither read nor cleared.
+        * Both: counters move only on a state change, ActiveConn = ESTABLISHED only.
+        * Current machine: entering ESTABLISHED marks the template assured
+          (ip_vs_control_assure_ct(), seen in current trees, commit not identified).
+        """
+        machine = self._sctp
+        legacy = machine.legacy
+        if chunk is None:
+            return now + self.timeouts.for_state(Protocol.SCTP, conn.state, legacy)
+        new: int
+        if legacy:
+            event = legacy_event_for_chunk(chunk, next_chunk)
+            new = legacy_next_state(LegacySctpState(conn.state), event, direction)
+        else:
+            no_output = bool(conn.flags & F_NOOUTPUT)
+            step = sctp_step(conn.state, chunk, direction, no_output, next_chunk)
+            if step.clear_no_output:
+                conn.flags &= ~F_NOOUTPUT
+            new = step.state
+        if new != conn.state:
+            dest = conn.dest
+            if dest is not None:
+                active = new == machine.established
+                if active and conn.flags & F_INACTIVE:
+                    dest.active_conns += 1
+                    dest.inactive_conns -= 1
+                    conn.flags &= ~F_INACTIVE
+                elif not active and not conn.flags & F_INACTIVE:
+                    dest.active_conns -= 1
+                    dest.inactive_conns += 1
+                    conn.flags |= F_INACTIVE
+            if not legacy and new == SctpState.ESTABLISHED and conn.control is not None:
+                conn.control.assured = True  # ip_vs_control_assure_ct()
+            conn.state = int(new)
+        return now + self.timeouts.for_state(Protocol.SCTP, new, legacy)
+
     # -- the output path (NAT replies) --------------------------------------------
 
-    def reply(self, packet: Packet, flags: TcpFlags, now: int) -> bool:
+    def reply(self, packet: Packet, flags: TcpFlags | SctpReply, now: int) -> bool:
         """A server reply for the client connection ``packet`` names (ip_vs_out()).
 
+        ``flags``: the reply's TCP flags, or for SCTP its chunks (SctpReply).
         Returns False when no entry exists (the reply is not IPVS's).
         """
+        chunk: int | None = None
+        next_chunk: int | None = None
+        tcp_flags = TcpFlags.NONE
+        if packet.protocol is _SCTP:
+            chunk, next_chunk = _sctp_reply_chunks(flags)
+            self._sctp.event(chunk, next_chunk)  # bad chunk types refused up front
+        elif isinstance(flags, SctpReply):
+            raise TypeError(f"a {packet.protocol.name} reply takes TcpFlags, got {flags!r}")
+        else:
+            tcp_flags = flags
         self.advance(now)
         key = connection_key(
             packet.protocol,
@@ -889,10 +1160,12 @@ class IpvsKernel:
         conn = self._lookup(key, now)
         if conn is None:
             return False
-        expires = self._set_state(conn, packet.protocol, flags, Direction.OUTPUT, now)
+        expires = self._set_state(
+            conn, packet.protocol, tcp_flags, Direction.OUTPUT, now, chunk, next_chunk
+        )
         self.table.set_expires(key, conn, expires)
-        if self.track_conntrack and packet.protocol is Protocol.TCP:
-            self.conntrack[key] = track(self.conntrack.get(key), flags, Direction.OUTPUT, now)
+        if self.track_conntrack and packet.protocol is _TCP:
+            self.conntrack[key] = track(self.conntrack.get(key), tcp_flags, Direction.OUTPUT, now)
         return True
 
     # -- views --------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Packets as the model sees them: protocol, addresses, ports and TCP flags."""
+"""Packets as the model sees them: protocol, addresses, ports, TCP flags, SCTP
+chunk types and the netfilter mark."""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+from typing import NamedTuple
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -36,6 +38,8 @@ class Direction(IntEnum):
 
 
 _SYN = TcpFlags.SYN.value
+_SCTP_INIT = 1  # SCTP_CID_INIT (RFC 4960 3.2)
+_set = object.__setattr__  # how a frozen dataclass sets its fields
 
 
 def parse_address(text: str) -> IPAddress:
@@ -43,11 +47,20 @@ def parse_address(text: str) -> IPAddress:
     return ipaddress.ip_address(text)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Packet:
     """One packet from the client side of a virtual service.
 
-    ``flags`` matter for TCP only; for SCTP ``flags & SYN`` stands for an INIT chunk.
+    ``flags`` matter for TCP only. For SCTP, ``sctp_chunk`` is the type of the
+    packet's first chunk (None: too short to hold a chunk header) and
+    ``sctp_next_chunk`` the type of the chunk after it, when there is one (only
+    read for the bundled-ABORT rule, see sctp_states.event_for_chunk()).
+    ``mark`` is skb->mark, the netfilter mark a firewall-mark service matches.
+
+    A slotted frozen dataclass, hashable and comparable. Its __init__ is written
+    out (one bound setter instead of a global lookup per field) because packets
+    are built by the million; the SCTP and mark fields default, so TCP and UDP
+    packets are built as before.
     """
 
     protocol: Protocol
@@ -56,10 +69,50 @@ class Packet:
     virtual_addr: IPAddress
     virtual_port: int
     flags: TcpFlags = TcpFlags.NONE
+    sctp_chunk: int | None = None
+    sctp_next_chunk: int | None = None
+    mark: int = 0
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        client_addr: IPAddress,
+        client_port: int,
+        virtual_addr: IPAddress,
+        virtual_port: int,
+        flags: TcpFlags = TcpFlags.NONE,
+        sctp_chunk: int | None = None,
+        sctp_next_chunk: int | None = None,
+        mark: int = 0,
+    ) -> None:
+        put = _set
+        put(self, "protocol", protocol)
+        put(self, "client_addr", client_addr)
+        put(self, "client_port", client_port)
+        put(self, "virtual_addr", virtual_addr)
+        put(self, "virtual_port", virtual_port)
+        put(self, "flags", flags)
+        put(self, "sctp_chunk", sctp_chunk)
+        put(self, "sctp_next_chunk", sctp_next_chunk)
+        put(self, "mark", mark)
 
     @property
     def is_new_connection(self) -> bool:
-        """is_new_conn() (d752c364): a TCP SYN or an SCTP INIT; never for UDP."""
-        if self.protocol is Protocol.TCP or self.protocol is Protocol.SCTP:
+        """is_new_conn() (d752c364): a TCP SYN, or an SCTP packet whose first chunk
+        is INIT (the chunk type is read, not any flag); never for UDP."""
+        if self.protocol is Protocol.TCP:
             return bool(int(self.flags) & _SYN)
+        if self.protocol is Protocol.SCTP:
+            return self.sctp_chunk == _SCTP_INIT
         return False
+
+
+class SctpReply(NamedTuple):
+    """The chunks of a server's SCTP packet, for IpvsKernel.reply() and the reply
+    events of receive_batch() (a TCP reply passes its TcpFlags there instead).
+
+    ``chunk`` None: the packet is too short to hold a chunk header.
+    """
+
+    chunk: int | None
+    next_chunk: int | None = None

@@ -201,6 +201,10 @@ _RHEL7_LIKE = KernelFeatures(
     unconfirmed_conntrack_reuse=False,
     nodest_reschedule=False,
     weight0_reschedule_any_mode=False,
+    # The original SCTP machine: halfline/rhel7 (RHEL_MINOR = 3) and the RHEL 7-based
+    # OpenVZ/vzkernel, whose SCTP code has later backports (CHECKSUM_PARTIAL,
+    # NETIF_F_SCTP_CRC), both still have it (docs/kernel-presets.md 2.3).
+    sctp_new_state_machine=False,
 )
 
 _EULER29 = _m(4, 18).with_features(
@@ -226,6 +230,8 @@ PRESETS: tuple[KernelPreset, ...] = (
             "Huawei CCE FAQ (seed 002): CentOS 7.6 has problem 2, the 1 s first-SYN drop with"
             " conn_reuse_mode=1, so Red Hat carries conn_reuse_mode and f719e3754 in 3.10."
             " pre-established ActiveConn, CLOSE reuse and the 5.9+ fixes: assumed absent."
+            " SCTP: the original state machine, read in a RHEL 7.3 tree (halfline/rhel7)"
+            " and a later RHEL 7-based one (OpenVZ/vzkernel); 7.6 itself assumed alike."
         ),
         assumed=False,
     ),
@@ -237,7 +243,10 @@ PRESETS: tuple[KernelPreset, ...] = (
         release_pattern=re.compile(r"^3\.10\.0-\d+(\.\d+)*\.el7"),
         base_version=(3, 10, 0),
         features=_RHEL7_LIKE,
-        evidence="assumed: same IPVS code as CentOS 7.6 (only 7.6 is named by the CCE FAQ)",
+        evidence=(
+            "assumed: same IPVS code as CentOS 7.6 (only 7.6 is named by the CCE FAQ),"
+            " including the original SCTP state machine (RHEL 7.3 tree halfline/rhel7)"
+        ),
         assumed=True,
     ),
     KernelPreset(
@@ -250,7 +259,9 @@ PRESETS: tuple[KernelPreset, ...] = (
         features=_RHEL7_LIKE,
         evidence=(
             "Huawei CCE FAQ (seed 002): EulerOS 2.5 has problem 2 (1 s first-SYN drop), like"
-            " CentOS 7.6. Release string format (3.10.0-862.*.eulerosv2r7) assumed."
+            " CentOS 7.6. Release string format (3.10.0-862.*.eulerosv2r7) assumed. SCTP:"
+            " the original state machine, assumed from its RHEL 7.5 base (862) and the"
+            " RHEL 7-based trees read (halfline/rhel7, OpenVZ/vzkernel)."
         ),
         assumed=False,
     ),

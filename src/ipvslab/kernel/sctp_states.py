@@ -17,6 +17,9 @@ Two generations exist:
   ``LEGACY_*``. Read from a 3.4-based tree (CyanogenMod/android_kernel_htc_msm8974)
   and a RHEL 7.3-era 3.10 tree (halfline/rhel7), which carry the same table.
 
+Which one a kernel runs is Feature.SCTP_NEW_STATE_MACHINE (features.py): off for
+the RHEL 7 family, whose 3.10 kernels never took the rewrite.
+
 Nothing here touches counters or timers: ``step()`` returns what set_sctp_state()
 would decide and the caller (ipvs.py) applies it.
 """
@@ -353,14 +356,22 @@ _LEGACY_CHUNK_EVENTS: tuple[SctpEvent, ...] = tuple(
 )
 
 
-def legacy_event_for_chunk(chunk_type: int) -> SctpEvent:
+def legacy_event_for_chunk(chunk_type: int, next_chunk_type: int | None = None) -> SctpEvent:
     """The event the original code took from a packet (never ERROR).
 
-    Its bundled-ABORT lookahead read the chunk length without byte-swapping, so
-    on a little-endian host it looks far past the packet and finds nothing; it is
-    left out here (the model is an x86 director).
+    The bundled-ABORT lookahead (COOKIE-ECHO or COOKIE-ACK followed by ABORT counts
+    as ABORT) is applied as in the current machine. The 3.4-based tree read the
+    first chunk's length without byte-swapping, so there it looks far past the
+    packet on a little-endian host and never fires; the RHEL 7.3 tree
+    (halfline/rhel7) and a 3.10 Android tree (melvilli/kernel_msm8916_outrageous)
+    byte-swap and align it, and those 3.10 kernels are the ones that still run
+    this machine (presets.py), so the model follows them.
     """
     first = _check_chunk("chunk_type", chunk_type)
+    if next_chunk_type is not None:
+        second = _check_chunk("next_chunk_type", next_chunk_type)
+        if first in _ABORT_LOOKAHEAD and second == SctpChunk.ABORT:
+            first = second
     if first < len(_LEGACY_CHUNK_EVENTS):
         return _LEGACY_CHUNK_EVENTS[first]
     return SctpEvent.DATA
@@ -418,7 +429,8 @@ def legacy_next_state(
     state: LegacySctpState, event: SctpEvent, direction: Direction
 ) -> LegacySctpState:
     """The original machine's next state. It had no input-only table: DR and TUN
-    entries simply never see a server column. ERROR is treated as DATA, as the
+    entries simply never see a server column, and set_sctp_state() never looks
+    at (or clears) IP_VS_CONN_F_NOOUTPUT. ERROR is treated as DATA, as the
     original chunk map did."""
     if event is SctpEvent.ERROR:
         event = SctpEvent.DATA

@@ -53,6 +53,12 @@ class VirtualService:
     def __post_init__(self) -> None:
         if self.port < 0 or self.port > 0xFFFF:
             raise ValueError(f"port out of range: {self.port}")
+        if not 0 <= self.fwmark <= 0xFFFFFFFF:
+            raise ValueError(f"fwmark is a 32-bit mark, got {self.fwmark}")
+        if self.fwmark and (self.port or int(self.addr)):
+            # ip_vs_add_service() keys a fwmark service by (af, fwmark) alone; ipvsadm
+            # -f gives it no address or port.
+            raise ValueError("a firewall-mark service has no address or port")
         max_prefix = 32 if self.addr.version == 4 else 128
         if not 0 <= self.netmask <= max_prefix:
             raise ValueError(f"netmask prefix must be 0..{max_prefix}, got {self.netmask}")
@@ -60,6 +66,30 @@ class VirtualService:
             self.flags |= ServiceFlags.PERSISTENT
         self.scheduler: schedulers.Scheduler = schedulers.create(self.scheduler_name)
         self.scheduler.init_service(self)
+
+    @classmethod
+    def fwmark_service(
+        cls,
+        fwmark: int,
+        scheduler_name: str = "rr",
+        *,
+        ipv6: bool = False,
+        protocol: Protocol = Protocol.TCP,
+        **kw: object,
+    ) -> VirtualService:
+        """ipvsadm -A -f MARK [-6]: a service matched by skb->mark, for any
+        destination address, port and protocol of its address family."""
+        addr: IPAddress = ipaddress.IPv6Address(0) if ipv6 else ipaddress.IPv4Address(0)
+        return cls(protocol, addr, 0, scheduler_name, fwmark=fwmark, **kw)  # type: ignore[arg-type]
+
+    @property
+    def fwmark_addr(self) -> IPAddress:
+        """The fwmark as the virtual address of its persistence templates:
+        ip_vs_sched_persist() puts htonl(fwmark) in the first 32 bits of the address
+        (the whole address for IPv4), with IPPROTO_IP and port 0."""
+        if self.addr.version == 6:
+            return ipaddress.IPv6Address(self.fwmark << 96)
+        return ipaddress.IPv4Address(self.fwmark)
 
     @property
     def persistent(self) -> bool:

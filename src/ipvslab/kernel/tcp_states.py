@@ -176,9 +176,21 @@ class Timeouts:
         if udp:
             self.udp = udp * SECOND
 
-    def for_state(self, protocol: Protocol, state: int) -> int:
+    def for_state(self, protocol: Protocol, state: int, legacy_sctp: bool = False) -> int:
+        """The timeout an entry in ``state`` gets (cp->timeout after its state change).
+
+        SCTP reads sctp_timeouts[] of its state machine (``legacy_sctp``: the original
+        2906f66a5682 one): ipvsadm --set never writes them, so they are not kept here.
+        """
         if protocol is Protocol.TCP:
             return self.tcp[state]
+        if protocol is Protocol.SCTP:
+            # Imported here: sctp_states builds on this module.
+            from ipvslab.kernel import sctp_states
+
+            if legacy_sctp:
+                return sctp_states.LEGACY_DEFAULT_SCTP_TIMEOUTS[sctp_states.LegacySctpState(state)]
+            return sctp_states.DEFAULT_SCTP_TIMEOUTS[sctp_states.SctpState(state)]
         return self.udp
 
     def as_seconds(self) -> tuple[int, int, int]:
