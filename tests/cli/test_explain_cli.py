@@ -78,3 +78,14 @@ def test_version_flag() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.startswith("ipvslab ")
+
+
+def test_presets_table_shows_every_feature_and_evidence_at_80_columns() -> None:
+    result = runner.invoke(app, ["presets"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    flat = " ".join(result.output.split())
+    for preset in list_presets():
+        assert preset.name in flat
+        assert " ".join(preset.evidence.split()[:8]) in flat
+        for feature in preset.features.enabled:
+            assert feature.value in flat

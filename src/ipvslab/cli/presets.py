@@ -6,7 +6,9 @@ import json
 
 import typer
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from ipvslab.kernel.features import Feature
 from ipvslab.kernel.presets import list_presets
@@ -37,14 +39,17 @@ def presets_command(
             )
         )
         return
-    table = Table(title="Kernel presets", show_lines=True)
-    table.add_column("preset")
-    table.add_column("distro / uname -r")
-    for feature in Feature:
-        table.add_column(feature.value.replace("_", " "), justify="center")
-    table.add_column("evidence")
+    # One block per preset: a table with a column per feature does not fit a terminal.
+    console = Console()
     for p in presets:
-        marks = ["yes" if p.features.has(f) else "-" for f in Feature]
-        evidence = ("assumed: " if p.assumed else "") + p.evidence
-        table.add_row(p.name, f"{p.distro}\n{p.release_examples[0]}", *marks, evidence)
-    Console().print(table)
+        has = [f.value for f in Feature if p.features.has(f)]
+        lacks = [f.value for f in Feature if not p.features.has(f)]
+        head = Text.assemble((p.name, "bold"), f"  {p.distro} ({p.release_examples[0]})")
+        console.print(head)
+        rows = Table.grid(padding=(0, 1))
+        rows.add_column(no_wrap=True)
+        rows.add_column()
+        rows.add_row("has:", Text(", ".join(has) or "-"))
+        rows.add_row("lacks:", Text(", ".join(lacks) or "-"))
+        rows.add_row("evidence:", Text(("assumed: " if p.assumed else "") + p.evidence))
+        console.print(Padding(rows, (0, 0, 1, 2)))
