@@ -182,6 +182,8 @@ def test_tencentos_ignores_kernel_org_stable_sublevel() -> None:
     ("before", "after", "feature"),
     [
         ("4.0", "4.1", F.CONN_REUSE_MODE),
+        # be2cef49904b, v4.8-rc1 per SUSE's backport header (was assumed v4.6)
+        ("4.7", "4.8", F.PREESTABLISHED_ACTIVE),
         ("5.8", "5.9", F.UNCONFIRMED_CONNTRACK_REUSE),
         ("5.8", "5.9", F.NODEST_RESCHEDULE),
         ("5.15", "5.16", F.WEIGHT0_RESCHEDULE_ANY_MODE),

@@ -19,8 +19,9 @@ class Feature(Enum):
     # is_new_conn() and is_new_conn_expected(). Without it a SYN always follows an
     # existing entry.
     CONN_REUSE_MODE = "conn_reuse_mode"
-    # "ipvs: count pre-established TCP states as active" (bsc#970114): SYN_SENT,
-    # SYN_RECV and SYNACK count as ActiveConn. Before it only ESTABLISHED did.
+    # be2cef49904b34dd5f75d96bbc8cd8341bab1bc0 "ipvs: count pre-established TCP
+    # states as active" (Michal Kubecek, v4.8, bsc#970114): SYN_SENT, SYN_RECV and
+    # SYNACK count as ActiveConn. Before it only ESTABLISHED did.
     PREESTABLISHED_ACTIVE = "preestablished_active"
     # f719e3754ee2f7275437e61a6afd520181fdd43b "ipvs: drop first packet to redirect
     # conntrack": rescheduling a reused entry that uses conntrack drops the SYN.
@@ -71,11 +72,14 @@ FEATURE_INFO: dict[Feature, FeatureInfo] = {
         ),
         FeatureInfo(
             Feature.PREESTABLISHED_ACTIVE,
-            "unidentified",
+            "be2cef49904b34dd5f75d96bbc8cd8341bab1bc0",
             "ipvs: count pre-established TCP states as active",
-            (4, 6),
-            "ASSUMED v4.6: commit id not found; title only in 2016 SUSE kernel changelogs"
-            " (bsc#970114, backported to SLE 3.12 kernels)",
+            (4, 8),
+            "v4.8-rc1 per SUSE's backport header (Patch-mainline: v4.8-rc1, Git-commit:"
+            " be2cef49904b, bsc#970114); earlier header in openSUSE/kernel-source@001842e3"
+            " patches.suse/ipvs-count-pre-established-TCP-states-as-active.patch: queued in"
+            " horms/ipvs-next as 625b44fc15f8, target v4.8-rc1, authored 2016-06-03."
+            " No v4.7/v4.8 tree was read to confirm",
         ),
         FeatureInfo(
             Feature.FIRST_SYN_DROP,
