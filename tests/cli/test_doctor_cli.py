@@ -192,6 +192,26 @@ def test_json_mode_reports_input_problems_in_the_report_and_on_stderr() -> None:
     assert "ip_vs_conn:3: FPrt" in result.stderr
 
 
+def test_a_sysctl_given_twice_with_different_values_is_an_input_problem(tmp_path: Path) -> None:
+    # Two `sysctl -a` outputs pasted together (or sysctl.d files appended): which
+    # conn_reuse_mode the node has decides the whole diagnosis, so the doctor must not
+    # silently pick one and report "healthy" with exit 0.
+    root = tmp_path / "node"
+    shutil.copytree(HEALTHY, root)
+    with (root / "sysctl.txt").open("a") as f:
+        f.write("net.ipv4.vs.conn_reuse_mode = 0\n")
+    result = doctor("--from", root)
+    assert result.exit_code == 2
+    out = " ".join(result.output.split())
+    assert "sysctl.txt:6: net.ipv4.vs.conn_reuse_mode: given again with another value" in out
+    # The same value twice is harmless.
+    with (root / "sysctl.txt").open("a") as f:
+        f.write("net.ipv4.vs.conntrack = 1\n")
+    lines = (root / "sysctl.txt").read_text().splitlines()
+    (root / "sysctl.txt").write_text("\n".join(lines[:-2] + lines[-1:]) + "\n")
+    assert doctor("--from", root).exit_code == 0
+
+
 def test_a_bad_override_is_one_line_and_exit_2() -> None:
     result = doctor("--from", PASTED, "--kernel", "not-a-kernel")
     assert result.exit_code == 2

@@ -96,6 +96,17 @@ def test_rolling_update_on_ubuntu_1804_is_critical_stale_forwarding() -> None:
     assert json.loads(json.dumps(stale.data))["problems"] == ["problem 1", "problem 2"]
 
 
+def test_kernel_upgrade_to_a_stable_backport_warns_that_kube_proxy_resets_mode_1() -> None:
+    # "upgrade to 5.4.59 (f0a5e4d7a594), then set conn_reuse_mode=1" is not enough:
+    # 5.4.59 is < 5.9 by version number, so every kube-proxy from 1.13 writes 0 again at
+    # each start (#71114, #88541, #102122) and problem 1 comes back.
+    stale = exposure_findings(NODES / "exposure-bionic-quiet")[STALE]
+    [line] = [x for x in stale.fix if x.startswith("upgrade the kernel") and "f0a5e4d7a594" in x]
+    assert "5.4.59" in line
+    assert "re-apply it after each kube-proxy start" in line
+    assert "5.9" in line and "#102122" in line
+
+
 def test_same_node_without_recent_traffic_to_the_weight0_server_is_a_warning() -> None:
     stale = exposure_findings(NODES / "exposure-bionic-quiet")[STALE]
     assert stale.severity is Severity.WARNING

@@ -89,6 +89,19 @@ def test_reused_ports_keep_a_weight0_pod_alive_critical() -> None:
     assert manual and "cuts the 6 live connections" in manual[0]
 
 
+def test_manual_deletion_says_what_happens_to_one_live_connection(tmp_path: Path) -> None:
+    # One ESTABLISHED connection left: "1 live connection", not "1 live connections"; and
+    # no promise that its next packet is "rescheduled to another pod": a mid-stream TCP
+    # packet is never scheduled (no SYN), so the client sees a reset or a timeout.
+    root = copy_node("graceful-stuck", tmp_path)
+    set_dest_counters(root, OLD_HEX, 1, 172)
+    f = stuck_findings(root)[OLD]
+    [manual] = [x for x in f.fix if x.startswith("ipvsadm -d -t 10.100.20.30:80")]
+    assert "cuts the 1 live connection still on it" in manual
+    assert "rescheduled to another pod" not in manual
+    assert "reset or a timeout" in manual
+
+
 def test_pasted_ipvsadm_output_gives_the_same_finding() -> None:
     proc = stuck_findings(NODES / "graceful-stuck")[OLD]
     pasted = stuck_findings(NODES / "graceful-stuck-ipvsadm")[OLD]

@@ -107,6 +107,26 @@ def test_kube_proxy_before_122_forces_mode_0_on_kernel_59_plus() -> None:
     assert bad.data["problems_with_newest"] == []
 
 
+def test_old_kube_proxy_never_advises_conn_reuse_mode_0_on_a_kernel_without_the_fixes() -> None:
+    # Ubuntu 18.04 (4.15), kube-proxy 1.11.10: it sets no expire_* (a real harm, #71834),
+    # and newer kube-proxy versions also write conn_reuse_mode=0, which on 4.15 swaps the
+    # 1 s SYN drop for stale forwarding to deleted pods (#81775). That is a trade-off: the
+    # finding must not tell the on-call engineer to `sysctl -w conn_reuse_mode=0`.
+    found = settings_findings(NODES / "removed-blackhole")
+    [bad] = [f for f in found if f.data.get("known_bad")]
+    assert bad.severity is Severity.WARNING
+    assert "expire_nodest_conn=0" in bad.title
+    assert "trade-off" in bad.title
+    assert "conn_reuse_mode=1," not in bad.title  # not among the values "newer versions fix"
+    fix = "\n".join(bad.fix)
+    assert "sysctl -w net.ipv4.vs.conn_reuse_mode=0" not in fix
+    assert "sysctl -w net.ipv4.vs.expire_nodest_conn=1" in fix
+    assert any(
+        "do not copy net.ipv4.vs.conn_reuse_mode=0" in line and "problem 1" in line
+        for line in bad.fix
+    )
+
+
 def test_value_left_behind_by_an_older_kube_proxy() -> None:
     # kube-proxy 1.28 leaves conn_reuse_mode on kernel >= 5.9; the node still has the 0
     # an older kube-proxy wrote (it survives an upgrade until reboot).

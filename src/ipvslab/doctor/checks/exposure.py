@@ -244,8 +244,9 @@ def _drop(
             "When a client reuses a source port whose IPVS entry is still in TIME_WAIT, the"
             " kernel reschedules the connection but drops its first SYN (the entry's conntrack"
             " must be replaced); the client retransmits after 1 s. Busy short-connection"
-            " clients see connect times of 1 s (3 s, 7 s when retransmissions meet the same"
-            " fate) on a share of their connections, and throughput collapses (#70747)."
+            " clients see connect times of 1 s (#70747's measurements also show some at 3 s,"
+            " when the retransmission is dropped too) on a share of their connections, and"
+            " throughput collapses (#70747)."
         )
     else:
         title = (
@@ -502,7 +503,13 @@ def upgrade_lines(kernel: KernelResolution) -> list[str]:
     for feature in wanted:
         info = FEATURE_INFO[feature]
         use = (
-            "then set net.ipv4.vs.conn_reuse_mode=1"
+            # kube-proxy 1.13+ writes conn_reuse_mode=0 at every start on kernels below 5.9
+            # by version number (#71114, #88541); only >= 5.9 with kube-proxy 1.22+ (1.21.9,
+            # 1.20.15) is left alone (#102122). A stable backport (5.4.59 ...) is still < 5.9.
+            "then set net.ipv4.vs.conn_reuse_mode=1. kube-proxy (1.13 and later) writes 0"
+            " at every start on kernels below 5.9 by version number, stable backports"
+            " included: there re-apply it after each kube-proxy start; on 5.9 or later"
+            " kube-proxy v1.22+ (v1.21.9, v1.20.15) leaves it (#102122)"
             if feature is Feature.UNCONFIRMED_CONNTRACK_REUSE
             else "then expire_nodest_conn=1 (kube-proxy sets it) fixes weight-0 servers in mode 0"
         )

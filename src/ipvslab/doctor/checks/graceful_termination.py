@@ -234,10 +234,12 @@ def _finding(
     fix.append(timeout_fix(facts, held))
     fix.append(
         f"ipvsadm -d {service_option(svc)} -r {rip}  (removes it now; this cuts the "
-        f"{dest.active_conns} live connections still on it"
+        f"{_live(dest.active_conns)} still on it"
         + (
-            ": with expire_nodest_conn=1 their next packet is rescheduled to another pod, "
-            "which resets them"
+            # A mid-stream TCP packet is never scheduled (tcp_conn_schedule() wants a SYN):
+            # once the entry is expired it reaches the node's own stack, which resets it.
+            ": with expire_nodest_conn=1 their entries are expired at their next packet"
+            " and the clients see a reset or a timeout"
             if facts.value("expire_nodest_conn")
             else ": with expire_nodest_conn=0 their packets are dropped until the entries expire"
         )
@@ -357,3 +359,7 @@ def timeout_fix(facts: NodeFacts, held: DestEntries | None) -> str:
         "120 s (ip_vs_set_timeout()), running timers keep their time, and a lower "
         "--ipvs-tcp-timeout also ends idle long-lived connections." + note
     )
+
+
+def _live(n: int) -> str:
+    return f"{n} live connection" + ("" if n == 1 else "s")

@@ -347,7 +347,20 @@ def _known_bad(
         f" kube-proxy {_v(LATEST_KUBE_PROXY)} gives {_problems(with_latest)}"
     )
     worse = verdict == "better" or bool(harms)
-    assigns = ", ".join(f"{n}={fresh_mine[n]}" for n in changed)
+    # A value the newer kube-proxy writes that, changed on its own, leaves reused ports
+    # worse off on this kernel is a trade-off, not a fix: e.g. conn_reuse_mode=0 on a
+    # kernel before 5.9 swaps problem 2 for problems 1 and 2 (#81775). Only the harmful
+    # values are called fixed, and the trade-off is never suggested as a sysctl -w.
+    tradeoffs: dict[str, Exposure] = {}
+    if verdict in ("worse", "different"):
+        for name in changed:
+            if (name, fresh_mine[name]) in HARMS:
+                continue
+            alone = exposure_for(kernel, {**fresh_mine, name: fresh_latest[name]})
+            if alone is not None and with_mine.compare(alone) in ("worse", "different"):
+                tradeoffs[name] = alone
+    fixed_names = [n for n in changed if n not in tradeoffs]
+    assigns = ", ".join(f"{n}={fresh_mine[n]}" for n in fixed_names)
     if verdict == "better":
         title = (
             f"{kp} leaves this node with {assigns} on kernel {kernel.version_text}:"
@@ -359,6 +372,12 @@ def _known_bad(
         )
     elif harms:
         title = f"{kp} leaves this node with {assigns}, which newer kube-proxy versions fix"
+        if tradeoffs:
+            title += (
+                "; their "
+                + ", ".join(f"{n}={fresh_latest[n]}" for n in tradeoffs)
+                + " would be a trade-off on this kernel, not a fix"
+            )
         meaning = "With these values " + "; ".join(harms) + "."
         if verdict != "same":
             meaning += (
@@ -378,9 +397,19 @@ def _known_bad(
             else "On this kernel it changes no outcome the kernel twin checks."
         )
     fix = [kube_proxy_upgrade(kernel, version) or f"upgrade kube-proxy to {_v(LATEST_KUBE_PROXY)}"]
+    later: list[str] = []
     for name in changed:
         newer = by_name_latest.get(name)
-        if newer is None or newer.value is None:
+        if name in tradeoffs and newer is not None and newer.value is not None:
+            later.append(
+                f"do not copy net.ipv4.vs.{name}={newer.value} by hand: on this kernel it"
+                f" gives {_problems(tradeoffs[name])} instead of {_problems(with_mine)}"
+                f" (kernel twin); the newer kube-proxy writes it at every start"
+                f" ({newer.reason}), so to keep {name}={fresh_mine[name]} after the upgrade"
+                f" re-apply `sysctl -w net.ipv4.vs.{name}={fresh_mine[name]}` after each"
+                " kube-proxy start; which is the lesser problem: see the exposure finding"
+            )
+        elif newer is None or newer.value is None:
             fix.append(
                 f"after the upgrade, without waiting for a reboot: sysctl -w"
                 f" net.ipv4.vs.{name}={fresh_latest[name]}   # the newer kube-proxy leaves it,"
@@ -391,6 +420,7 @@ def _known_bad(
                 f"the newer kube-proxy writes net.ipv4.vs.{name}={newer.value} at start"
                 f" ({newer.reason}); until then: sysctl -w net.ipv4.vs.{name}={newer.value}"
             )
+    fix.extend(later)
     return Finding(
         kind=FindingKind.SETTINGS_DIFFER_FROM_KUBE_PROXY,
         severity=Severity.WARNING if worse else Severity.INFO,

@@ -207,7 +207,8 @@ def _finding(
         fix.append(
             f"ipvsadm -d {service_option(svc)} -r {addrport(s.dest.address, s.dest.port)}  "
             f"(removes the server now: its templates are dropped at each client's next "
-            f"connection, but this cuts the {s.dest.active_conns} live connections on it)"
+            f"connection, but this cuts the {s.dest.active_conns} live "
+            f"connection{'' if s.dest.active_conns == 1 else 's'} on it)"
         )
 
     data: dict[str, object] = {

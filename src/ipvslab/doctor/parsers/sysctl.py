@@ -23,6 +23,7 @@ def parse_sysctl(
     log = IssueLog(source, max_issues=max_issues)
     lines = LineTracker()
     values: dict[str, str] = {}
+    seen: dict[str, int] = {}  # key -> line of its first value
     parsed = True
     for line_no, line in lines.track(stream):
         text = line.strip()
@@ -39,7 +40,22 @@ def parse_sysctl(
             log.add(line_no, "line", f"expected 'key = value', got {text!r}")
             parsed = False
             continue
-        values[key.replace("/", ".")] = value.strip()
+        key = key.replace("/", ".")
+        value = value.strip()
+        first = seen.get(key)
+        if first is not None and values[key] != value:
+            # `sysctl -a` prints each key once; two different values (files pasted
+            # together, two nodes) leave the value in force unknown.
+            log.add(
+                line_no,
+                key,
+                f"given again with another value ({value!r}; line {first} has"
+                f" {values[key]!r}): the node's value is unknown, line {first} was used",
+            )
+            parsed = False
+            continue
+        seen.setdefault(key, line_no)
+        values[key] = value
     lines.report_truncation(log, parsed)
     if lines.line_no == 0:
         log.add(0, "input", "empty input")
