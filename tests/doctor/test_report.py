@@ -199,3 +199,13 @@ def test_a_failing_check_costs_only_its_own_findings(monkeypatch: pytest.MonkeyP
     assert any(p.field == "check port_pressure" and "boom" in p.message for p in problems)
     with pytest.raises(RuntimeError):
         diagnose(snapshot, strict=True)
+
+
+def test_a_drop_only_for_removed_servers_is_not_called_the_conntrack_drop() -> None:
+    # Ubuntu 18.04, conn_reuse_mode=0, expire_nodest_conn=1: a reused port whose server
+    # was removed loses one SYN; a healthy or weight-0 server's port loses none.
+    node = Path(__file__).parent.parent / "fixtures/doctor/nodes/graceful-stuck"
+    report = build_report(diagnose(snapshot_from_capture(capture_from_layout(node))))
+    assert report.exposure.syn_drop is True
+    assert "#70747" not in report.exposure.verdict
+    assert "only when the old real server was removed" in report.exposure.verdict

@@ -521,7 +521,16 @@ def _exposure_info(facts: NodeFacts) -> ExposureInfo:
     if decided:
         reason += ". Decided by: " + "; ".join(decided)
     if problems:
-        verdict = "exposed to " + " and ".join(_PROBLEM_NAMES[p] for p in problems)
+        names = []
+        for p in problems:
+            name = _PROBLEM_NAMES[p]
+            hit = {c.condition for c in conditions if c.problem == p}
+            if hit == {ServerCondition.REMOVED}:
+                # With expire_nodest_conn=1 before 5.9 only a removed server's entry drops
+                # the SYN (then expires): a 1 s delay, not the conntrack drop of #70747.
+                name = "a 1 s first-SYN drop, only when the old real server was removed"
+            names.append(name)
+        verdict = "exposed to " + " and ".join(names)
     else:
         verdict = "not exposed to either reuse problem"
     return ExposureInfo(
