@@ -7,7 +7,6 @@ sets) and, for the era matrix, from ``ipvslab.explain`` asked the same question.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import shutil
 from pathlib import Path
@@ -19,6 +18,8 @@ from ipvslab.doctor.checks import exposure
 from ipvslab.doctor.facts import node_facts
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.explain import ExplainRequest, ServerCondition, explain
+
+from .node_edit import proc_hex, write_node
 
 NODES = Path(__file__).resolve().parents[2] / "fixtures" / "doctor" / "nodes"
 STALE = FindingKind.STALE_FORWARDING_EXPOSURE
@@ -33,10 +34,6 @@ def exposure_findings(root: Path) -> dict[FindingKind, Finding]:
     return {f.kind: f for f in found}
 
 
-def _hex(ip: str) -> str:
-    return f"{int(ipaddress.IPv4Address(ip)):08X}"
-
-
 def write_exposure_node(
     root: Path,
     uname: str | None,
@@ -45,32 +42,7 @@ def write_exposure_node(
     proxy_mode: str = "ipvs",
 ) -> Path:
     """A capture directory with one service (one weight-0 server) and a quiet table."""
-    (root / "proc" / "net").mkdir(parents=True)
-    (root / "kube-proxy").mkdir()
-    if uname is not None:
-        (root / "uname-r.txt").write_text(uname + "\n")
-    if kube is not None:
-        (root / "kube-proxy" / "version.txt").write_text(f"Kubernetes {kube}\n")
-    (root / "kube-proxy" / "cmdline").write_text(f"kube-proxy --proxy-mode={proxy_mode}\n")
-    if sysctl is not None:
-        text = "".join(f"net.ipv4.vs.{k} = {v}\n" for k, v in sysctl.items())
-        (root / "sysctl.txt").write_text(text)
-    (root / "proc" / "net" / "ip_vs").write_text(
-        "IP Virtual Server version 1.2.1 (size=4096)\n"
-        "Prot LocalAddress:Port Scheduler Flags\n"
-        "  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n"
-        f"TCP  {_hex('10.96.0.10')}:0050 rr\n"
-        f"  -> {_hex('10.244.1.10')}:1F90      Masq    0      0          1\n"
-        f"  -> {_hex('10.244.2.20')}:1F90      Masq    1      1          0\n"
-    )
-    (root / "proc" / "net" / "ip_vs_conn").write_text(
-        "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n"
-        f"TCP {_hex('10.244.3.30')} 9C40 {_hex('10.96.0.10')} 0050 {_hex('10.244.1.10')} 1F90"
-        " TIME_WAIT        60\n"
-        f"TCP {_hex('10.244.3.30')} 9C42 {_hex('10.96.0.10')} 0050 {_hex('10.244.2.20')} 1F90"
-        " ESTABLISHED     800\n"
-    )
-    return root
+    return write_node(root, uname, kube, sysctl, proxy_mode, draining=True)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -183,8 +155,8 @@ def test_entries_to_a_removed_server_with_recent_traffic_make_it_critical(tmp_pa
     )
     with (root / "proc" / "net" / "ip_vs_conn").open("a") as f:
         f.write(
-            f"TCP {_hex('10.244.3.30')} 9C44 {_hex('10.96.0.10')} 0050 {_hex('10.244.4.40')}"
-            " 1F90 SYN_RECV          59\n"
+            f"TCP {proc_hex('10.244.3.30')} 9C44 {proc_hex('10.96.0.10')} 0050"
+            f" {proc_hex('10.244.4.40')} 1F90 SYN_RECV          59\n"
         )
     stale = exposure_findings(root)[STALE]
     assert stale.severity is Severity.CRITICAL

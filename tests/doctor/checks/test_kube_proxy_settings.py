@@ -7,7 +7,6 @@ difference helps or hurts from ``ipvslab.explain`` asked about kube-proxy's valu
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import shutil
 from pathlib import Path
@@ -20,6 +19,8 @@ from ipvslab.doctor.facts import node_facts
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.explain import ExplainRequest, ServerCondition, explain
 
+from .node_edit import write_node
+
 NODES = Path(__file__).resolve().parents[2] / "fixtures" / "doctor" / "nodes"
 
 
@@ -30,10 +31,6 @@ def settings_findings(root: Path) -> list[Finding]:
     return found
 
 
-def _hex(ip: str) -> str:
-    return f"{int(ipaddress.IPv4Address(ip)):08X}"
-
-
 def write_settings_node(
     root: Path,
     uname: str,
@@ -41,23 +38,7 @@ def write_settings_node(
     sysctl: dict[str, int] | None,
     proxy_mode: str = "ipvs",
 ) -> Path:
-    (root / "proc" / "net").mkdir(parents=True)
-    (root / "kube-proxy").mkdir()
-    (root / "uname-r.txt").write_text(uname + "\n")
-    if kube is not None:
-        (root / "kube-proxy" / "version.txt").write_text(f"Kubernetes {kube}\n")
-    (root / "kube-proxy" / "cmdline").write_text(f"kube-proxy --proxy-mode={proxy_mode}\n")
-    if sysctl is not None:
-        text = "".join(f"net.ipv4.vs.{k} = {v}\n" for k, v in sysctl.items())
-        (root / "sysctl.txt").write_text(text)
-    (root / "proc" / "net" / "ip_vs").write_text(
-        "IP Virtual Server version 1.2.1 (size=4096)\n"
-        "Prot LocalAddress:Port Scheduler Flags\n"
-        "  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n"
-        f"TCP  {_hex('10.96.0.10')}:0050 rr\n"
-        f"  -> {_hex('10.244.2.20')}:1F90      Masq    1      1          0\n"
-    )
-    return root
+    return write_node(root, uname, kube, sysctl, proxy_mode)
 
 
 def _twin_problems(uname: str, kube: str) -> list[str]:
