@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +207,49 @@ def test_conn_bad_rows_are_reported() -> None:
         (4, "expire"),
         (5, "virtual"),
     ]
+
+
+# ---------------------------------------------------------------- ipvsadm -L --timeout
+
+
+def test_timeout_line_gives_the_three_timeouts() -> None:
+    from ipvslab.doctor.parsers import parse_ipvsadm_timeout
+    from ipvslab.doctor.records import IpvsTimeouts
+
+    result = parse_ipvsadm_timeout("Timeout (tcp tcpfin udp): 900 30 300\n")
+    assert (result.value, result.issues) == (IpvsTimeouts(900, 30, 300), ())
+
+
+def test_timeout_garbage_is_reported_with_its_line() -> None:
+    from ipvslab.doctor.parsers import parse_ipvsadm_timeout
+
+    result = parse_ipvsadm_timeout("\nTimeout (tcp tcpfin udp): 900 x 300\n", "t.txt")
+    assert result.value is None
+    assert [(i.source, i.line_no, i.field) for i in result.issues] == [("t.txt", 2, "timeouts")]
+
+
+def test_pasted_timeouts_set_what_the_doctor_calls_a_full_timeout(tmp_path: Path) -> None:
+    from ipvslab.doctor.capture import capture_from, snapshot_from_capture
+    from ipvslab.doctor.facts import node_facts
+    from ipvslab.doctor.parsers import DoctorFormat, sniff_format
+
+    text = "Timeout (tcp tcpfin udp): 300 30 60\n"
+    assert sniff_format([text]) is DoctorFormat.IPVSADM_TIMEOUT
+    pasted = tmp_path / "timeouts from the node.txt"
+    pasted.write_text(text)
+    # An entry touched 5 s ago under a 300 s ESTABLISHED timeout: recent only if the
+    # doctor uses the node's 300 s, not the 900 s default.
+    conns = tmp_path / "conns.txt"
+    conns.write_text(
+        "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n"
+        "TCP 0AF40303 9C40 0A60000A 0050 0AF40101 1F90 ESTABLISHED    295\n"
+    )
+    snapshot = snapshot_from_capture(capture_from([str(pasted), str(conns)]))
+    assert snapshot.issues == ()
+    facts = node_facts(snapshot)
+    assert facts.timeouts[("TCP", "ESTABLISHED")] == 300
+    assert facts.timeouts[("TCP", "FIN_WAIT")] == 30
+    assert facts.timeouts[("TCP", "TIME_WAIT")] == 120  # --set tcpfin leaves TIME_WAIT alone
+    assert facts.timeouts[("UDP", "UDP")] == 60
+    assert snapshot.conns is not None
+    assert sum(g.recent for g in snapshot.conns.groups.values()) == 1

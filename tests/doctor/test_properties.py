@@ -14,6 +14,7 @@ from ipvslab.doctor.conn_summary import summarize_conns, summarize_proc_ip_vs_co
 from ipvslab.doctor.parsers.ipvsadm_conn import parse_ipvsadm_conn
 from ipvslab.doctor.parsers.ipvsadm_list import parse_ipvsadm_list
 from ipvslab.doctor.parsers.ipvsadm_stats import parse_ipvsadm_stats
+from ipvslab.doctor.parsers.ipvsadm_timeout import parse_ipvsadm_timeout
 from ipvslab.doctor.parsers.kernel_release import parse_kernel_release
 from ipvslab.doctor.parsers.kube_proxy import (
     parse_kube_proxy_cmdline,
@@ -318,7 +319,7 @@ PARSERS: list[Callable[..., Any]] = [
     parse_proc_ip_vs, parse_proc_ip_vs_conn, parse_proc_ip_vs_conn_sync, parse_proc_ip_vs_stats,
     parse_ipvsadm_list, parse_ipvsadm_stats, parse_ipvsadm_conn, parse_sysctl, parse_os_release,
     parse_kernel_release, parse_kube_proxy_cmdline, parse_kube_proxy_config,
-    parse_kube_proxy_version, summarize_proc_ip_vs_conn,
+    parse_kube_proxy_version, summarize_proc_ip_vs_conn, parse_ipvsadm_timeout,
 ]  # fmt: skip
 SAMPLES = [p.read_text(encoding="utf-8") for p in sorted(FIXTURES.iterdir()) if p.is_file()]
 TOKENS = [

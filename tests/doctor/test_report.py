@@ -88,6 +88,7 @@ def test_report_of_the_81775_node() -> None:
         "ipvsadm-Ln.txt",
         "ipvsadm-Ln-stats.txt",
         "ipvsadm-Lnc.txt",
+        "ipvsadm-timeout.txt",
     ]
 
 

@@ -19,6 +19,7 @@ The capture layout (archive members and directory paths, relative to its root)::
     kube-proxy/config.yaml        its --config file (KubeProxyConfiguration)
     kube-proxy/version.txt        `kube-proxy --version`
     ipvsadm-Ln.txt, ipvsadm-Ln-stats.txt, ipvsadm-Lnc.txt   pasted ipvsadm output
+    ipvsadm-timeout.txt           `ipvsadm -L --timeout` (the kernel's current timeouts)
 
 An archive keeps these under one top directory (``ipvslab-capture/``).
 
@@ -51,7 +52,7 @@ from typing import IO, Any, BinaryIO, TextIO
 
 from ipvslab.doctor.conn_summary import (
     ConnSummary,
-    state_timeouts,
+    state_timeouts_of,
     summarize_conns,
     summarize_proc_ip_vs_conn,
 )
@@ -60,6 +61,7 @@ from ipvslab.doctor.parsers import (
     iter_ipvsadm_conn,
     parse_ipvsadm_list,
     parse_ipvsadm_stats,
+    parse_ipvsadm_timeout,
     parse_kernel_release,
     parse_kube_proxy_cmdline,
     parse_kube_proxy_config,
@@ -91,6 +93,7 @@ class InputKind(Enum):
     IPVSADM_LIST = "ipvsadm-Ln.txt"
     IPVSADM_STATS = "ipvsadm-Ln-stats.txt"
     IPVSADM_CONN = "ipvsadm-Lnc.txt"
+    IPVSADM_TIMEOUT = "ipvsadm-timeout.txt"
 
     @property
     def path(self) -> str:
@@ -120,6 +123,7 @@ FORMAT_KINDS: dict[DoctorFormat, InputKind] = {
     DoctorFormat.IPVSADM_LIST: InputKind.IPVSADM_LIST,
     DoctorFormat.IPVSADM_STATS: InputKind.IPVSADM_STATS,
     DoctorFormat.IPVSADM_CONN: InputKind.IPVSADM_CONN,
+    DoctorFormat.IPVSADM_TIMEOUT: InputKind.IPVSADM_TIMEOUT,
     DoctorFormat.SYSCTL: InputKind.SYSCTL,
     DoctorFormat.OS_RELEASE: InputKind.OS_RELEASE,
     DoctorFormat.KERNEL_RELEASE: InputKind.KERNEL_RELEASE,
@@ -787,9 +791,8 @@ def snapshot_from_capture(capture: Capture) -> NodeSnapshot:
     service_stats = parse(InputKind.IPVSADM_STATS, parse_ipvsadm_stats)
     kube_proxy = _kube_proxy(capture, parse)
     settings = kube_proxy.settings if kube_proxy else KubeProxySettings()
-    timeouts = state_timeouts(
-        settings.ipvs_tcp_timeout, settings.ipvs_tcpfin_timeout, settings.ipvs_udp_timeout
-    )
+    ipvs_timeouts = parse(InputKind.IPVSADM_TIMEOUT, parse_ipvsadm_timeout)
+    timeouts = state_timeouts_of(ipvs_timeouts, settings)
 
     def proc_conns(stream: IO[str], source: str) -> ParseResult[ConnSummary]:
         found: list[ParseIssue] = []
@@ -813,6 +816,7 @@ def snapshot_from_capture(capture: Capture) -> NodeSnapshot:
         service_stats=service_stats,
         conns=conns,
         kube_proxy=kube_proxy,
+        ipvs_timeouts=ipvs_timeouts,
         ipvs_present=capture.ipvs_present,
         sources=sources,
         issues=tuple(issues),

@@ -36,7 +36,13 @@ from ipvslab.doctor.parsers.proc_ip_vs_conn import (
     SOURCE,
     parse_conn_fields,
 )
-from ipvslab.doctor.records import ConnEntry, IPAddress, ParseIssue
+from ipvslab.doctor.records import (
+    ConnEntry,
+    IPAddress,
+    IpvsTimeouts,
+    KubeProxySettings,
+    ParseIssue,
+)
 from ipvslab.kernel.tcp_states import (
     DEFAULT_TCP_TIMEOUTS,
     DEFAULT_UDP_TIMEOUT,
@@ -77,6 +83,21 @@ def state_timeouts(
     if udp:
         out[("UDP", "UDP")] = int(udp)
     return out
+
+
+def state_timeouts_of(
+    current: IpvsTimeouts | None, settings: KubeProxySettings | None
+) -> dict[tuple[str, str], int]:
+    """The timeouts in force: the kernel's own when ``ipvsadm -L --timeout`` showed them,
+    else what kube-proxy's --ipvs-*-timeout flags set at start (#85517, v1.18), else the
+    kernel defaults."""
+    if current is not None:
+        return state_timeouts(current.tcp, current.tcpfin, current.udp)
+    if settings is None:
+        return state_timeouts()
+    return state_timeouts(
+        settings.ipvs_tcp_timeout, settings.ipvs_tcpfin_timeout, settings.ipvs_udp_timeout
+    )
 
 
 class ConnGroup(NamedTuple):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ipvslab.cluster.kube_proxy import SysctlAction, kube_proxy_sysctls
-from ipvslab.doctor.conn_summary import state_timeouts
+from ipvslab.doctor.conn_summary import state_timeouts_of
 from ipvslab.doctor.snapshot import NodeSnapshot
 from ipvslab.explain import ExplainRequest, Explanation, ServerCondition, explain
 from ipvslab.kernel.presets import KernelResolution, resolve_kernel
@@ -136,11 +136,7 @@ def node_facts(snapshot: NodeSnapshot) -> NodeFacts:
     sysctls, problems = _effective_sysctls(snapshot, kernel, kube_actions or assumed)
     exposure = _exposure(kernel, sysctls) if kernel is not None else None
     settings = snapshot.kube_proxy.settings if snapshot.kube_proxy else None
-    timeouts = state_timeouts(
-        settings.ipvs_tcp_timeout if settings else None,
-        settings.ipvs_tcpfin_timeout if settings else None,
-        settings.ipvs_udp_timeout if settings else None,
-    )
+    timeouts = state_timeouts_of(snapshot.ipvs_timeouts, settings)
     return NodeFacts(
         kernel=kernel,
         kernel_problem=kernel_problem,

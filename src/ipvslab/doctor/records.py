@@ -28,6 +28,7 @@ __all__ = [
     "IPAddress",
     "IpvsStatsTable",
     "IpvsTable",
+    "IpvsTimeouts",
     "KernelRelease",
     "KubeProxyCommandLine",
     "KubeProxySettings",
@@ -345,3 +346,16 @@ class KubeProxyVersion:
     @property
     def version(self) -> tuple[int, int, int]:
         return (self.major, self.minor, self.patch)
+
+
+@dataclass(frozen=True, slots=True)
+class IpvsTimeouts:
+    """``ipvsadm -L --timeout``: the kernel's current tcp, tcpfin and udp timeouts (s).
+
+    ip_vs_set_timeout() writes tcp to ESTABLISHED and tcpfin to FIN_WAIT only;
+    TIME_WAIT keeps its 120 s whatever tcpfin says.
+    """
+
+    tcp: int
+    tcpfin: int
+    udp: int

@@ -15,6 +15,7 @@ from ipvslab.doctor.records import (
     GlobalStats,
     IpvsStatsTable,
     IpvsTable,
+    IpvsTimeouts,
     KernelRelease,
     KubeProxySettings,
     KubeProxyVersion,
@@ -55,6 +56,8 @@ class NodeSnapshot:
     service_stats: IpvsStatsTable | None = None
     conns: ConnSummary | None = None
     kube_proxy: KubeProxyInfo | None = None
+    # `ipvsadm -L --timeout`, when pasted: the timeouts the kernel has now.
+    ipvs_timeouts: IpvsTimeouts | None = None
     # False: the node was read live and has no /proc/net/ip_vs (module not loaded,
     # or not the host's network namespace). None: not known (captured files).
     ipvs_present: bool | None = None

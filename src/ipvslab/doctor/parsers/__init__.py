@@ -3,6 +3,7 @@
 from ipvslab.doctor.parsers.ipvsadm_conn import iter_ipvsadm_conn, parse_ipvsadm_conn
 from ipvslab.doctor.parsers.ipvsadm_list import parse_ipvsadm_list
 from ipvslab.doctor.parsers.ipvsadm_stats import parse_ipvsadm_stats
+from ipvslab.doctor.parsers.ipvsadm_timeout import parse_ipvsadm_timeout
 from ipvslab.doctor.parsers.kernel_release import parse_kernel_release
 from ipvslab.doctor.parsers.kube_proxy import (
     parse_go_duration,
@@ -32,6 +33,7 @@ __all__ = [
     "parse_ipvsadm_conn",
     "parse_ipvsadm_list",
     "parse_ipvsadm_stats",
+    "parse_ipvsadm_timeout",
     "parse_kernel_release",
     "parse_kube_proxy_cmdline",
     "parse_kube_proxy_config",

@@ -12,6 +12,7 @@ from ipvslab.doctor.parsers._common import Stream, is_hex, lines_of
 from ipvslab.doctor.parsers.ipvsadm_conn import parse_ipvsadm_conn
 from ipvslab.doctor.parsers.ipvsadm_list import parse_ipvsadm_list
 from ipvslab.doctor.parsers.ipvsadm_stats import parse_ipvsadm_stats
+from ipvslab.doctor.parsers.ipvsadm_timeout import parse_ipvsadm_timeout
 from ipvslab.doctor.parsers.kernel_release import RELEASE_RE, parse_kernel_release
 from ipvslab.doctor.parsers.kube_proxy import (
     parse_kube_proxy_cmdline,
@@ -39,6 +40,7 @@ class DoctorFormat(Enum):
     IPVSADM_LIST = "ipvsadm -Ln"
     IPVSADM_STATS = "ipvsadm -Ln --stats"
     IPVSADM_CONN = "ipvsadm -Lnc"
+    IPVSADM_TIMEOUT = "ipvsadm -L --timeout"
     SYSCTL = "sysctl -a"
     OS_RELEASE = "/etc/os-release"
     KERNEL_RELEASE = "uname -r"
@@ -88,6 +90,8 @@ def sniff_format(lines: Iterable[str]) -> DoctorFormat:
 def _sniff_ipvs(head: list[str], stripped: list[str]) -> DoctorFormat | None:
     for raw, line in zip((h for h in head if h.strip()), stripped, strict=True):
         words = line.split()
+        if line.startswith("Timeout (tcp tcpfin udp):"):
+            return DoctorFormat.IPVSADM_TIMEOUT
         if line.startswith("Pro FromIP"):
             return (
                 DoctorFormat.PROC_IP_VS_CONN_SYNC
@@ -140,6 +144,7 @@ _PARSERS: dict[DoctorFormat, Callable[[Stream, str], ParseResult[Any]]] = {
     DoctorFormat.IPVSADM_LIST: parse_ipvsadm_list,
     DoctorFormat.IPVSADM_STATS: parse_ipvsadm_stats,
     DoctorFormat.IPVSADM_CONN: parse_ipvsadm_conn,
+    DoctorFormat.IPVSADM_TIMEOUT: parse_ipvsadm_timeout,
     DoctorFormat.SYSCTL: parse_sysctl,
     DoctorFormat.OS_RELEASE: parse_os_release,
     DoctorFormat.KERNEL_RELEASE: parse_kernel_release,
