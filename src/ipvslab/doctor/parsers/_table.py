@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 
+from ipvslab.doctor.parsers._common import IssueLog, signed_dec_int
 from ipvslab.doctor.records import (
     Family,
     ForwardMethod,
+    IPAddress,
     IpvsTable,
     RealServerEntry,
     ServiceEntry,
@@ -60,3 +63,34 @@ class TableBuilder:
     def table(self) -> IpvsTable:
         self._close()
         return IpvsTable(self.version, self.size, tuple(self.services))
+
+
+def parse_dest_row(
+    fields: list[str],
+    line_no: int,
+    log: IssueLog,
+    addrport: Callable[[str], tuple[IPAddress, int] | None],
+    address_form: str,
+    counter: Callable[[str], int | None],
+) -> RealServerEntry | None:
+    """A ``-> ADDR:PORT Forward Weight ActiveConn InActConn`` row; the two sources differ
+    only in how they print the address (``address_form`` names it for the message) and
+    whether the connection counters may be negative (``counter``)."""
+    if len(fields) != 6:
+        log.add(line_no, "line", f"real server line has {len(fields)} fields, expected 6")
+        return None
+    found = addrport(fields[1])
+    if found is None:
+        log.add(line_no, "address", f"expected {address_form}, got {fields[1]!r}")
+        return None
+    forward = FORWARD_BY_NAME.get(fields[2])
+    if forward is None:
+        log.add(line_no, "forward", f"unknown forwarding method {fields[2]!r}")
+        return None
+    weight = signed_dec_int(fields[3])
+    active = counter(fields[4])
+    inactive = counter(fields[5])
+    if weight is None or active is None or inactive is None:
+        log.add(line_no, "counters", f"expected decimal weight/active/inactive: {fields[3:]}")
+        return None
+    return RealServerEntry(found[0], found[1], forward, weight, active, inactive)

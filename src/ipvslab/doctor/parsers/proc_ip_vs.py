@@ -19,10 +19,10 @@ from ipvslab.doctor.parsers._common import (
     signed_dec_int,
 )
 from ipvslab.doctor.parsers._table import (
-    FORWARD_BY_NAME,
     SERVICE_PROTOCOLS,
     VERSION_RE,
     TableBuilder,
+    parse_dest_row,
 )
 from ipvslab.doctor.records import (
     Family,
@@ -155,21 +155,6 @@ def _parse_flags(rest: list[str], line_no: int, log: IssueLog) -> ServiceFlags |
 
 
 def _parse_dest(fields: list[str], line_no: int, log: IssueLog) -> RealServerEntry | None:
-    if len(fields) != 6:
-        log.add(line_no, "line", f"real server line has {len(fields)} fields, expected 6")
-        return None
-    addrport = proc_addrport(fields[1])
-    if addrport is None:
-        log.add(line_no, "address", f"expected HEXADDR:PORT or [IPv6]:PORT, got {fields[1]!r}")
-        return None
-    forward = FORWARD_BY_NAME.get(fields[2])
-    if forward is None:
-        log.add(line_no, "forward", f"unknown forwarding method {fields[2]!r}")
-        return None
-    weight = signed_dec_int(fields[3])
-    active = signed_dec_int(fields[4])
-    inactive = signed_dec_int(fields[5])
-    if weight is None or active is None or inactive is None:
-        log.add(line_no, "counters", f"expected decimal weight/active/inactive: {fields[3:]}")
-        return None
-    return RealServerEntry(addrport[0], addrport[1], forward, weight, active, inactive)
+    return parse_dest_row(
+        fields, line_no, log, proc_addrport, "HEXADDR:PORT or [IPv6]:PORT", signed_dec_int
+    )
