@@ -12,7 +12,6 @@ Stream = Iterable[str]
 """A text stream: an open text file, a list of lines, or a whole ``str``."""
 
 DEFAULT_MAX_ISSUES = 1000
-_HEX = frozenset("0123456789ABCDEFabcdef")
 
 
 def lines_of(stream: Stream) -> Iterator[str]:
