@@ -54,6 +54,24 @@ class SchedulerBase:
         return None
 
 
+class TableScheduler(SchedulerBase):
+    """Schedulers that rebuild a lookup table from the destination list whenever the
+    list changes (dh, sh, mh: their *_reassign() runs from init_service, add_dest and
+    del_dest). Those whose table depends on weights also rebuild in upd_dest."""
+
+    def _reassign(self, svc: VirtualService) -> None:
+        raise NotImplementedError
+
+    def init_service(self, svc: VirtualService) -> None:
+        self._reassign(svc)
+
+    def add_dest(self, svc: VirtualService, dest: RealServer) -> None:
+        self._reassign(svc)
+
+    def del_dest(self, svc: VirtualService, dest: RealServer) -> None:
+        self._reassign(svc)
+
+
 SchedulerFactory = type[Scheduler]
 
 _REGISTRY: dict[str, SchedulerFactory] = {}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ipvslab.kernel.schedulers import SchedulerBase, register
+from ipvslab.kernel.schedulers import TableScheduler, register
 from ipvslab.kernel.schedulers._hashing import fold_addr, hash_32
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def dh_hashkey(addr: IPAddress) -> int:
 
 
 @register
-class DestinationHashing(SchedulerBase):
+class DestinationHashing(TableScheduler):
     """ip_vs_dh_scheduler."""
 
     name = "dh"
@@ -52,15 +52,6 @@ class DestinationHashing(SchedulerBase):
             return
         n = len(dests)
         self.buckets = [dests[i % n] for i in range(DH_TAB_SIZE)]
-
-    def init_service(self, svc: VirtualService) -> None:
-        self._reassign(svc)
-
-    def add_dest(self, svc: VirtualService, dest: RealServer) -> None:
-        self._reassign(svc)
-
-    def del_dest(self, svc: VirtualService, dest: RealServer) -> None:
-        self._reassign(svc)
 
     def schedule(self, svc: VirtualService, packet: Packet) -> RealServer | None:
         dest = self.buckets[dh_hashkey(packet.virtual_addr)]

@@ -35,7 +35,7 @@ from __future__ import annotations
 from math import gcd
 from typing import TYPE_CHECKING
 
-from ipvslab.kernel.schedulers import SchedulerBase, register
+from ipvslab.kernel.schedulers import TableScheduler, register
 from ipvslab.kernel.schedulers._hashing import MASK32, fold_addr, hsiphash_u32
 from ipvslab.kernel.schedulers.sh import hash_port
 from ipvslab.kernel.service import ServiceFlags
@@ -60,7 +60,7 @@ def mh_table_size(tab_index: int) -> int:
 
 
 @register
-class MaglevHashing(SchedulerBase):
+class MaglevHashing(TableScheduler):
     """ip_vs_mh_scheduler."""
 
     name = "mh"
@@ -145,17 +145,8 @@ class MaglevHashing(SchedulerBase):
                     count = 0
                     i += 1
 
-    def init_service(self, svc: VirtualService) -> None:
-        self._reassign(svc)
-
-    def add_dest(self, svc: VirtualService, dest: RealServer) -> None:
-        self._reassign(svc)
-
-    def del_dest(self, svc: VirtualService, dest: RealServer) -> None:
-        self._reassign(svc)
-
     def upd_dest(self, svc: VirtualService, dest: RealServer) -> None:
-        self._reassign(svc)
+        self._reassign(svc)  # weights shape the table
 
     # -- lookup -------------------------------------------------------------------
 

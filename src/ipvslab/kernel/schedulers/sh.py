@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ipvslab.kernel.packet import Protocol
-from ipvslab.kernel.schedulers import SchedulerBase, register
+from ipvslab.kernel.schedulers import TableScheduler, register
 from ipvslab.kernel.schedulers._hashing import fold_addr, hash_32
 from ipvslab.kernel.service import ServiceFlags
 
@@ -60,7 +60,7 @@ def hash_port(svc: VirtualService, packet: Packet, port_flag: int) -> int:
 
 
 @register
-class SourceHashing(SchedulerBase):
+class SourceHashing(TableScheduler):
     """ip_vs_sh_scheduler."""
 
     name = "sh"
@@ -85,17 +85,8 @@ class SourceHashing(SchedulerBase):
                 count = 0
         self.buckets = table
 
-    def init_service(self, svc: VirtualService) -> None:
-        self._reassign(svc)
-
-    def add_dest(self, svc: VirtualService, dest: RealServer) -> None:
-        self._reassign(svc)
-
-    def del_dest(self, svc: VirtualService, dest: RealServer) -> None:
-        self._reassign(svc)
-
     def upd_dest(self, svc: VirtualService, dest: RealServer) -> None:
-        self._reassign(svc)
+        self._reassign(svc)  # weights shape the table
 
     def schedule(self, svc: VirtualService, packet: Packet) -> RealServer | None:
         port = hash_port(svc, packet, ServiceFlags.SH_PORT)
