@@ -595,11 +595,13 @@ class IpvsKernel:
                 self.expired.connections += 1
 
         if verdict.dropped:
+            self._track_unforwarded(key, packet.protocol, packet.flags, now)
             return verdict.result(None)
         new_entry = False
         if not verdict.forward:
             conn = self._schedule(state.service, packet, key, now)
             if conn is None:
+                self._track_unforwarded(key, packet.protocol, packet.flags, now)
                 return verdict.failed()
             new_entry = True
         assert conn is not None
@@ -614,10 +616,41 @@ class IpvsKernel:
         )
         self.table.set_expires(key, conn, expires)
         if self.track_conntrack and packet.protocol is Protocol.TCP:
-            self.conntrack[key] = track(self.conntrack.get(key), packet.flags, Direction.INPUT, now)
+            self._track_forwarded(key, conn, packet.flags, Direction.INPUT, now)
         if new_entry:
             return verdict.new_result(conn.dest)
         return verdict.result(conn.dest)
+
+    # -- netfilter conntrack around IPVS ---------------------------------------------
+    #
+    # Conntrack sees every packet before IPVS does (nf_conntrack_in at PRE_ROUTING /
+    # LOCAL_OUT, priority -200; IPVS at LOCAL_IN / FORWARD), so a segment always moves
+    # a confirmed entry, also when IPVS then drops the packet. A segment that found
+    # no live entry (or a SYN that killed a closed one to reopen it) carries a new,
+    # unconfirmed entry, which is confirmed only if the packet leaves the hooks: IPVS
+    # dropping the packet frees it, and so does ip_vs_notrack() (ip_vs_xmit.c,
+    # ip_vs_nat_send_or_cont() and handle_response(): a flow whose entry lacks
+    # IP_VS_CONN_F_NFCT, i.e. made with net.ipv4.vs.conntrack=0, is untracked).
+    # Either way no entry is left for that flow.
+
+    def _track_unforwarded(self, key: int, protocol: Protocol, flags: TcpFlags, now: int) -> None:
+        """Conntrack for a client segment that IPVS dropped (or could not schedule)."""
+        if not self.track_conntrack or protocol is not _TCP:
+            return
+        entry = self.conntrack.get(key)
+        if track(entry, flags, Direction.INPUT, now) is not entry:
+            self.conntrack.pop(key, None)
+
+    def _track_forwarded(
+        self, key: int, conn: Connection, flags: TcpFlags, direction: Direction, now: int
+    ) -> None:
+        """Conntrack for a segment IPVS forwarded on ``conn`` (either direction)."""
+        entry = self.conntrack.get(key)
+        after = track(entry, flags, direction, now)
+        if after is entry or conn.flags & F_NFCT:
+            self.conntrack[key] = after
+        else:
+            self.conntrack.pop(key, None)  # unconfirmed and untracked: never kept
 
     def _verdict(
         self, is_new: bool, protocol: Protocol, conn: Connection | None, ct_status: ConntrackStatus
@@ -814,6 +847,7 @@ class IpvsKernel:
                         if tracking:
                             track_entry = conntrack.get(key)  # may have gone with it
                 if verdict.dropped:
+                    self._track_unforwarded(key, protocol, packet.flags, now)
                     results.append(verdict.result(None))
                     continue
                 if verdict.forward:
@@ -824,6 +858,7 @@ class IpvsKernel:
                     assert state is not None
                     conn = self._schedule(state.service, packet, key, now)
                     if conn is None:
+                        self._track_unforwarded(key, protocol, packet.flags, now)
                         results.append(verdict.failed())
                         continue
                     result = verdict.new_result(conn.dest)
@@ -935,7 +970,10 @@ class IpvsKernel:
                     step = _ct_step(track_entry if alive else None, flags, direction)
                 ct_state, fin_seen, last_rst, timeout, fresh = step
                 if track_entry is None or fresh or not alive:
-                    conntrack[key] = ConntrackEntry(ct_state, now + timeout, fin_seen, last_rst)
+                    if conn.flags & f_nfct:
+                        conntrack[key] = ConntrackEntry(ct_state, now + timeout, fin_seen, last_rst)
+                    else:
+                        conntrack.pop(key, None)  # ip_vs_notrack(): never confirmed
                 else:
                     track_entry.state = ct_state
                     track_entry.fin_seen = fin_seen
@@ -1165,7 +1203,7 @@ class IpvsKernel:
         )
         self.table.set_expires(key, conn, expires)
         if self.track_conntrack and packet.protocol is _TCP:
-            self.conntrack[key] = track(self.conntrack.get(key), tcp_flags, Direction.OUTPUT, now)
+            self._track_forwarded(key, conn, tcp_flags, Direction.OUTPUT, now)
         return True
 
     # -- views --------------------------------------------------------------------
