@@ -90,3 +90,75 @@ def apply_kube_proxy(
         if action.value is not None:
             values[action.name] = action.value
     return Sysctls(**values)
+
+
+# ------------------------------------------------------------------ behaviour by version
+
+
+class DeleteCondition:
+    """When the graceful termination manager may delete a weight-0 TCP real server."""
+
+    IMMEDIATE = "immediate"  # no graceful termination: deleted at once
+    ACTIVE_ZERO = "ActiveConn == 0"  # #66012 (v1.13.0, 1.12.2)
+    ACTIVE_PLUS_INACTIVE_ZERO = "ActiveConn + InActConn == 0"  # #71515 (v1.14.0, 1.12.4, 1.13.1)
+
+
+@dataclass(frozen=True, slots=True)
+class KubeProxyProfile:
+    """What one kube-proxy version's IPVS proxier does (reference kube-proxy-ipvs.md §1, §3, §6)."""
+
+    version: tuple[int, int, int]
+    tcp_delete: str  # a DeleteCondition
+    udp_immediate: bool  # UDP real servers deleted at once, not drained
+    sctp_immediate: bool
+    timeout_flags: bool  # --ipvs-tcp/tcpfin/udp-timeout exist
+    terminating_fallback: bool  # serving-terminating endpoints used when none is ready
+    deprecated: bool  # logs the IPVS deprecation warning at start
+    gate_default: bool  # KubeProxyIPVS feature gate default (IPVS mode allowed)
+
+    # The graceful termination list is re-checked on its own 1-minute loop
+    # (rsCheckDeleteInterval, every version since #66012); there is no timeout.
+    CHECK_INTERVAL_S = 60
+
+    @property
+    def label(self) -> str:
+        return "v" + ".".join(str(n) for n in self.version)
+
+
+def kube_proxy_profile(version: tuple[int, int, int]) -> KubeProxyProfile:
+    """The IPVS proxier behaviour of ``version`` (1.11 onwards)."""
+    if _at_least(version, (1, 12, 4), (1, 13, 1), (1, 14, 0)):
+        # #71515: ActiveConn + InactiveConn (1.14.0; 1.12.4, 1.13.1, 1.11.6 backports).
+        tcp_delete = DeleteCondition.ACTIVE_PLUS_INACTIVE_ZERO
+    elif _at_least(version, (1, 12, 2), (1, 13, 0)):
+        # #66012 graceful termination manager, first with ActiveConn == 0 only.
+        tcp_delete = DeleteCondition.ACTIVE_ZERO
+    else:
+        # Before #66012 (v1.13.0, backported to 1.12.2) a real server left at once.
+        tcp_delete = DeleteCondition.IMMEDIATE
+    # #77802 (v1.15.0) meant UDP to go at once but compared with "udp" in lower case,
+    # so it never matched until #78999 (v1.16.0; 1.12.10, 1.13/1.14 patches, 1.15.x).
+    udp_immediate = tcp_delete == DeleteCondition.IMMEDIATE or _at_least(
+        version, (1, 12, 10), (1, 13, 8), (1, 14, 4), (1, 15, 1), (1, 16, 0)
+    )
+    return KubeProxyProfile(
+        version=version,
+        tcp_delete=tcp_delete,
+        udp_immediate=udp_immediate,
+        # IsRsGracefulTerminationNeeded() skips SCTP too: ~1.20 [UNVERIFIED in the reference].
+        sctp_immediate=version >= (1, 20, 0) or tcp_delete == DeleteCondition.IMMEDIATE,
+        # #85517, v1.18.0.
+        timeout_flags=version >= (1, 18, 0),
+        # KEP-1669 ProxyTerminatingEndpoints: beta (on by default) 1.26, GA 1.28.
+        terminating_fallback=version >= (1, 26, 0),
+        # KEP-5495 / PR #134539: the deprecation warning from v1.35.
+        deprecated=version >= (1, 35, 0),
+        # KEP update PR #6120: KubeProxyIPVS gate planned Default false in 1.40.
+        gate_default=version < (1, 40, 0),
+    )
+
+
+# The newest kube-proxy a scenario may name in IPVS mode: --proxy-mode=ipvs is
+# planned to fail to start once KubeProxyIPVS is locked off (1.43, PR #6120).
+LAST_IPVS_KUBE_PROXY = (1, 42)
+FIRST_MODELLED_KUBE_PROXY = (1, 11)

@@ -1,0 +1,67 @@
+"""What every Service dataplane of a node does with a client's packets.
+
+The flow layer (cluster/tcp_flow.py) drives a connection's packets through the
+dataplane of the client's node; the dataplane says where each SYN went. IPVS
+(the kernel twin), kube-proxy's iptables/nftables modes (conntrack NAT) and
+the no-Service paths (a load balancer, an ingress or a mesh sidecar straight to
+pod IPs) implement the same calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ipvslab.cluster.endpoints import ServiceInfo
+from ipvslab.scenario.model import CloseStyle
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """Where a client's SYN (or UDP datagram) went at its node."""
+
+    pod_ip: int  # 0: it reached no pod (dropped at the node)
+    outcome: str  # the decision, e.g. "SCHEDULE", "FORWARD_EXISTING", "DROP_SYN"
+    path: str  # the decision's steps, "+"-joined (IPVS), or "" elsewhere
+    weight0: bool = False  # the real server had weight 0 (graceful termination)
+    removed: bool = False  # the real server was no longer in the service
+    refused: bool = False  # the node answered itself (REJECT: ECONNREFUSED)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryView:
+    """A dataplane's entry for a client ip:port, as ipvsadm -Lnc would show it."""
+
+    state: str
+    server: str  # ip:port
+    expires_ms: int  # remaining lifetime
+
+
+class Dataplane(Protocol):
+    name: str
+
+    def syn(self, client: int, port: int, service: ServiceInfo, now: int) -> Forwarded: ...
+
+    def synack(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        """The pod's SYN|ACK on its way back; False when the node drops it."""
+        ...
+
+    def ack(self, client: int, port: int, service: ServiceInfo, now: int) -> None: ...
+
+    def close(
+        self, client: int, port: int, service: ServiceInfo, style: CloseStyle, now: int
+    ) -> None: ...
+
+    def client_rst(self, client: int, port: int, service: ServiceInfo, now: int) -> None: ...
+
+    def datagram(self, client: int, port: int, service: ServiceInfo, now: int) -> Forwarded: ...
+
+    def reply(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        """The pod's UDP answer on its way back."""
+        ...
+
+    def entry(self, client: int, port: int, service: ServiceInfo, now: int) -> EntryView | None: ...
+
+    def template(
+        self, client: int, port: int, service: ServiceInfo, now: int
+    ) -> EntryView | None: ...

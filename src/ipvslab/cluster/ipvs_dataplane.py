@@ -1,0 +1,151 @@
+"""kube-proxy's IPVS mode on one node: the kernel twin plus the iptables rules
+kube-proxy installs beside it that change packet fates.
+
+Rules (kube-proxy's IPVS proxier, every version this models):
+- KUBE-FORWARD ``-m conntrack --ctstate INVALID -j DROP``: the filter table's
+  FORWARD hook (priority 0) runs before IPVS's reply hook, so a pod's SYN|ACK
+  that conntrack cannot place (no entry for the flow: nf_conntrack_proto_tcp's
+  tcp_new() refuses a SYN|ACK as the first packet) is dropped. With
+  net.ipv4.vs.conntrack=0 IPVS untracks its flows (ip_vs_notrack()), so every
+  pod's SYN|ACK is INVALID and every connection through the node times out.
+- KUBE-POSTROUTING MASQUERADE of marked packets (``--masquerade-all`` marks all
+  Service traffic): the pod then sees the node's address, not the client pod's.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from ipvslab.cluster.dataplane import EntryView, Forwarded
+from ipvslab.cluster.endpoints import ServiceInfo
+from ipvslab.kernel.connection import connection_key
+from ipvslab.kernel.decision import Decision
+from ipvslab.kernel.ipvs import IpvsKernel
+from ipvslab.kernel.packet import Packet, Protocol, TcpFlags
+from ipvslab.kernel.service import VirtualService
+from ipvslab.kernel.tcp_states import TcpState
+from ipvslab.scenario.model import CloseStyle, IpvsRules
+
+SYN = TcpFlags.SYN
+SYNACK = TcpFlags.SYN | TcpFlags.ACK
+ACK = TcpFlags.ACK
+FINACK = TcpFlags.FIN | TcpFlags.ACK
+RST = TcpFlags.RST
+
+# The packets of each way to close, in order: (from the client?, flags).
+# IPVS NAT sees both directions; tcp_states[] takes ESTABLISHED to TIME_WAIT for
+# the two orderly closes and to CLOSE for a client RST.
+CLOSE_PACKETS: dict[CloseStyle, tuple[tuple[bool, TcpFlags], ...]] = {
+    CloseStyle.SERVER_FIRST: ((False, FINACK), (True, ACK), (True, FINACK), (False, ACK)),
+    CloseStyle.CLIENT_FIRST: ((True, FINACK), (False, ACK), (False, FINACK), (True, ACK)),
+    CloseStyle.CLIENT_RST: ((True, RST),),
+}
+
+
+class IpvsDataplane:
+    name = "ipvs"
+
+    def __init__(
+        self,
+        kernel: IpvsKernel,
+        rules: IpvsRules,
+        virtual: dict[str, VirtualService],
+        node_ip: int,
+    ) -> None:
+        self.kernel = kernel
+        self.rules = rules
+        self.virtual = virtual
+        self.masquerade_ip = node_ip if rules.masquerade_all else 0
+        self._addrs: dict[int, IPv4Address] = {}
+        self._paths: dict[Decision, str] = {}
+        self.invalid_dropped = 0
+
+    def _addr(self, ip: int) -> IPv4Address:
+        found = self._addrs.get(ip)
+        if found is None:
+            found = self._addrs[ip] = IPv4Address(ip)
+        return found
+
+    def _packet(
+        self, client: int, port: int, service: ServiceInfo, flags: TcpFlags = TcpFlags.NONE
+    ) -> Packet:
+        protocol = Protocol.TCP if service.protocol == "TCP" else Protocol.UDP
+        return Packet(
+            protocol, self._addr(client), port, self._addr(service.vip), service.port, flags
+        )
+
+    def _forwarded(self, decision: Decision, dest_ip: int, weight0: bool, removed: bool) -> Forwarded:
+        path = self._paths.get(decision)
+        if path is None:
+            path = self._paths[decision] = "+".join(step.name for step in decision.path)
+        return Forwarded(dest_ip, decision.outcome.name, path, weight0, removed)
+
+    def _send(self, packet: Packet, now: int) -> Forwarded:
+        result = self.kernel.receive(packet, now // 1000)
+        dest = result.dest
+        if dest is None:
+            return self._forwarded(result.decision, 0, False, False)
+        return self._forwarded(result.decision, int(dest.addr), dest.weight == 0, not dest.available)
+
+    def syn(self, client: int, port: int, service: ServiceInfo, now: int) -> Forwarded:
+        return self._send(self._packet(client, port, service, SYN), now)
+
+    def datagram(self, client: int, port: int, service: ServiceInfo, now: int) -> Forwarded:
+        return self._send(self._packet(client, port, service), now)
+
+    def synack(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        packet = self._packet(client, port, service)
+        if self.rules.drop_invalid and self.kernel.track_conntrack:
+            key = connection_key(
+                Protocol.TCP, packet.client_addr, port, packet.virtual_addr, service.port
+            )
+            entry = self.kernel.conntrack.get(key)
+            if entry is None or not entry.alive(now // 1000):
+                self.invalid_dropped += 1
+                return False
+        self.kernel.reply(packet, SYNACK, now // 1000)
+        return True
+
+    def reply(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        """A UDP reply from the pod (never INVALID: UDP has no such first packet)."""
+        return self.kernel.reply(self._packet(client, port, service), TcpFlags.NONE, now // 1000)
+
+    def ack(self, client: int, port: int, service: ServiceInfo, now: int) -> None:
+        self.kernel.receive(self._packet(client, port, service, ACK), now // 1000)
+
+    def close(
+        self, client: int, port: int, service: ServiceInfo, style: CloseStyle, now: int
+    ) -> None:
+        ms = now // 1000
+        packet = self._packet(client, port, service)
+        events = [
+            (self._packet(client, port, service, flags) if inbound else packet, ms,
+             None if inbound else flags)
+            for inbound, flags in CLOSE_PACKETS[style]
+        ]
+        self.kernel.receive_batch(events)
+
+    def client_rst(self, client: int, port: int, service: ServiceInfo, now: int) -> None:
+        self.kernel.receive(self._packet(client, port, service, RST), now // 1000)
+
+    def entry(self, client: int, port: int, service: ServiceInfo, now: int) -> EntryView | None:
+        conn = self.kernel.entry(self._packet(client, port, service))
+        if conn is None or conn.expires <= now // 1000:
+            return None
+        state = "UDP" if service.protocol == "UDP" else TcpState(conn.state).name
+        server = conn.dest.label if conn.dest is not None else "-"
+        return EntryView(state, server, conn.expires - now // 1000)
+
+    def template(self, client: int, port: int, service: ServiceInfo, now: int) -> EntryView | None:
+        virtual = self.virtual[service.name]
+        if not virtual.persistent:
+            return None
+        packet = self._packet(client, port, service)
+        network = virtual.template_network(packet.client_addr)
+        protocol = Protocol.TCP if service.protocol == "TCP" else Protocol.UDP
+        key = connection_key(protocol, network, 0, packet.virtual_addr, service.port)
+        template = self.kernel.templates.get(key)
+        if template is None or template.expires <= now // 1000:
+            return None
+        server = template.dest.label if template.dest is not None else "-"
+        return EntryView("TEMPLATE", server, template.expires - now // 1000)

@@ -1,0 +1,153 @@
+"""Run a scenario: build the cluster, schedule its load, events and script, and
+advance time to the end (in slices, so a caller can show progress and an
+interrupted run keeps what it simulated)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ipvslab.cluster import actions
+from ipvslab.cluster.actions import ActionError
+from ipvslab.cluster.cluster import Cluster
+from ipvslab.cluster.load import ClientLoad
+from ipvslab.cluster.proxier import RealServerEvent
+from ipvslab.cluster.script import ScriptRunner, StepResult
+from ipvslab.cluster.trace import Trace
+from ipvslab.cluster.udp_flow import UdpRequester
+from ipvslab.scenario.model import Event, Scenario
+
+SLICE_US = 100_000  # progress is reported every 0.1 s of simulated time
+
+
+@dataclass
+class ServerSample:
+    """A real server as `ipvsadm -Ln` shows it at one moment, on one node."""
+
+    time_us: int
+    node: str
+    service: str
+    server: str
+    weight: int
+    active: int
+    inactive: int
+    terminating: bool  # on kube-proxy's graceful termination list
+    pod_alive: bool
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    trace: Trace
+    samples: list[ServerSample]
+    server_log: list[RealServerEvent]
+    pod_log: list[tuple[int, str, str]]
+    steps: list[StepResult]
+    warnings: list[str]
+    end_us: int  # simulated time reached
+    interrupted: bool = False
+    event_errors: list[str] = field(default_factory=list)
+    kernel: dict[str, str] = field(default_factory=dict)  # node -> kernel text
+    sysctls: dict[str, dict[str, int]] = field(default_factory=dict)  # node -> net.ipv4.vs
+
+
+def _apply_event(cluster: Cluster, event: Event, errors: list[str]) -> None:
+    try:
+        if event.rollout is not None:
+            cluster.deployments[event.rollout.service].rollout()
+        elif event.scale is not None:
+            cluster.deployments[event.scale.service].scale(event.scale.replicas)
+        elif event.kill_pod is not None:
+            actions.kill_pod(cluster, event.kill_pod)
+        elif event.delete_real_server is not None:
+            actions.delete_real_server(cluster, event.delete_real_server)
+        elif event.set_weight is not None:
+            actions.set_weight(cluster, event.set_weight)
+        elif event.sysctl is not None:
+            actions.node_sysctl(cluster, event.sysctl)
+        elif event.client_sysctl is not None:
+            actions.client_sysctl(cluster, event.client_sysctl)
+    except ActionError as err:
+        errors.append(f"event {event.action} at {event.at / 1e6:g}s: {err}")
+
+
+def _sampler(cluster: Cluster, samples: list[ServerSample], interval: int) -> Callable[[], None]:
+    def sample() -> None:
+        now = cluster.engine.now
+        for node in cluster.nodes:
+            if node.kernel is None or node.proxier is None:
+                continue
+            node.kernel.advance(now // 1000)
+            for name, service in node.proxier.virtual.items():
+                for dest in service.destinations:
+                    samples.append(
+                        ServerSample(
+                            now,
+                            node.name,
+                            name,
+                            dest.label,
+                            dest.weight,
+                            dest.active_conns,
+                            dest.inactive_conns,
+                            (name, int(dest.addr), dest.port) in node.proxier.terminating,
+                            cluster.pod_at(int(dest.addr)) is not None,
+                        )
+                    )
+        cluster.engine.after(interval, sample)
+
+    return sample
+
+
+def run_scenario(
+    scenario: Scenario, progress: Callable[[int, int], None] | None = None
+) -> RunResult:
+    """Simulate ``scenario`` to its end. ``progress(now_us, end_us)`` is called as
+    time advances; a KeyboardInterrupt stops the run with what it has so far."""
+    cluster = Cluster(scenario)
+    samples: list[ServerSample] = []
+    errors: list[str] = []
+    udp = UdpRequester(cluster)
+    engine = cluster.engine
+    cluster.start()
+    for event in scenario.events:
+        engine.at(event.at, _apply_event, cluster, event, errors)
+    end = scenario.duration
+    for client in cluster.clients:
+        ClientLoad(cluster, udp, client, end).begin()
+    script = ScriptRunner(cluster, udp, list(scenario.script))
+    if scenario.script:
+        script.begin()
+    engine.at(0, _sampler(cluster, samples, scenario.interval))
+    interrupted = False
+    try:
+        now = 0
+        while now < end:
+            now = min(end, now + SLICE_US)
+            engine.run(until=now)
+            if progress is not None:
+                progress(now, end)
+            if scenario.script and script.finished and not scenario.clients:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    pod_log = sorted(
+        (entry for d in cluster.deployments.values() for entry in d.log), key=lambda e: e[0]
+    )
+    return RunResult(
+        scenario=scenario,
+        trace=cluster.trace,
+        samples=samples,
+        server_log=cluster.server_log,
+        pod_log=pod_log,
+        steps=script.results,
+        warnings=cluster.warnings,
+        end_us=engine.now,
+        interrupted=interrupted,
+        event_errors=errors,
+        kernel={n.name: n.kernel_text for n in cluster.nodes},
+        sysctls={
+            n.name: {k: getattr(n.kernel.sysctls, k) for k in n.kernel.sysctls.names()}
+            for n in cluster.nodes
+            if n.kernel is not None
+        },
+    )

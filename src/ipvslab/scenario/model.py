@@ -1,0 +1,430 @@
+"""The scenario format of `ipvslab run`: a Service under load, as pydantic models.
+
+A scenario names the cluster (nodes, their kernel, kube-proxy and the dataplane),
+the Services with the Deployment behind each, the clients and their load, what
+happens over time (rollouts, scale, pod kills, sysctl changes), and optionally a
+script: explicit steps replayed in order, as a person would type them on a node.
+Every field is documented in docs/scenarios.md. Times are written with a unit
+("120s", "10ms", "2m", "500us") or as a number of seconds, and held as integer
+microseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+US = 1
+MS = 1_000
+SECOND = 1_000_000
+
+_UNITS = {"us": US, "µs": US, "ms": MS, "s": SECOND, "m": 60 * SECOND, "h": 3600 * SECOND}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)?\s*$")
+
+
+def parse_duration(value: Any) -> int:
+    """'120s', '10ms', '2m', '1.5s', 3 (seconds) -> integer microseconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 10ms, 2s or 5m")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("expected a duration >= 0")
+        return round(value * SECOND)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            number, unit = match.groups()
+            return round(float(number) * _UNITS[unit or "s"])
+    raise ValueError("expected a duration like 500us, 10ms, 2s, 5m or 1h (a bare number is seconds)")
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Dataplane(str, Enum):
+    """How Service traffic is forwarded on the nodes."""
+
+    IPVS = "ipvs"  # kube-proxy IPVS mode: the kernel twin
+    IPTABLES = "iptables"  # kube-proxy iptables mode: conntrack picks the endpoint
+    NFTABLES = "nftables"  # kube-proxy nftables mode: same, as far as reuse goes
+    DIRECT = "direct"  # a load balancer or ingress straight to pod IPs (no Service)
+    MESH = "mesh"  # a sidecar proxy picks the endpoint (no Service hop)
+
+
+class DeadPodIp(str, Enum):
+    """What a SYN to a deleted pod's IP gets (it depends on the CNI)."""
+
+    EHOSTUNREACH = "ehostunreach"  # route gone: ICMP host unreachable at once
+    ARP_TIMEOUT = "arp-timeout"  # L2 neighbour unresolved: EHOSTUNREACH after ~3 s
+    DROP = "drop"  # blackhole: silence, the client retransmits until ETIMEDOUT
+    REUSED = "reused"  # the IP already belongs to another pod: RST, ECONNREFUSED
+
+
+class CloseStyle(str, Enum):
+    SERVER_FIRST = "server-first"  # the pod closes first (HTTP Connection: close)
+    CLIENT_FIRST = "client-first"  # the client closes first: client TIME_WAIT 60 s
+    CLIENT_RST = "client-rst"  # the client aborts with RST (SO_LINGER 0)
+
+
+class Placement(str, Enum):
+    SPREAD = "spread"  # round-robin over nodes
+    PACKED = "packed"  # all on the first node
+    ANTI_AFFINITY = "anti-affinity"  # at most one per node (the rest unschedulable)
+
+
+class IpvsRules(_Model):
+    """The iptables rules kube-proxy installs beside IPVS that change packet fates."""
+
+    # KUBE-POSTROUTING MASQUERADE of marked packets (--masquerade-all marks all).
+    masquerade_all: bool = False
+    # KUBE-FORWARD: -m conntrack --ctstate INVALID -j DROP.
+    drop_invalid: bool = True
+
+
+class KubeProxyConfig(_Model):
+    version: str = "v1.31.0"
+    scheduler: str = "rr"
+    sync_period: Duration = 30 * SECOND
+    # v1alpha1 leaves IPVS.MinSyncPeriod at 0 (every change syncs at once).
+    min_sync_period: Duration = 0
+    tcp_timeout: Duration = 0  # --ipvs-tcp-timeout (v1.18+); 0 keeps the kernel's
+    tcpfin_timeout: Duration = 0
+    udp_timeout: Duration = 0
+    # The KubeProxyIPVS feature gate (1.37+); kube-proxy refuses IPVS mode when off.
+    ipvs_feature_gate: bool = True
+
+
+class SysctlChange(_Model):
+    """A sysctl a person changes on a node after kube-proxy started."""
+
+    name: str
+    value: int
+
+
+class ClientSysctls(_Model):
+    """The client pod's network-namespace sysctls."""
+
+    ip_local_port_range: tuple[int, int] = (32768, 60999)
+    ip_local_reserved_ports: list[int] = Field(default_factory=list)
+    tcp_tw_reuse: Literal[0, 1, 2] = 2
+    tcp_timestamps: Literal[0, 1] = 1
+    tcp_syn_retries: int = Field(6, ge=1, le=127)
+    tcp_max_tw_buckets: int = Field(262144, ge=0)
+
+    @field_validator("ip_local_port_range", mode="before")
+    @classmethod
+    def _range_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = value.split()
+            if len(parts) == 2 and all(p.isdigit() for p in parts):
+                return (int(parts[0]), int(parts[1]))
+            raise ValueError("expected two port numbers like '32768 60999'")
+        return value
+
+    @model_validator(mode="after")
+    def _check_range(self) -> ClientSysctls:
+        low, high = self.ip_local_port_range
+        if not 1 <= low <= high <= 65535:
+            raise ValueError("ip_local_port_range must be 1 <= low <= high <= 65535")
+        return self
+
+
+class NodeSpec(_Model):
+    name: str
+    kernel: str | None = None  # defaults to the cluster's
+    sysctls: dict[str, int] = Field(default_factory=dict)
+
+
+class ClusterSpec(_Model):
+    kernel: str = "6.1"
+    dataplane: Dataplane = Dataplane.IPVS
+    kube_proxy: KubeProxyConfig = Field(default_factory=KubeProxyConfig)
+    nodes: int | list[NodeSpec] = 1
+    # net.ipv4.vs.* (and other) sysctls set on every node after kube-proxy starts.
+    sysctls: dict[str, int] = Field(default_factory=dict)
+    rules: IpvsRules = Field(default_factory=IpvsRules)
+    dead_pod_ip: DeadPodIp = DeadPodIp.EHOSTUNREACH
+    rtt: Duration = 200  # client <-> pod round trip, microseconds by default unit
+    pod_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/16"
+
+    @field_validator("nodes")
+    @classmethod
+    def _some_nodes(cls, value: int | list[NodeSpec]) -> int | list[NodeSpec]:
+        count = value if isinstance(value, int) else len(value)
+        if not 1 <= count <= 1000:
+            raise ValueError("a cluster has 1 to 1000 nodes")
+        return value
+
+
+class DeploymentSpec(_Model):
+    replicas: int = Field(2, ge=0, le=10_000)
+    placement: Placement = Placement.SPREAD
+    readiness_delay: Duration = 2 * SECOND
+    termination_grace: Duration = 30 * SECOND
+    # How long the app keeps accepting after SIGTERM before it exits (its pod IP
+    # goes away then); capped by the grace period.
+    serve_after_sigterm: Duration = 5 * SECOND
+    max_surge: int | str = "25%"
+    max_unavailable: int | str = "25%"
+
+
+class Protocol(str, Enum):
+    TCP = "TCP"
+    UDP = "UDP"
+
+
+class ServiceSpec(_Model):
+    name: str
+    port: int = Field(80, ge=1, le=65535)
+    target_port: int = Field(8080, ge=1, le=65535)
+    protocol: Protocol = Protocol.TCP
+    # sessionAffinity: ClientIP with this timeout (seconds; 10800 is the API default).
+    session_affinity: Duration | None = None
+    deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
+
+
+class OpenLoad(_Model):
+    kind: Literal["open"] = "open"
+    rate: float = Field(gt=0, le=10_000_000)  # new connections per second
+    arrivals: Literal["poisson", "constant"] = "poisson"
+
+
+class ClosedLoad(_Model):
+    kind: Literal["closed"]
+    workers: int = Field(ge=1, le=100_000)
+    think: Duration = 0  # pause between a connection's end and the next connect
+
+
+class LongLivedLoad(_Model):
+    kind: Literal["long-lived"]
+    connections: int = Field(ge=1, le=100_000)
+    reconnect_delay: Duration = 1 * SECOND
+
+
+class UdpLoad(_Model):
+    kind: Literal["udp"]
+    rate: float = Field(gt=0, le=10_000_000)
+    timeout: Duration = 1 * SECOND
+    tries: int = Field(3, ge=1, le=100)
+
+
+Load = Annotated[OpenLoad | ClosedLoad | LongLivedLoad | UdpLoad, Field(discriminator="kind")]
+
+
+class ClientSpec(_Model):
+    name: str
+    service: str
+    replicas: int = Field(1, ge=1, le=10_000)
+    placement: Placement = Placement.PACKED
+    load: Load
+    duration: Duration = 10 * MS  # how long a connection stays open once established
+    close: CloseStyle = CloseStyle.SERVER_FIRST
+    connect_timeout: Duration | None = None  # None: the kernel's SYN retries decide
+    kernel: str | None = None  # the client node's kernel for the port picker era
+    sysctls: ClientSysctls = Field(default_factory=ClientSysctls)
+    start: Duration = 0
+    stop: Duration | None = None
+
+
+class Rollout(_Model):
+    service: str
+
+
+class Scale(_Model):
+    service: str
+    replicas: int = Field(ge=0, le=10_000)
+
+
+class PodRef(_Model):
+    service: str
+    pod: int = Field(0, ge=0)  # index among the service's pods, oldest first
+
+
+class RealServerRef(PodRef):
+    node: str | None = None  # None: every node
+
+
+class SetWeight(RealServerRef):
+    weight: int = Field(ge=0, le=65535)
+
+
+class NodeSysctl(_Model):
+    node: str | None = None  # None: every node
+    name: str
+    value: int
+
+
+class ClientSysctl(_Model):
+    client: str  # a client name (all its replicas) or one replica, "name-N"
+    name: str  # e.g. net.ipv4.tcp_tw_reuse, net.ipv4.ip_local_port_range
+    value: int | str
+
+
+class Event(_Model):
+    """Something that happens at a given time in a load run (one action per event)."""
+
+    at: Duration
+    rollout: Rollout | None = None
+    scale: Scale | None = None
+    kill_pod: PodRef | None = None
+    delete_real_server: RealServerRef | None = None
+    set_weight: SetWeight | None = None
+    sysctl: NodeSysctl | None = None
+    client_sysctl: ClientSysctl | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Event:
+        actions = [n for n in _EVENT_ACTIONS if getattr(self, n) is not None]
+        if len(actions) != 1:
+            raise ValueError(
+                f"an event takes exactly one action of {', '.join(_EVENT_ACTIONS)}"
+                f" (got {len(actions)})"
+            )
+        return self
+
+    @property
+    def action(self) -> str:
+        return next(n for n in _EVENT_ACTIONS if getattr(self, n) is not None)
+
+
+_EVENT_ACTIONS = (
+    "rollout",
+    "scale",
+    "kill_pod",
+    "delete_real_server",
+    "set_weight",
+    "sysctl",
+    "client_sysctl",
+)
+
+
+class Connect(_Model):
+    client: str  # a client name (its first replica) or "name-N"
+    port: int | None = Field(None, ge=1, le=65535)  # None: the kernel picks
+    service: str | None = None  # default: the client's service
+    close: CloseStyle | Literal["held"] = CloseStyle.SERVER_FIRST
+    hold: Duration = 10 * MS  # how long it stays open ("held": until a release step)
+
+
+class Release(_Model):
+    client: str
+    port: int = Field(ge=1, le=65535)
+    close: CloseStyle = CloseStyle.SERVER_FIRST
+
+
+class UdpRequest(_Model):
+    client: str
+    port: int | None = Field(None, ge=1, le=65535)
+    service: str | None = None
+    tries: int = Field(3, ge=1, le=100)
+    timeout: Duration = 1 * SECOND
+
+
+class AddRealServer(_Model):
+    service: str
+    address: str  # ip or ip:port
+    weight: int = Field(1, ge=0, le=65535)
+    node: str | None = None
+
+
+class Step(_Model):
+    """One step of a script; steps run one after the other (``at`` waits until then)."""
+
+    at: Duration | None = None
+    connect: Connect | None = None
+    release: Release | None = None
+    udp: UdpRequest | None = None
+    wait: Duration | None = None
+    add_real_server: AddRealServer | None = None
+    delete_real_server: RealServerRef | None = None
+    set_weight: SetWeight | None = None
+    kill_pod: PodRef | None = None
+    sysctl: NodeSysctl | None = None
+    client_sysctl: ClientSysctl | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Step:
+        actions = [n for n in _STEP_ACTIONS if getattr(self, n) is not None]
+        if len(actions) != 1:
+            raise ValueError(
+                f"a step takes exactly one action of {', '.join(_STEP_ACTIONS)}"
+                f" (got {len(actions)})"
+            )
+        return self
+
+    @property
+    def action(self) -> str:
+        return next(n for n in _STEP_ACTIONS if getattr(self, n) is not None)
+
+
+_STEP_ACTIONS = (
+    "connect",
+    "release",
+    "udp",
+    "wait",
+    "add_real_server",
+    "delete_real_server",
+    "set_weight",
+    "kill_pod",
+    "sysctl",
+    "client_sysctl",
+)
+
+
+class Scenario(_Model):
+    name: str = "scenario"
+    description: str = ""
+    seed: int = Field(1, ge=0, le=2**63 - 1)
+    duration: Duration = 60 * SECOND
+    # Seconds per row of the time series.
+    interval: Duration = 1 * SECOND
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+    services: list[ServiceSpec] = Field(min_length=1)
+    clients: list[ClientSpec] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
+    script: list[Step] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Scenario:
+        names = [s.name for s in self.services]
+        if len(set(names)) != len(names):
+            raise ValueError("service names must be unique")
+        clients = [c.name for c in self.clients]
+        if len(set(clients)) != len(clients):
+            raise ValueError("client names must be unique")
+        for client in self.clients:
+            if client.service not in names:
+                raise ValueError(
+                    f"client {client.name!r} names service {client.service!r};"
+                    f" services are {', '.join(names)}"
+                )
+        for event in self.events:
+            target = getattr(event, event.action)
+            service = getattr(target, "service", None)
+            if service is not None and service not in names:
+                raise ValueError(f"event at {event.at} us names unknown service {service!r}")
+        if self.interval <= 0:
+            raise ValueError("interval must be > 0")
+        return self
+
+    @property
+    def node_names(self) -> list[str]:
+        nodes = self.cluster.nodes
+        if isinstance(nodes, int):
+            return [f"node-{i}" for i in range(nodes)]
+        return [n.name for n in nodes]
