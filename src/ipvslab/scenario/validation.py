@@ -1,0 +1,438 @@
+"""Pydantic's validation errors, told in the user's terms and located in the YAML.
+
+Pydantic reports a location such as ``("steps", 3, "connect", "port")`` where
+some segments name a union member rather than a key. The location is matched
+against the data that was validated to find the key path the user wrote
+(``steps[3].port``), then against the model's types to say what was expected
+(``an integer >= 1 and <= 65535``) and, for an unknown key, which known field
+it is closest to.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import annotated_types
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+
+from .errors import (
+    MAX_ECHO,
+    MAX_PROBLEMS,
+    PathSegment,
+    ProblemLog,
+    ScenarioError,
+    clip,
+    format_path,
+    show_choices,
+    show_text,
+    show_value,
+)
+from .yaml_source import Path_, Position, parse_yaml
+
+# Error types whose expectation is best said from the field's type and constraints.
+_TYPE_ERRORS = frozenset(
+    {
+        "bool_parsing",
+        "bool_type",
+        "dict_type",
+        "enum",
+        "finite_number",
+        "float_parsing",
+        "float_type",
+        "greater_than",
+        "greater_than_equal",
+        "int_from_float",
+        "int_parsing",
+        "int_parsing_size",
+        "int_type",
+        "less_than",
+        "less_than_equal",
+        "list_type",
+        "literal_error",
+        "missing",
+        "model_attributes_type",
+        "model_type",
+        "multiple_of",
+        "none_required",
+        "set_type",
+        "string_too_long",
+        "string_too_short",
+        "string_type",
+        "too_long",
+        "too_short",
+        "tuple_type",
+    }
+)
+# Error types where an unquoted scalar that YAML read as something else is the likely cause.
+_TEXT_ERRORS = frozenset({"string_type", "literal_error", "enum"})
+_MESSAGE_PREFIXES = ("Input should be ", "Value error, ", "Assertion failed, ")
+_KEY = "[key]"  # pydantic's marker for an error in a mapping key
+
+
+@dataclass(frozen=True, slots=True)
+class _Located:
+    """Errors for one place in the file, merged (a union reports once per member)."""
+
+    path: Path_
+    missing: PathSegment | None
+    """The absent key, for a missing field."""
+    at_key: bool
+    """Point at the key rather than the value (unknown field, bad key)."""
+    errors: list[ErrorDetails]
+
+
+def validation_problems(
+    exc: ValidationError,
+    model: type[BaseModel],
+    data: Any,
+    text: str,
+    file: str,
+) -> ScenarioError:
+    """One ScenarioError for all of ``exc``'s errors, in file order."""
+    groups: dict[tuple[Path_, Any, bool], _Located] = {}
+    for error in exc.errors(include_url=False):
+        path, missing, at_key = _data_path(data, error)
+        group = groups.get((path, missing, at_key))
+        if group is None:
+            groups[(path, missing, at_key)] = _Located(path, missing, at_key, [error])
+        else:
+            group.errors.append(error)
+    parsed = parse_yaml(text, file, want={located.path for located in groups.values()})
+
+    def place(located: _Located) -> tuple[int, int]:
+        position = parsed.positions.get(located.path, parsed.root_position)
+        if located.at_key and position.key_line is not None and position.key_column is not None:
+            return position.key_line, position.key_column
+        return position.line, position.column
+
+    ordered = sorted(groups.values(), key=place)
+    log = ProblemLog(file)
+    for located in ordered[:MAX_PROBLEMS]:
+        line, column = place(located)
+        position = parsed.positions.get(located.path, parsed.root_position)
+        shown: Path_ = located.path
+        if located.missing is not None:
+            shown = (*shown, located.missing)
+        expected, found = _describe(located, model, data, position)
+        log.add(line, column, format_path(shown), expected, found)
+    log.omitted += max(0, len(ordered) - MAX_PROBLEMS)
+    return log.error()
+
+
+def _data_path(data: Any, error: ErrorDetails) -> tuple[Path_, PathSegment | None, bool]:
+    """The key path in ``data`` that ``error`` is about, the missing key, and key-or-value."""
+    loc = error["loc"]
+    kind = error["type"]
+    if kind == "missing":
+        loc = loc[:-1]
+    path: list[PathSegment] = []
+    node = data
+    at_key = kind == "extra_forbidden"
+    for segment in loc:
+        if segment == _KEY:
+            at_key = True
+        elif isinstance(node, dict):
+            key = _find_key(node, segment, kind == "invalid_key")
+            if key is not _ABSENT:
+                path.append(key)
+                node = node[key]
+        elif isinstance(node, list) and type(segment) is int and 0 <= segment < len(node):
+            path.append(segment)
+            node = node[segment]
+        # Anything else names a union member: it is not in the file.
+    if kind == "missing":
+        return tuple(path), error["loc"][-1], False
+    if kind == "union_tag_not_found":
+        return tuple(path), _discriminator(error), False
+    if kind == "invalid_key":
+        at_key = True
+    if kind == "union_tag_invalid" and isinstance(node, dict):
+        name = _discriminator(error)
+        if name in node:
+            path.append(name)
+    return tuple(path), None, at_key
+
+
+_ABSENT: Any = object()
+
+
+def _find_key(mapping: dict[Any, Any], segment: str | int, loose: bool) -> Any:
+    if segment in mapping:
+        return next(key for key in mapping if key == segment)
+    if loose:
+        # pydantic names a key that is not a string by its str(): None as 'None'.
+        for key in mapping:
+            if str(key) == str(segment):
+                return key
+    return _ABSENT
+
+
+def _discriminator(error: ErrorDetails) -> str:
+    name = str(error.get("ctx", {}).get("discriminator", "?"))
+    return name[1:-1] if len(name) >= 2 and name[0] == name[-1] == "'" else name
+
+
+def _value_at(data: Any, path: Path_) -> Any:
+    for segment in path:
+        data = data[segment]
+    return data
+
+
+def _describe(
+    located: _Located, model: type[BaseModel], data: Any, position: Position
+) -> tuple[str, str]:
+    """What was expected and what was found, for one place."""
+    first = located.errors[0]
+    kind = first["type"]
+    value = _value_at(data, located.path)
+    if kind == "extra_forbidden":
+        return _unknown_field(model, first["loc"][:-1], located.path[-1])
+    if kind == "invalid_key":
+        return "a text key (quote it)", show_value(located.path[-1])
+    if kind == "missing":
+        target = _target(model, first["loc"])
+        described = _describe_type(*target) if target else None
+        expected = f"{described} (required)" if described else "a value for this required field"
+        return expected, f"a mapping without {show_value(located.missing)}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tags = _tags(model, first["loc"], _discriminator(first))
+        expected = _one_of([show_value(tag) for tag in tags]) if tags else "a known kind"
+        if kind == "union_tag_not_found":
+            return f"{expected} (required)", f"a mapping without {show_value(located.missing)}"
+        close = difflib.get_close_matches(str(value), [str(tag) for tag in tags], n=1)
+        if close:
+            expected += f" (did you mean {show_text(close[0])}?)"
+        return expected, show_value(value)
+    expectations: list[str] = []
+    for error in located.errors:
+        expected = _expected(model, error)
+        if expected not in expectations:
+            expectations.append(expected)
+    found = show_value(value)
+    misread = any(error["type"] in _TEXT_ERRORS for error in located.errors)
+    if misread and position.plain is not None and not isinstance(value, str):
+        found += (
+            f" (YAML reads {show_text(position.plain)} unquoted as"
+            f" {_yaml_kind(value)}: quote it to keep the text)"
+        )
+    return clip(" or ".join(expectations), 3 * MAX_ECHO), found
+
+
+def _yaml_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a date"
+
+
+def _expected(model: type[BaseModel], error: ErrorDetails) -> str:
+    kind = error["type"]
+    if kind in _TYPE_ERRORS:
+        target = _target(model, error["loc"])
+        described = _describe_type(*target) if target else None
+        if described:
+            return described
+    if kind == "string_pattern_mismatch":
+        return f"a string matching {clip(str(error.get('ctx', {}).get('pattern', '?')))}"
+    message = error["msg"]
+    for prefix in _MESSAGE_PREFIXES:
+        message = message.removeprefix(prefix)
+    return clip(message, 2 * MAX_ECHO)
+
+
+def _unknown_field(model: type[BaseModel], loc: Sequence[Any], key: Any) -> tuple[str, str]:
+    found = "an unknown field"
+    target = _target(model, loc)
+    if target is None or not _is_model(target[0]):
+        return "a known field", found
+    names = [_field_name(name, info) for name, info in target[0].model_fields.items()]
+    close = difflib.get_close_matches(str(key), names, n=1)
+    if close:
+        return f"a known field (did you mean {show_text(close[0])}?)", found
+    return f"one of the fields {show_choices([show_text(name) for name in names])}", found
+
+
+def _tags(model: type[BaseModel], loc: Sequence[Any], discriminator: str) -> list[Any]:
+    """The values the discriminator of the union at ``loc`` takes, in order."""
+    target = _target(model, loc)
+    if target is None or not _is_union(target[0]):
+        return []
+    tags: list[Any] = []
+    for member in get_args(target[0]):
+        member = _unwrap(member)[0]
+        if _is_model(member):
+            for name, info in member.model_fields.items():
+                annotation = _unwrap(info)[0]
+                if discriminator in (name, _field_name(name, info)) and _is_literal(annotation):
+                    tags.extend(get_args(annotation))
+    return tags
+
+
+def _field_name(name: str, info: FieldInfo) -> str:
+    if isinstance(info.validation_alias, str):
+        return info.validation_alias
+    return info.alias or name
+
+
+# --- the model's types, followed along pydantic's location ------------------------
+
+_Target = tuple[Any, list[Any]]
+"""A type and the constraints (annotated_types metadata) attached to it."""
+
+
+def _target(model: type[BaseModel], loc: Iterable[Any]) -> _Target | None:
+    """The type ``loc`` reaches inside ``model``, or None where it cannot be followed."""
+    target = _unwrap(model)
+    for segment in loc:
+        if segment == _KEY:
+            return None
+        step = _step(target[0], segment)
+        if step is None:
+            return None
+        target = _unwrap(step)
+    return target
+
+
+def _unwrap(tp: Any) -> _Target:
+    """Strips Annotated, FieldInfo and Optional, collecting constraints."""
+    metadata: list[Any] = []
+    while True:
+        if isinstance(tp, FieldInfo):
+            metadata.extend(tp.metadata)
+            tp = tp.annotation
+        elif get_origin(tp) is Annotated:
+            base, *extras = get_args(tp)
+            for extra in extras:
+                metadata.extend(extra.metadata if isinstance(extra, FieldInfo) else [extra])
+            tp = base
+        elif _is_union(tp) and type(None) in get_args(tp) and len(get_args(tp)) == 2:
+            tp = next(arg for arg in get_args(tp) if arg is not type(None))
+        else:
+            return tp, metadata
+
+
+def _is_union(tp: Any) -> bool:
+    return get_origin(tp) in (Union, types.UnionType)
+
+
+def _is_literal(tp: Any) -> bool:
+    return bool(get_origin(tp) is Literal)
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _step(tp: Any, segment: Any) -> Any:
+    """The type one location segment further in, or None."""
+    if _is_model(tp):
+        for name, info in tp.model_fields.items():
+            if segment in (name, _field_name(name, info)):
+                return info
+        return None
+    if _is_union(tp):
+        members = [_unwrap(member)[0] for member in get_args(tp)]
+        for member in members:
+            if segment == getattr(member, "__name__", None) or _has_tag(member, segment):
+                return member
+        for member in members:
+            step = _step(member, segment)
+            if step is not None:
+                return step
+        return None
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if isinstance(origin, type) and issubclass(origin, Mapping) and len(args) == 2:
+        return args[1]
+    if isinstance(origin, type) and issubclass(origin, Sequence | set | frozenset) and args:
+        if origin is tuple and args[-1] is not Ellipsis:
+            return args[segment] if isinstance(segment, int) and segment < len(args) else None
+        return args[0]
+    return None
+
+
+def _has_tag(member: Any, segment: Any) -> bool:
+    """Whether ``segment`` is a discriminator value of the model ``member``."""
+    if not _is_model(member):
+        return False
+    for info in member.model_fields.values():
+        annotation = _unwrap(info)[0]
+        if _is_literal(annotation) and segment in get_args(annotation):
+            return True
+    return False
+
+
+def _describe_type(tp: Any, metadata: list[Any]) -> str | None:
+    """What a value of ``tp`` looks like in YAML, or None for types without a short name."""
+    if _is_union(tp):
+        parts = [_describe_type(*_unwrap(member)) for member in get_args(tp)]
+        if any(part is None for part in parts):
+            return None
+        return " or ".join(dict.fromkeys(part for part in parts if part))
+    if _is_literal(tp):
+        return _one_of([show_value(arg) for arg in get_args(tp)])
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _one_of([show_value(member.value) for member in tp])
+    base = _BASE_NAMES.get(tp)
+    origin = get_origin(tp)
+    if base is None and isinstance(origin, type):
+        if issubclass(origin, Mapping):
+            base = "a mapping"
+        elif issubclass(origin, Sequence | set | frozenset):
+            base = "a list"
+    if base is None and _is_model(tp):
+        base = "a mapping"
+    if base is None:
+        return None
+    return base + _constraints(metadata, "character" if tp is str else "item")
+
+
+_BASE_NAMES: dict[Any, str] = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    type(None): "null",
+    list: "a list",
+    dict: "a mapping",
+}
+
+
+def _count(number: int, unit: str) -> str:
+    return f"{number} {unit}" if number == 1 else f"{number} {unit}s"
+
+
+def _one_of(choices: list[str]) -> str:
+    return choices[0] if len(choices) == 1 else f"one of {show_choices(choices)}"
+
+
+def _constraints(metadata: list[Any], unit: str) -> str:
+    bounds: list[str] = []
+    for item in metadata:
+        if isinstance(item, annotated_types.Gt):
+            bounds.append(f"> {item.gt}")
+        elif isinstance(item, annotated_types.Ge):
+            bounds.append(f">= {item.ge}")
+        elif isinstance(item, annotated_types.Lt):
+            bounds.append(f"< {item.lt}")
+        elif isinstance(item, annotated_types.Le):
+            bounds.append(f"<= {item.le}")
+        elif isinstance(item, annotated_types.MultipleOf):
+            bounds.append(f"a multiple of {item.multiple_of}")
+        elif isinstance(item, annotated_types.MinLen):
+            bounds.append(f"of at least {_count(item.min_length, unit)}")
+        elif isinstance(item, annotated_types.MaxLen):
+            bounds.append(f"of at most {_count(item.max_length, unit)}")
+    if not bounds:
+        return ""
+    return " " + " and ".join(bounds)
