@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ipvslab.cluster.client_tcp import parse_port_list
 from ipvslab.cluster.syn_timing import syn_send_offsets
-from ipvslab.kernel.sysctls import Sysctls, SysctlError
+from ipvslab.kernel.sysctls import SysctlError, Sysctls
 from ipvslab.scenario.model import (
     AddRealServer,
     ClientSysctl,
@@ -95,7 +95,9 @@ def add_real_server(cluster: Cluster, step: AddRealServer) -> None:
         addr = IPv4Address(host)
         port = int(port_text) if port_text else info.target_port
     except ValueError:
-        raise ActionError(f"add_real_server.address: {step.address!r} is not ip or ip:port") from None
+        raise ActionError(
+            f"add_real_server.address: {step.address!r} is not ip or ip:port"
+        ) from None
     for node in _nodes(cluster, step.node):
         if node.kernel is None or node.proxier is None:
             raise ActionError("add_real_server needs the ipvs dataplane")
@@ -138,7 +140,7 @@ def client_sysctl(cluster: Cluster, change: ClientSysctl) -> None:
             f"client_sysctl: {change.name!r} is not one the model has"
             f" ({', '.join(sorted(_CLIENT_SYSCTLS))})"
         )
-    value: object = change.value
+    value: Any = change.value
     try:
         if name == "ip_local_port_range":
             low, high = str(value).split()
@@ -146,7 +148,7 @@ def client_sysctl(cluster: Cluster, change: ClientSysctl) -> None:
         elif name == "ip_local_reserved_ports":
             value = parse_port_list(str(value))
         else:
-            value = int(value)  # type: ignore[call-overload]
+            value = int(value)
         for pod in find_clients(cluster, change.client):
             pod.netns.set_sysctls(replace(pod.netns.sysctls, **{name: value}))
             if name == "tcp_syn_retries":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
+from functools import partial
 from ipaddress import IPv4Address, IPv4Network
 
 from ipvslab.cluster.client_tcp import ClientNetns
@@ -37,23 +38,25 @@ from ipvslab.cluster.pod_tcp import PodTcp
 from ipvslab.cluster.pods import Deployment, IpAllocator, Pod, PodTemplate
 from ipvslab.cluster.port_picker import HostPorts
 from ipvslab.cluster.proxier import IpvsProxier, RealServerEvent
-from ipvslab.cluster.sync_runner import SyncRunner
 from ipvslab.cluster.syn_timing import SynSchedule, syn_send_offsets
+from ipvslab.cluster.sync_runner import SyncRunner
 from ipvslab.cluster.tcp_flow import Attempt, TcpConnector
 from ipvslab.cluster.trace import Result, Trace
 from ipvslab.engine import Engine
 from ipvslab.kernel.features import KernelFeatures
 from ipvslab.kernel.ipvs import IpvsKernel
 from ipvslab.kernel.presets import resolve_kernel
-from ipvslab.kernel.sysctls import Sysctls, SysctlError
+from ipvslab.kernel.sysctls import SysctlError, Sysctls
 from ipvslab.kernel.tcp_states import Timeouts
 from ipvslab.scenario.model import (
+    SECOND,
     ClientSpec,
-    Dataplane as DataplaneKind,
     DeadPodIp,
     Placement,
     Scenario,
-    SECOND,
+)
+from ipvslab.scenario.model import (
+    Dataplane as DataplaneKind,
 )
 
 # Node addresses: 192.168.0.10, .11, ... (only masquerade shows them to pods).
@@ -120,6 +123,7 @@ class Cluster:
         self.rtt = cluster.rtt
         self.dead_pod_ip: DeadPodIp = cluster.dead_pod_ip
         self.registry: dict[int, Pod] = {}
+        self._started = False
         self.connector = TcpConnector(self)
         self.services: dict[str, ServiceInfo] = {}
         self.deployments: dict[str, Deployment] = {}
@@ -200,9 +204,11 @@ class Cluster:
     def _build_nodes(self) -> None:
         cluster = self.scenario.cluster
         for index, (name, kernel_text, node_sysctls) in enumerate(self._node_specs()):
-            where = f"cluster.nodes[{index}].kernel" if node_sysctls or not isinstance(
-                cluster.nodes, int
-            ) else "cluster.kernel"
+            where = (
+                f"cluster.nodes[{index}].kernel"
+                if node_sysctls or not isinstance(cluster.nodes, int)
+                else "cluster.kernel"
+            )
             try:
                 resolution = resolve_kernel(kernel_text)
             except ValueError as err:
@@ -213,14 +219,23 @@ class Cluster:
             node_ip = NODE_NETWORK + 10 + index
             dataplane: Dataplane
             node = Node(
-                name, index, node_ip, kernel_text, resolution.features, version,
+                name,
+                index,
+                node_ip,
+                kernel_text,
+                resolution.features,
+                version,
                 dataplane=DirectDataplane("direct"),  # replaced below
             )
             kind = cluster.dataplane
             if kind is DataplaneKind.IPVS:
-                kernel = IpvsKernel(resolution.features, self._node_sysctls(
-                    resolution.features, version, {**cluster.sysctls, **node_sysctls}, name
-                ), self._timeouts())
+                kernel = IpvsKernel(
+                    resolution.features,
+                    self._node_sysctls(
+                        resolution.features, version, {**cluster.sysctls, **node_sysctls}, name
+                    ),
+                    self._timeouts(),
+                )
                 proxier = IpvsProxier(
                     node=name,
                     kernel=kernel,
@@ -367,8 +382,10 @@ class Cluster:
     # -- wiring at run time --------------------------------------------------------------
 
     def start(self) -> None:
+        """Pods up first (the run starts with the Deployments ready), then kube-proxy."""
         for deployment in self.deployments.values():
             deployment.start()
+        self._started = True
         for node in self.nodes:
             if node.proxier is not None:
                 node.proxier.start()
@@ -376,7 +393,7 @@ class Cluster:
                 config = self.scenario.cluster.kube_proxy
                 node.runner = SyncRunner(
                     self.engine,
-                    lambda node=node: self._program(node),
+                    partial(self._program, node),
                     config.min_sync_period,
                     config.sync_period,
                 )
@@ -384,6 +401,8 @@ class Cluster:
         self.engine.after(POD_SWEEP_US, self._sweep_pods)
 
     def _endpoints_changed(self) -> None:
+        if not self._started:
+            return
         for node in self.nodes:
             if node.proxier is not None:
                 node.proxier.endpoints_changed()

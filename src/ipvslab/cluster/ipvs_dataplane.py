@@ -74,7 +74,9 @@ class IpvsDataplane:
             protocol, self._addr(client), port, self._addr(service.vip), service.port, flags
         )
 
-    def _forwarded(self, decision: Decision, dest_ip: int, weight0: bool, removed: bool) -> Forwarded:
+    def _forwarded(
+        self, decision: Decision, dest_ip: int, weight0: bool, removed: bool
+    ) -> Forwarded:
         path = self._paths.get(decision)
         if path is None:
             path = self._paths[decision] = "+".join(step.name for step in decision.path)
@@ -85,7 +87,9 @@ class IpvsDataplane:
         dest = result.dest
         if dest is None:
             return self._forwarded(result.decision, 0, False, False)
-        return self._forwarded(result.decision, int(dest.addr), dest.weight == 0, not dest.available)
+        return self._forwarded(
+            result.decision, int(dest.addr), dest.weight == 0, not dest.available
+        )
 
     def syn(self, client: int, port: int, service: ServiceInfo, now: int) -> Forwarded:
         return self._send(self._packet(client, port, service, SYN), now)
@@ -119,8 +123,11 @@ class IpvsDataplane:
         ms = now // 1000
         packet = self._packet(client, port, service)
         events = [
-            (self._packet(client, port, service, flags) if inbound else packet, ms,
-             None if inbound else flags)
+            (
+                self._packet(client, port, service, flags) if inbound else packet,
+                ms,
+                None if inbound else flags,
+            )
             for inbound, flags in CLOSE_PACKETS[style]
         ]
         self.kernel.receive_batch(events)

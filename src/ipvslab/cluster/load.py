@@ -71,7 +71,9 @@ class ClientLoad:
         if engine.now >= self.end:
             return
         spec = self.client.spec
-        self.cluster.connector.connect(self.client, self.service, style=spec.close, hold=spec.duration)
+        self.cluster.connector.connect(
+            self.client, self.service, style=spec.close, hold=spec.duration
+        )
         engine.at(
             self._next_arrival(self._rate(load.rate), load.arrivals == "poisson"),
             self._open_arrival,

@@ -111,7 +111,12 @@ class ConntrackNatDataplane:
         return Forwarded(pod, "NAT_REOPEN" if found else "NAT_NEW", "")
 
     def _segment(
-        self, client: int, port: int, service: ServiceInfo, direction: Direction, flags: TcpFlags,
+        self,
+        client: int,
+        port: int,
+        service: ServiceInfo,
+        direction: Direction,
+        flags: TcpFlags,
         ms: int,
     ) -> None:
         found = self._tcp.get(_key(client, port, service))
@@ -119,7 +124,9 @@ class ConntrackNatDataplane:
             track(found[0], flags, direction, ms)
 
     def synack(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
-        self._segment(client, port, service, Direction.OUTPUT, TcpFlags.SYN | TcpFlags.ACK, now // 1000)
+        self._segment(
+            client, port, service, Direction.OUTPUT, TcpFlags.SYN | TcpFlags.ACK, now // 1000
+        )
         return True
 
     def ack(self, client: int, port: int, service: ServiceInfo, now: int) -> None:

@@ -144,7 +144,9 @@ class Deployment:
         """Create the initial pods, Ready at time 0 (the run starts with them up)."""
         for _ in range(self.replicas):
             pod = self._create()
-            self._become_ready(pod)
+            pod.phase = PodPhase.READY
+            pod.ready_at = self.engine.now
+            self.log.append((self.engine.now, pod.name, "ready"))
 
     def _create(self) -> Pod:
         index = self.created

@@ -100,9 +100,7 @@ class IpvsProxier:
 
     def _sync_service(self, info: ServiceInfo, deployment: Deployment) -> None:
         service = self.virtual[info.name]
-        wanted = {
-            p.ip: p for p in desired_endpoints(deployment, self.profile.terminating_fallback)
-        }
+        wanted = {p.ip: p for p in desired_endpoints(deployment, self.profile.terminating_fallback)}
         current = {int(d.addr): d for d in service.destinations if d.port == info.target_port}
         for ip in sorted(wanted):
             key = (info.name, ip, info.target_port)
@@ -142,7 +140,9 @@ class IpvsProxier:
             return dest.active_conns == 0
         return dest.active_conns + dest.inactive_conns == 0
 
-    def _graceful_delete(self, info: ServiceInfo, service: VirtualService, dest: RealServer) -> None:
+    def _graceful_delete(
+        self, info: ServiceInfo, service: VirtualService, dest: RealServer
+    ) -> None:
         """GracefulDeleteRS(): try to delete; else weight 0 and onto the list."""
         self.kernel.advance(self._now_ms())  # the counters as of now
         if self._may_delete(info, dest):

@@ -128,6 +128,12 @@ def run_scenario(
                 progress(now, end)
             if scenario.script and script.finished and not scenario.clients:
                 break
+        # The load stops at the end; connects still under way finish (a dropped SYN
+        # retransmits, a silent pod times out), at most the client's give-up later.
+        drain_end = end + max((c.syn.timeout_us for c in cluster.clients), default=0)
+        while cluster.connector.pending and now < drain_end:
+            now = min(drain_end, now + SLICE_US)
+            engine.run(until=now)
     except KeyboardInterrupt:
         interrupted = True
     pod_log = sorted(
@@ -141,7 +147,7 @@ def run_scenario(
         pod_log=pod_log,
         steps=script.results,
         warnings=cluster.warnings,
-        end_us=engine.now,
+        end_us=min(engine.now, end),
         interrupted=interrupted,
         event_errors=errors,
         kernel={n.name: n.kernel_text for n in cluster.nodes},

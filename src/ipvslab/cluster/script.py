@@ -178,12 +178,16 @@ class ScriptRunner:
         result.result = "ok"
         return False
 
-    def _before(self, result: StepResult, client: ClientPod, port: int, service: ServiceInfo) -> None:
+    def _before(
+        self, result: StepResult, client: ClientPod, port: int, service: ServiceInfo
+    ) -> None:
         now = self.cluster.engine.now
         result.entry_before = _view(client.dataplane.entry(client.ip, port, service, now))
         result.template_before = _view(client.dataplane.template(client.ip, port, service, now))
 
-    def _after(self, result: StepResult, client: ClientPod, port: int, service: ServiceInfo) -> None:
+    def _after(
+        self, result: StepResult, client: ClientPod, port: int, service: ServiceInfo
+    ) -> None:
         now = self.cluster.engine.now
         result.entry_after = _view(client.dataplane.entry(client.ip, port, service, now))
         result.template_after = _view(client.dataplane.template(client.ip, port, service, now))

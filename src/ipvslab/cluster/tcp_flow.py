@@ -27,7 +27,7 @@ from ipvslab.cluster.trace import Result
 from ipvslab.scenario.model import CloseStyle, DeadPodIp
 
 if TYPE_CHECKING:
-    from ipvslab.cluster.cluster import Cluster, ClientPod
+    from ipvslab.cluster.cluster import ClientPod, Cluster
     from ipvslab.cluster.pods import Pod
 
 # arp_tbl defaults: 3 unicast + 3 broadcast probes, RETRANS_TIME 1 s: ~3 s to FAILED.
@@ -106,6 +106,7 @@ class TcpConnector:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self._next_ident = 0
+        self.pending = 0  # attempts whose connect() has not returned yet
         self.open_by_pod: dict[int, set[Attempt]] = {}
 
     # -- connect() ----------------------------------------------------------------
@@ -127,8 +128,18 @@ class TcpConnector:
         now = cluster.engine.now
         port = client.netns.connect(service.vip, service.port, now, bind_port)
         self._next_ident += 1
-        attempt = Attempt(self._next_ident, client, service, max(port, 0), now, style, hold, done)
+        attempt = Attempt(
+            self._next_ident,
+            client,
+            service,
+            port if port > 0 else bind_port,
+            now,
+            style,
+            hold,
+            done,
+        )
         attempt.connected = connected
+        self.pending += 1
         if port < 0:
             # EADDRNOTAVAIL (or EADDRINUSE for a bound port held by a listener).
             self._finish(attempt, Result.EADDRNOTAVAIL, now)
@@ -138,9 +149,7 @@ class TcpConnector:
             attempt.entry_before = f"{view.state} {view.server}"
         timeout = client.connect_timeout
         if timeout is not None and timeout < client.syn.timeout_us:
-            attempt.timeout_event = cluster.engine.after(
-                timeout, self._give_up, attempt
-            )
+            attempt.timeout_event = cluster.engine.after(timeout, self._give_up, attempt)
         self._send_syn(attempt)
         return attempt
 
@@ -229,9 +238,10 @@ class TcpConnector:
         """connect() returned an error at ``when``."""
         cluster = self.cluster
         attempt.result = result
+        self.pending -= 1
         if attempt.timeout_event is not None:
             attempt.timeout_event.cancel()  # type: ignore[attr-defined]
-        if result is not Result.EADDRNOTAVAIL:
+        if result is not Result.EADDRNOTAVAIL and attempt.port:
             attempt.client.netns.abort(
                 attempt.port, attempt.service.vip, attempt.service.port, cluster.engine.now
             )
@@ -247,6 +257,7 @@ class TcpConnector:
     def _established(self, attempt: Attempt, pod: Pod, now: int) -> None:
         cluster = self.cluster
         attempt.result = Result.ESTABLISHED
+        self.pending -= 1
         if attempt.timeout_event is not None:
             attempt.timeout_event.cancel()  # type: ignore[attr-defined]
         attempt.connect_us = now - attempt.start + cluster.rtt

@@ -12,7 +12,7 @@ microseconds.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -45,7 +45,9 @@ def parse_duration(value: Any) -> int:
         if match:
             number, unit = match.groups()
             return round(float(number) * _UNITS[unit or "s"])
-    raise ValueError("expected a duration like 500us, 10ms, 2s, 5m or 1h (a bare number is seconds)")
+    raise ValueError(
+        "expected a duration like 500us, 10ms, 2s, 5m or 1h (a bare number is seconds)"
+    )
 
 
 Duration = Annotated[int, BeforeValidator(parse_duration)]
@@ -55,7 +57,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Dataplane(str, Enum):
+class Dataplane(StrEnum):
     """How Service traffic is forwarded on the nodes."""
 
     IPVS = "ipvs"  # kube-proxy IPVS mode: the kernel twin
@@ -65,7 +67,7 @@ class Dataplane(str, Enum):
     MESH = "mesh"  # a sidecar proxy picks the endpoint (no Service hop)
 
 
-class DeadPodIp(str, Enum):
+class DeadPodIp(StrEnum):
     """What a SYN to a deleted pod's IP gets (it depends on the CNI)."""
 
     EHOSTUNREACH = "ehostunreach"  # route gone: ICMP host unreachable at once
@@ -74,13 +76,13 @@ class DeadPodIp(str, Enum):
     REUSED = "reused"  # the IP already belongs to another pod: RST, ECONNREFUSED
 
 
-class CloseStyle(str, Enum):
+class CloseStyle(StrEnum):
     SERVER_FIRST = "server-first"  # the pod closes first (HTTP Connection: close)
     CLIENT_FIRST = "client-first"  # the client closes first: client TIME_WAIT 60 s
     CLIENT_RST = "client-rst"  # the client aborts with RST (SO_LINGER 0)
 
 
-class Placement(str, Enum):
+class Placement(StrEnum):
     SPREAD = "spread"  # round-robin over nodes
     PACKED = "packed"  # all on the first node
     ANTI_AFFINITY = "anti-affinity"  # at most one per node (the rest unschedulable)
@@ -122,8 +124,8 @@ class ClientSysctls(_Model):
     ip_local_reserved_ports: list[int] = Field(default_factory=list)
     tcp_tw_reuse: Literal[0, 1, 2] = 2
     tcp_timestamps: Literal[0, 1] = 1
-    tcp_syn_retries: int = Field(6, ge=1, le=127)
-    tcp_max_tw_buckets: int = Field(262144, ge=0)
+    tcp_syn_retries: int = Field(default=6, ge=1, le=127)
+    tcp_max_tw_buckets: int = Field(default=262144, ge=0)
 
     @field_validator("ip_local_port_range", mode="before")
     @classmethod
@@ -152,11 +154,11 @@ class NodeSpec(_Model):
 class ClusterSpec(_Model):
     kernel: str = "6.1"
     dataplane: Dataplane = Dataplane.IPVS
-    kube_proxy: KubeProxyConfig = Field(default_factory=KubeProxyConfig)
+    kube_proxy: KubeProxyConfig = KubeProxyConfig()
     nodes: int | list[NodeSpec] = 1
     # net.ipv4.vs.* (and other) sysctls set on every node after kube-proxy starts.
     sysctls: dict[str, int] = Field(default_factory=dict)
-    rules: IpvsRules = Field(default_factory=IpvsRules)
+    rules: IpvsRules = IpvsRules()
     dead_pod_ip: DeadPodIp = DeadPodIp.EHOSTUNREACH
     rtt: Duration = 200  # client <-> pod round trip, microseconds by default unit
     pod_cidr: str = "10.244.0.0/16"
@@ -172,7 +174,7 @@ class ClusterSpec(_Model):
 
 
 class DeploymentSpec(_Model):
-    replicas: int = Field(2, ge=0, le=10_000)
+    replicas: int = Field(default=2, ge=0, le=10_000)
     placement: Placement = Placement.SPREAD
     readiness_delay: Duration = 2 * SECOND
     termination_grace: Duration = 30 * SECOND
@@ -183,19 +185,19 @@ class DeploymentSpec(_Model):
     max_unavailable: int | str = "25%"
 
 
-class Protocol(str, Enum):
+class Protocol(StrEnum):
     TCP = "TCP"
     UDP = "UDP"
 
 
 class ServiceSpec(_Model):
     name: str
-    port: int = Field(80, ge=1, le=65535)
-    target_port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(default=80, ge=1, le=65535)
+    target_port: int = Field(default=8080, ge=1, le=65535)
     protocol: Protocol = Protocol.TCP
     # sessionAffinity: ClientIP with this timeout (seconds; 10800 is the API default).
     session_affinity: Duration | None = None
-    deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
+    deployment: DeploymentSpec = DeploymentSpec()
 
 
 class OpenLoad(_Model):
@@ -220,7 +222,7 @@ class UdpLoad(_Model):
     kind: Literal["udp"]
     rate: float = Field(gt=0, le=10_000_000)
     timeout: Duration = 1 * SECOND
-    tries: int = Field(3, ge=1, le=100)
+    tries: int = Field(default=3, ge=1, le=100)
 
 
 Load = Annotated[OpenLoad | ClosedLoad | LongLivedLoad | UdpLoad, Field(discriminator="kind")]
@@ -229,14 +231,14 @@ Load = Annotated[OpenLoad | ClosedLoad | LongLivedLoad | UdpLoad, Field(discrimi
 class ClientSpec(_Model):
     name: str
     service: str
-    replicas: int = Field(1, ge=1, le=10_000)
+    replicas: int = Field(default=1, ge=1, le=10_000)
     placement: Placement = Placement.PACKED
     load: Load
     duration: Duration = 10 * MS  # how long a connection stays open once established
     close: CloseStyle = CloseStyle.SERVER_FIRST
     connect_timeout: Duration | None = None  # None: the kernel's SYN retries decide
     kernel: str | None = None  # the client node's kernel for the port picker era
-    sysctls: ClientSysctls = Field(default_factory=ClientSysctls)
+    sysctls: ClientSysctls = ClientSysctls()
     start: Duration = 0
     stop: Duration | None = None
 
@@ -252,7 +254,7 @@ class Scale(_Model):
 
 class PodRef(_Model):
     service: str
-    pod: int = Field(0, ge=0)  # index among the service's pods, oldest first
+    pod: int = Field(default=0, ge=0)  # index among the service's pods, oldest first
 
 
 class RealServerRef(PodRef):
@@ -315,7 +317,7 @@ _EVENT_ACTIONS = (
 
 class Connect(_Model):
     client: str  # a client name (its first replica) or "name-N"
-    port: int | None = Field(None, ge=1, le=65535)  # None: the kernel picks
+    port: int | None = Field(default=None, ge=1, le=65535)  # None: the kernel picks
     service: str | None = None  # default: the client's service
     close: CloseStyle | Literal["held"] = CloseStyle.SERVER_FIRST
     hold: Duration = 10 * MS  # how long it stays open ("held": until a release step)
@@ -329,16 +331,16 @@ class Release(_Model):
 
 class UdpRequest(_Model):
     client: str
-    port: int | None = Field(None, ge=1, le=65535)
+    port: int | None = Field(default=None, ge=1, le=65535)
     service: str | None = None
-    tries: int = Field(3, ge=1, le=100)
+    tries: int = Field(default=3, ge=1, le=100)
     timeout: Duration = 1 * SECOND
 
 
 class AddRealServer(_Model):
     service: str
     address: str  # ip or ip:port
-    weight: int = Field(1, ge=0, le=65535)
+    weight: int = Field(default=1, ge=0, le=65535)
     node: str | None = None
 
 
@@ -389,11 +391,11 @@ _STEP_ACTIONS = (
 class Scenario(_Model):
     name: str = "scenario"
     description: str = ""
-    seed: int = Field(1, ge=0, le=2**63 - 1)
+    seed: int = Field(default=1, ge=0, le=2**63 - 1)
     duration: Duration = 60 * SECOND
     # Seconds per row of the time series.
     interval: Duration = 1 * SECOND
-    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+    cluster: ClusterSpec = ClusterSpec()
     services: list[ServiceSpec] = Field(min_length=1)
     clients: list[ClientSpec] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)

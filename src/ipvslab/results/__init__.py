@@ -1,0 +1,1 @@
+"""What a run measured: its records as tables, the time series and the summary."""
