@@ -1,0 +1,86 @@
+"""`ipvslab run` as a user runs it: outputs written, clear errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+from typer.testing import CliRunner
+
+from ipvslab.cli.main import app
+
+SCENARIO = """\
+name: small rollout
+duration: 12s
+cluster:
+  kernel: 4.19.0-25-amd64
+  kube_proxy: {version: v1.17.0}
+services:
+  - name: web
+    deployment: {replicas: 2, readiness_delay: 1s}
+clients:
+  - name: busy
+    service: web
+    load: {kind: open, rate: 50}
+events:
+  - at: 5s
+    rollout: {service: web}
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_run_writes_the_trace_the_time_series_and_the_summary(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["run", str(_write(tmp_path, SCENARIO)), "--out", str(out), "--seed", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "connections" in result.output
+    trace = pl.read_parquet(out / "trace.parquet")
+    series = pl.read_parquet(out / "timeseries.parquet")
+    summary = json.loads((out / "summary.json").read_text())
+    assert trace.height == summary["connections"] > 400
+    assert summary["seed"] == 3
+    assert series.height == 12  # one row per second of the run
+    assert series["attempted"].sum() == trace.height
+    assert {"servers.parquet", "server_log.parquet", "pods.parquet", "shares.parquet"} <= set(
+        p.name for p in out.iterdir()
+    )
+    assert (out / "timeseries.csv").read_text().startswith("t_s,")
+
+
+def test_a_wrong_field_names_file_line_and_field_and_exits_2(tmp_path: Path) -> None:
+    bad = SCENARIO.replace("rate: 50", "rate: fast")
+    result = CliRunner().invoke(app, ["run", str(_write(tmp_path, bad)), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    # Line 12, column 30: the value of rate in "    load: {kind: open, rate: fast}".
+    assert "scenario.yaml:12:30: clients[0].load.rate: expected a number > 0" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unknown_kernel_is_refused_with_its_field(tmp_path: Path) -> None:
+    bad = SCENARIO.replace("4.19.0-25-amd64", "windows-11")
+    result = CliRunner().invoke(app, ["run", str(_write(tmp_path, bad)), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "cluster.kernel" in result.output
+    assert "windows-11" in result.output
+
+
+def test_ipvs_mode_on_a_kube_proxy_without_it_is_refused(tmp_path: Path) -> None:
+    bad = SCENARIO.replace("v1.17.0", "v1.43.0")
+    result = CliRunner().invoke(app, ["run", str(_write(tmp_path, bad)), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "nftables" in result.output
+
+
+def test_a_missing_scenario_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "nope.yaml" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,148 @@
+"""Script mode: what a person types on a node, step by step, with the errno the
+client sees and the IPVS entry before and after each step.
+
+Expectations: client-tcp-ports.md §2.2 (a bound socket may take over its own
+TIME_WAIT only when the old connection had timestamps, else EADDRNOTAVAIL),
+ipvs-sysctl.rst and the reuse decision per era (linux-ipvs.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipvslab.cluster.run import run_scenario
+from ipvslab.cluster.script import StepResult
+from ipvslab.scenario.model import Scenario
+
+
+def script(steps: list[dict[str, Any]], **cluster: Any) -> list[StepResult]:
+    scenario = Scenario.model_validate(
+        {
+            "duration": "600s",
+            "cluster": {"kernel": "6.1", **cluster},
+            "services": [{"name": "web"}],
+            "clients": [
+                # The client exists for the script; its own load starts after the run.
+                {
+                    "name": "c",
+                    "service": "web",
+                    "load": {"kind": "open", "rate": 1},
+                    "start": "900s",
+                }
+            ],
+            "script": steps,
+        }
+    )
+    return run_scenario(scenario).steps
+
+
+def test_bound_port_in_client_time_wait_without_timestamps_is_eaddrnotavail() -> None:
+    steps = script(
+        [
+            {"client_sysctl": {"client": "c", "name": "net.ipv4.tcp_timestamps", "value": 0}},
+            {"connect": {"client": "c", "port": 40000, "close": "client-first"}},
+            {"connect": {"client": "c", "port": 40000, "close": "client-first"}},
+        ]
+    )
+    assert [s.result for s in steps] == ["ok", "established", "EADDRNOTAVAIL"]
+    assert steps[2].client_port == 40000
+    # IPVS still holds the first connection's entry in TIME_WAIT.
+    assert steps[2].entry_before.startswith("TIME_WAIT")
+
+
+def test_bound_port_takes_over_its_time_wait_when_timestamps_were_on() -> None:
+    steps = script(
+        [
+            {"connect": {"client": "c", "port": 40000, "close": "client-first"}},
+            {"connect": {"client": "c", "port": 40000, "close": "client-first"}},
+        ]
+    )
+    assert [s.result for s in steps] == ["established", "established"]
+
+
+def test_reused_port_on_6_1_is_rescheduled_and_the_entry_shows_it() -> None:
+    steps = script(
+        [
+            {"connect": {"client": "c", "port": 40000}},
+            {"connect": {"client": "c", "port": 40000}},
+        ]
+    )
+    first, second = steps
+    assert first.entry_before == ""
+    assert first.entry_after.startswith("TIME_WAIT ")
+    # kube-proxy v1.31 leaves conn_reuse_mode=1 on >= 5.9: the SYN on the TIME_WAIT
+    # entry expires it and rr schedules the other server, with no drop.
+    assert second.entry_before.startswith("TIME_WAIT ")
+    assert second.detail == "RESCHEDULE"
+    assert second.syn_retransmits == 0
+    assert second.entry_after.split()[1] != first.entry_after.split()[1]
+
+
+def _weight0_reuse(kernel: str) -> list[StepResult]:
+    """A connection, its server set to weight 0 by hand, the port reused, in mode 0."""
+    first = script([{"connect": {"client": "c", "port": 40000}}], kernel=kernel)[0]
+    served = int(first.pod.rsplit("-", 1)[1])  # web-N: the N-th pod, oldest first
+    return script(
+        [
+            {"sysctl": {"name": "net.ipv4.vs.conn_reuse_mode", "value": 0}},
+            {"connect": {"client": "c", "port": 40000}},
+            {"set_weight": {"service": "web", "pod": served, "weight": 0}},
+            {"connect": {"client": "c", "port": 40000}},
+        ],
+        kernel=kernel,
+    )
+
+
+def test_mode0_reused_port_stays_on_its_weight0_server_before_5_16() -> None:
+    steps = _weight0_reuse("5.10")
+    old_server = steps[1].entry_after.split()[1]
+    # ipvs-sysctl.rst: mode 0 delivers the new connection to the same real server.
+    assert steps[3].detail == "FORWARD_EXISTING"
+    assert steps[3].result == "established"
+    assert steps[3].entry_after.split()[1] == old_server
+
+
+def test_mode0_reused_port_leaves_its_weight0_server_from_5_16() -> None:
+    steps = _weight0_reuse("6.1")
+    old_server = steps[1].entry_after.split()[1]
+    # c95c07836fa4 (5.16): expire_nodest_conn=1 (kube-proxy) moves it in any mode.
+    assert steps[3].detail == "RESCHEDULE"
+    assert steps[3].result == "established"
+    assert steps[3].entry_after.split()[1] != old_server
+
+
+def test_no_schedulable_server_leaves_the_client_retransmitting_until_etimedout() -> None:
+    steps = script(
+        [
+            {"connect": {"client": "c", "port": 40000}},
+            {"set_weight": {"service": "web", "pod": 0, "weight": 0}},
+            {"set_weight": {"service": "web", "pod": 1, "weight": 0}},
+            {"connect": {"client": "c", "port": 40000}},
+        ]
+    )
+    last = steps[-1]
+    assert last.detail == "NO_DEST_AVAILABLE"
+    # tcp_syn_retries=6 on 6.1 (>= 6.5 adds linear timeouts): SYNs at 0,1,3,7,15,31,63 s.
+    assert last.syn_retransmits == 6
+    assert last.result == "ETIMEDOUT"
+    assert last.connect_us == 127_000_000
+
+
+def test_killed_pod_with_kube_proxy_deleting_its_server_gives_ehostunreach_on_4_19_mode0() -> None:
+    steps = script(
+        [
+            {"connect": {"client": "c", "port": 40000}},
+            {"kill_pod": {"service": "web", "pod": 0}},
+            {"kill_pod": {"service": "web", "pod": 0}},
+            {"connect": {"client": "c", "port": 40000}},
+        ],
+        kernel="4.19",
+        kube_proxy={"version": "v1.17.0"},
+        dead_pod_ip="ehostunreach",
+    )
+    first, _, _, last = steps
+    # Both original pods are gone; their servers sit at weight 0 on kube-proxy's
+    # list (TIME_WAIT entries count), and mode 0 sends the reused port to its old
+    # server: no route to host.
+    assert first.result == "established"
+    assert last.detail == "FORWARD_EXISTING"
+    assert last.result == "EHOSTUNREACH"
