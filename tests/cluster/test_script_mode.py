@@ -146,3 +146,34 @@ def test_killed_pod_with_kube_proxy_deleting_its_server_gives_ehostunreach_on_4_
     assert first.result == "established"
     assert last.detail == "FORWARD_EXISTING"
     assert last.result == "EHOSTUNREACH"
+
+
+def test_pod_not_ready_then_ready_again_is_weighted_0_then_deleted_and_re_added() -> None:
+    scenario = Scenario.model_validate(
+        {
+            "cluster": {"kernel": "5.10", "kube_proxy": {"version": "v1.28.0"}},
+            "services": [{"name": "web", "deployment": {"replicas": 2}}],
+            "clients": [
+                {
+                    "name": "c",
+                    "service": "web",
+                    "load": {"kind": "open", "rate": 1},
+                    "start": "900s",
+                }
+            ],
+            "script": [
+                {"connect": {"client": "c", "port": 40000, "close": "held"}},
+                {"connect": {"client": "c", "port": 40001, "close": "held"}},
+                {"set_ready": {"service": "web", "pod": 0, "ready": False}},
+                {"wait": "5s"},
+                {"set_ready": {"service": "web", "pod": 0, "ready": True}},
+                {"wait": "1s"},
+            ],
+        }
+    )
+    run = run_scenario(scenario)
+    web0 = next(e.server for e in run.server_log if e.action == "added")
+    actions = [(e.time // 1_000_000, e.action) for e in run.server_log if e.server == web0]
+    # §1.1 point 6 and #117205: weight 0 while not ready (it still holds a
+    # connection), then deleted and re-added with weight 1 when ready again.
+    assert actions == [(0, "added"), (0, "weight-0"), (5, "deleted"), (5, "re-added")]

@@ -16,6 +16,7 @@ from ipvslab.scenario.model import (
     NodeSysctl,
     PodRef,
     RealServerRef,
+    SetReady,
     SetWeight,
 )
 
@@ -61,6 +62,12 @@ def find_clients(cluster: Cluster, name: str) -> list[ClientPod]:
 def kill_pod(cluster: Cluster, ref: PodRef) -> Pod:
     pod = find_pod(cluster, ref)
     cluster.deployments[ref.service].kill(pod)
+    return pod
+
+
+def set_ready(cluster: Cluster, ref: SetReady) -> Pod:
+    pod = find_pod(cluster, ref)
+    cluster.deployments[ref.service].set_ready(pod, ref.ready)
     return pod
 
 

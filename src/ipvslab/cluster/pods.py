@@ -189,6 +189,15 @@ class Deployment:
         self.engine.after(linger, self._exit, pod)
         self.on_change()
 
+    def set_ready(self, pod: Pod, ready: bool) -> None:
+        """The readiness probe fails (the endpoint leaves the ready set) or passes again."""
+        if pod.phase is PodPhase.READY and not ready:
+            pod.phase = PodPhase.PENDING
+            self.log.append((self.engine.now, pod.name, "not-ready"))
+            self.on_change()
+        elif pod.phase is PodPhase.PENDING and ready:
+            self._become_ready(pod)
+
     def kill(self, pod: Pod) -> None:
         """Force deletion (grace 0) or a crash: the pod and its IP are gone at once."""
         if pod.phase is PodPhase.GONE:

@@ -59,6 +59,8 @@ def _apply_event(cluster: Cluster, event: Event, errors: list[str]) -> None:
             cluster.deployments[event.scale.service].scale(event.scale.replicas)
         elif event.kill_pod is not None:
             actions.kill_pod(cluster, event.kill_pod)
+        elif event.set_ready is not None:
+            actions.set_ready(cluster, event.set_ready)
         elif event.delete_real_server is not None:
             actions.delete_real_server(cluster, event.delete_real_server)
         elif event.set_weight is not None:

@@ -171,6 +171,8 @@ class ScriptRunner:
         elif step.kill_pod is not None:
             pod = actions.kill_pod(cluster, step.kill_pod)
             result.pod = pod.name
+        elif step.set_ready is not None:
+            result.pod = actions.set_ready(cluster, step.set_ready).name
         elif step.sysctl is not None:
             actions.node_sysctl(cluster, step.sysctl)
         elif step.client_sysctl is not None:

@@ -190,13 +190,29 @@ class Protocol(StrEnum):
     UDP = "UDP"
 
 
+# core/v1 DefaultClientIPServiceAffinitySeconds; MaxClientIPServiceAffinitySeconds is 86400.
+DEFAULT_AFFINITY_SECONDS = 10800
+
+
+def _affinity(value: Any) -> Any:
+    """sessionAffinity: ClientIP (10800 s), None, or a timeout (timeoutSeconds)."""
+    if value is None or value == "None":
+        return None
+    if value == "ClientIP":
+        return DEFAULT_AFFINITY_SECONDS * SECOND
+    timeout = parse_duration(value)
+    if not SECOND <= timeout <= 86400 * SECOND:
+        raise ValueError("expected ClientIP, None or a timeout from 1s to 86400s")
+    return timeout
+
+
 class ServiceSpec(_Model):
     name: str
     port: int = Field(default=80, ge=1, le=65535)
     target_port: int = Field(default=8080, ge=1, le=65535)
     protocol: Protocol = Protocol.TCP
     # sessionAffinity: ClientIP with this timeout (seconds; 10800 is the API default).
-    session_affinity: Duration | None = None
+    session_affinity: Annotated[int | None, BeforeValidator(_affinity)] = None
     deployment: DeploymentSpec = DeploymentSpec()
 
 
@@ -261,6 +277,12 @@ class RealServerRef(PodRef):
     node: str | None = None  # None: every node
 
 
+class SetReady(PodRef):
+    """The pod's readiness probe starts failing (ready: false) or passes again."""
+
+    ready: bool
+
+
 class SetWeight(RealServerRef):
     weight: int = Field(ge=0, le=65535)
 
@@ -284,6 +306,7 @@ class Event(_Model):
     rollout: Rollout | None = None
     scale: Scale | None = None
     kill_pod: PodRef | None = None
+    set_ready: SetReady | None = None
     delete_real_server: RealServerRef | None = None
     set_weight: SetWeight | None = None
     sysctl: NodeSysctl | None = None
@@ -308,6 +331,7 @@ _EVENT_ACTIONS = (
     "rollout",
     "scale",
     "kill_pod",
+    "set_ready",
     "delete_real_server",
     "set_weight",
     "sysctl",
@@ -356,6 +380,7 @@ class Step(_Model):
     delete_real_server: RealServerRef | None = None
     set_weight: SetWeight | None = None
     kill_pod: PodRef | None = None
+    set_ready: SetReady | None = None
     sysctl: NodeSysctl | None = None
     client_sysctl: ClientSysctl | None = None
 
@@ -383,6 +408,7 @@ _STEP_ACTIONS = (
     "delete_real_server",
     "set_weight",
     "kill_pod",
+    "set_ready",
     "sysctl",
     "client_sysctl",
 )
