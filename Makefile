@@ -12,9 +12,10 @@ $(BIN)/ipvslab: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-## The main job on its defaults: what every kernel preset does with a reused port.
+## The main job on its defaults: every symptom of the seed documents, simulated and
+## measured, with the kernels, settings and dataplanes that cure it (ipvslab-reproduce/).
 reproduce: $(BIN)/ipvslab
-	$(BIN)/ipvslab explain
+	$(BIN)/ipvslab reproduce
 
 ## The whole test suite: lint, type check, unit and property tests.
 test: lint typecheck unit

@@ -8,6 +8,7 @@ from ipvslab import __version__
 from ipvslab.cli import doctor as doctor_cmd
 from ipvslab.cli import explain as explain_cmd
 from ipvslab.cli import presets as presets_cmd
+from ipvslab.cli import reproduce as reproduce_cmd
 from ipvslab.cli import run as run_cmd
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.command("explain")(explain_cmd.explain_command)
 app.command("presets")(presets_cmd.presets_command)
 app.command("run")(run_cmd.run_command)
+app.command("reproduce")(reproduce_cmd.reproduce_command)
 app.add_typer(doctor_cmd.doctor_app, name="doctor")
 
 

@@ -1,0 +1,1 @@
+"""`ipvslab reproduce`: every symptom of the seed documents, measured, with what cures it."""
