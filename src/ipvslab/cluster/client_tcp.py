@@ -111,12 +111,28 @@ class ClientSysctls:
 
 
 class _Dest:
-    """Per (daddr, dport): the port bytes of both parities and the cached offset."""
+    """Per (daddr, dport): its sockets, the port bytes of both parities, the offset.
 
-    __slots__ = ("daddr", "dport", "even", "index", "odd", "offset", "win_end", "win_start")
+    ``socks`` maps a source port to its socket: a value < 0 is a live socket (-1:
+    without timestamps, -2: with), a value >= 0 a TIME_WAIT, ``entered_us * 2 +
+    had_timestamps``.
+    """
+
+    __slots__ = (
+        "daddr",
+        "dport",
+        "even",
+        "index",
+        "odd",
+        "offset",
+        "socks",
+        "win_end",
+        "win_start",
+    )
 
     daddr: int
     dport: int
+    socks: dict[int, int]
     even: bytearray
     odd: bytearray
     index: int
@@ -127,6 +143,7 @@ class _Dest:
     def __init__(self, daddr: int, dport: int, even: bytearray, odd: bytearray) -> None:
         self.daddr = daddr
         self.dport = dport
+        self.socks = {}
         self.even = even
         self.odd = odd
         self.index = -1
@@ -145,17 +162,14 @@ def _is_loopback(addr: int) -> bool:
 
 
 class ClientNetns:
-    """One pod's network namespace: its sysctls, its TCP sockets and TIME_WAITs.
-
-    Sockets are keyed by ``daddr << 32 | dport << 16 | sport`` (the source address
-    is the namespace's). A value < 0 is a live socket (-1: without timestamps, -2:
-    with), a value >= 0 a TIME_WAIT: ``entered_us * 2 + had_timestamps``.
-    """
+    """One pod's network namespace: its sysctls, its TCP sockets and TIME_WAITs."""
 
     __slots__ = (
         "_bind_refs",
         "_dests",
-        "_exp_keys",
+        "_era",
+        "_exp_dests",
+        "_exp_ports",
         "_exp_times",
         "_held",
         "_last_us",
@@ -164,15 +178,15 @@ class ClientNetns:
         "_max_tw",
         "_range",
         "_remaining",
+        "_reu_dests",
         "_reu_entered",
-        "_reu_keys",
+        "_reu_ports",
         "_reu_times",
         "_reuse_all",
         "_reuse_delay_ms",
         "_reuse_loopback",
         "_skip_even",
         "_skip_odd",
-        "_socks",
         "_tw_count",
         "addr",
         "host",
@@ -183,7 +197,9 @@ class ClientNetns:
 
     _bind_refs: dict[int, int]
     _dests: dict[int, _Dest]
-    _exp_keys: deque[int]
+    _era: int
+    _exp_dests: deque[_Dest]
+    _exp_ports: deque[int]
     _exp_times: deque[int]
     _held: dict[int, int]
     _last_us: int
@@ -192,15 +208,15 @@ class ClientNetns:
     _max_tw: int
     _range: int
     _remaining: int
+    _reu_dests: deque[_Dest]
     _reu_entered: deque[int]
-    _reu_keys: deque[int]
+    _reu_ports: deque[int]
     _reu_times: deque[int]
+    _reuse_all: bool
     _reuse_delay_ms: int
     _reuse_loopback: bool
-    _reuse_all: bool
     _skip_even: bytearray
     _skip_odd: bytearray
-    _socks: dict[int, int]
     _tw_count: int
     addr: int
     host: HostPorts
@@ -213,14 +229,16 @@ class ClientNetns:
             raise ValueError(f"addr must be an IPv4 address as an int, got {addr!r}")
         self.host = host
         self.addr = addr
-        self._socks = {}
+        self._era = host.era
         self._dests = {}
         self._bind_refs = {}
         self._held = {}
         self._exp_times = deque()
-        self._exp_keys = deque()
+        self._exp_dests = deque()
+        self._exp_ports = deque()
         self._reu_times = deque()
-        self._reu_keys = deque()
+        self._reu_dests = deque()
+        self._reu_ports = deque()
         self._reu_entered = deque()
         self._tw_count = 0
         self._last_us = -(1 << 62)
@@ -240,7 +258,7 @@ class ClientNetns:
         self._range = high - low + 1
         # 1580ab63fc9a: with the parity split, `remaining` is made even.
         remaining = self._range
-        if self.host.era >= 3 and remaining > 1:
+        if self._era >= 3 and remaining > 1:
             remaining &= ~1
         self._remaining = remaining
         self._live_value = -2 if sysctls.tcp_timestamps else -1
@@ -270,27 +288,29 @@ class ClientNetns:
         for dest in self._dests.values():
             dest.even = bytearray(self._skip_even)
             dest.odd = bytearray(self._skip_odd)
+            for port, value in dest.socks.items():
+                if value < 0:
+                    self._set_taken(dest, port, True)
         self._reu_times.clear()
-        self._reu_keys.clear()
+        self._reu_dests.clear()
+        self._reu_ports.clear()
         self._reu_entered.clear()
-        for key, value in self._socks.items():
-            if value < 0:
-                self._set_taken(key, True)
         # TIME_WAITs in the order they were entered (the expiry queue's order).
-        for key, expires in zip(self._exp_keys, self._exp_times, strict=True):
-            value = self._socks.get(key, -1)
+        for expires, dest, port in zip(
+            self._exp_times, self._exp_dests, self._exp_ports, strict=True
+        ):
+            value = dest.socks.get(port, -1)
             if value < 0 or value >> 1 != expires - TCP_TIMEWAIT_LEN_US:
                 continue
-            self._set_taken(key, True)
-            self._queue_reuse(key, value >> 1, value & 1)
+            self._set_taken(dest, port, True)
+            self._queue_reuse(dest, port, value >> 1, value & 1)
         if self._reu_times and self._reu_times[0] <= self._last_us:
             self._make_reusable(self._last_us)
 
-    def _set_taken(self, key: int, taken: bool) -> None:
-        pos = (key & 0xFFFF) - self._low
+    def _set_taken(self, dest: _Dest, port: int, taken: bool) -> None:
+        pos = port - self._low
         if not 0 <= pos < self._range:
             return
-        dest = self._dest(key >> 32, (key >> 16) & 0xFFFF)
         arr = dest.odd if pos & 1 else dest.even
         j = pos >> 1
         arr[j] = (arr[j] & _SKIP) | (_TAKEN if taken else _FREE)
@@ -362,14 +382,17 @@ class ClientNetns:
             dest = self._dest(daddr, dport)
         if bind_port:
             return self._connect_bound(dest, bind_port)
-        host = self.host
-        era = host.era
-        if not dest.win_start <= now_us < dest.win_end:
+        if now_us >= dest.win_end or now_us < dest.win_start:
             self._refresh_offset(dest, now_us)
+        era = self._era
+        host = self.host
         if era >= 3:
             index = dest.index
-            base = host.perturb[index] if index >= 0 else host.hint
-            pos = ((base + dest.offset) & MASK32) % self._remaining & ~1
+            perturb = host.perturb
+            if index >= 0:
+                pos = ((perturb[index] + dest.offset) & 0xFFFFFFFF) % self._remaining & ~1
+            else:
+                pos = ((host.hint + dest.offset) & 0xFFFFFFFF) % self._remaining & ~1
             if dest.even[pos >> 1]:
                 pos, i = self._walk_by_parity(dest, pos)
                 if pos < 0:
@@ -381,44 +404,42 @@ class ClientNetns:
                 extra = host.rng.getrandbits(3) << 1
                 if extra > i:
                     i = extra
-                host.perturb[index] = (host.perturb[index] + i + 2) & MASK32
+                perturb[index] = (perturb[index] + i + 2) & 0xFFFFFFFF
             elif era == 4:
                 # c579bd1b4021: if (!i && !(prandom_u32() % 16)) i = 2;
                 if i == 0 and host.rng.getrandbits(4) == 0:
                     i = 2
-                host.perturb[index] = (host.perturb[index] + i + 2) & MASK32
+                perturb[index] = (perturb[index] + i + 2) & 0xFFFFFFFF
             else:
-                host.hint = (host.hint + i + 2) & MASK32
+                host.hint = (host.hint + i + 2) & 0xFFFFFFFF
+        elif era == 2:
+            # 07f4c90062f8: offset &= ~1; for (i = 0; ...); hint += (i + 2) & ~1
+            pos, i = self._walk_step1(dest, (host.hint + dest.offset) & MASK32 & ~1, 0)
+            if pos < 0:
+                return -EADDRNOTAVAIL
+            host.hint = (host.hint + ((i + 2) & ~1)) & MASK32
         else:
-            if era == 2:
-                # 07f4c90062f8: offset &= ~1; for (i = 0; ...); hint += (i + 2) & ~1
-                pos, i = self._walk_step1(dest, (host.hint + dest.offset) & MASK32 & ~1, 0)
-                if pos < 0:
-                    return -EADDRNOTAVAIL
-                host.hint = (host.hint + ((i + 2) & ~1)) & MASK32
-            else:
-                # <= v4.1: for (i = 1; i <= remaining; i++); hint += i
-                pos, i = self._walk_step1(dest, (host.hint + dest.offset) & MASK32, 1)
-                if pos < 0:
-                    return -EADDRNOTAVAIL
-                host.hint = (host.hint + i) & MASK32
+            # <= v4.1: for (i = 1; i <= remaining; i++); hint += i
+            pos, i = self._walk_step1(dest, (host.hint + dest.offset) & MASK32, 1)
+            if pos < 0:
+                return -EADDRNOTAVAIL
+            host.hint = (host.hint + i) & MASK32
         port = self._low + pos
-        key = (daddr << 32) | (dport << 16) | port
-        socks = self._socks
-        if key in socks:
+        socks = dest.socks
+        if port in socks:
             # A reusable TIME_WAIT: inet_twsk_deschedule_put(), TWRecycled++.
             self.tw_recycled += 1
             self._tw_count -= 1
-        socks[key] = self._live_value
+        socks[port] = self._live_value
         if pos & 1:
-            dest.odd[pos >> 1] = _TAKEN
+            dest.odd[pos >> 1] = 1  # _TAKEN
         else:
-            dest.even[pos >> 1] = _TAKEN
+            dest.even[pos >> 1] = 1  # _TAKEN
         return port
 
     def _refresh_offset(self, dest: _Dest, now_us: int) -> None:
         host = self.host
-        if host.era == 5:
+        if self._era == 5:
             salt, start, end = host.salt_window(now_us)
             port_offset = host.port_offset(self.addr, dest.daddr, dest.dport, salt)
         else:
@@ -512,8 +533,7 @@ class ClientNetns:
             raise ValueError(f"bind_port must be between 1 and 65535, got {port}")
         if port in self._held:
             return -EADDRINUSE
-        key = (dest.daddr << 32) | (dest.dport << 16) | port
-        value = self._socks.get(key)
+        value = dest.socks.get(port)
         if value is not None:
             if value < 0 or not value & 1:
                 return -EADDRNOTAVAIL
@@ -523,21 +543,15 @@ class ClientNetns:
             low = self._low
             if low <= port < low + self._range:
                 refs = self._bind_refs.get(port, 0)
-                if refs or not self._port_has_sockets(port):
+                if refs or not any(port in d.socks for d in self._dests.values()):
                     # The bucket is created by bind(): fastreuse >= 0 from now on,
                     # so connect() skips the port until its last socket is gone.
                     self._bind_refs[port] = refs + 1
                     if not refs:
                         self._refresh_skip(port)
-        self._socks[key] = self._live_value
-        self._set_taken(key, True)
+        dest.socks[port] = self._live_value
+        self._set_taken(dest, port, True)
         return port
-
-    def _port_has_sockets(self, port: int) -> bool:
-        socks = self._socks
-        return any(
-            ((d.daddr << 32) | (d.dport << 16) | port) in socks for d in self._dests.values()
-        )
 
     # -- close() -----------------------------------------------------------------
 
@@ -548,25 +562,27 @@ class ClientNetns:
         if now_us < self._last_us:
             raise ValueError(f"time went backwards: {now_us} < {self._last_us}")
         self._last_us = now_us
-        key = (daddr << 32) | (dport << 16) | sport
-        value = self._socks.get(key, 0)
-        if value >= 0:
+        dest = self._dests.get((daddr << 16) | dport)
+        value = 0 if dest is None else dest.socks.get(sport, 0)
+        if value >= 0 or dest is None:
             raise ValueError(f"no open socket {sport} -> {daddr}:{dport}")
         if how == 0:
             if self._tw_count >= self._max_tw and self._exp_times:
                 self._expire(now_us)
             if self._tw_count >= self._max_tw:
                 self.tw_overflow += 1
-                self._free(key)
+                self._free(dest, sport)
                 return
             had_ts = 1 if value == -2 else 0
-            self._socks[key] = now_us * 2 + had_ts
+            dest.socks[sport] = now_us * 2 + had_ts
             self._tw_count += 1
             self._exp_times.append(now_us + TCP_TIMEWAIT_LEN_US)
-            self._exp_keys.append(key)
-            self._queue_reuse(key, now_us, had_ts)
+            self._exp_dests.append(dest)
+            self._exp_ports.append(sport)
+            if had_ts and (self._reuse_all or self._reuse_loopback):
+                self._queue_reuse(dest, sport, now_us, had_ts)
         elif how == 1 or how == 2:
-            self._free(key)
+            self._free(dest, sport)
         else:
             raise ValueError(f"how must be a CloseHow, got {how!r}")
 
@@ -574,7 +590,7 @@ class ClientNetns:
         """connect() failed (ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT): tcp_done() frees it."""
         self.close(sport, daddr, dport, now_us, CloseHow.CLIENT_RESET)
 
-    def _queue_reuse(self, key: int, entered_us: int, had_ts: int) -> None:
+    def _queue_reuse(self, dest: _Dest, port: int, entered_us: int, had_ts: int) -> None:
         """tcp_twsk_unique(): when may connect() take this TIME_WAIT over?"""
         if not had_ts:
             return  # tw_ts_recent_stamp == 0: never
@@ -582,7 +598,7 @@ class ClientNetns:
             if not self._reuse_loopback:
                 return
             # tcp_tw_reuse=2 (79e9fed46038): only loopback addresses.
-            if not (_is_loopback(key >> 32) or _is_loopback(self.addr)):
+            if not (_is_loopback(dest.daddr) or _is_loopback(self.addr)):
                 return
         host = self.host
         if host.tw_reuse_delay:
@@ -591,16 +607,15 @@ class ClientNetns:
             # time_after32(ktime_get_seconds(), tw_ts_recent_stamp): a later second.
             deadline = host.seconds_deadline(entered_us)
         self._reu_times.append(deadline)
-        self._reu_keys.append(key)
+        self._reu_dests.append(dest)
+        self._reu_ports.append(port)
         self._reu_entered.append(entered_us)
 
-    def _free(self, key: int) -> None:
-        del self._socks[key]
-        port = key & 0xFFFF
+    def _free(self, dest: _Dest, port: int) -> None:
+        del dest.socks[port]
         pos = port - self._low
         if not 0 <= pos < self._range:
             return
-        dest = self._dests[key >> 16]
         arr = dest.odd if pos & 1 else dest.even
         j = pos >> 1
         byte = arr[j]
@@ -616,29 +631,31 @@ class ClientNetns:
     def _expire(self, now_us: int) -> None:
         """TIME_WAITs whose 60 s are over are destroyed (inet_twsk_kill())."""
         times = self._exp_times
-        keys = self._exp_keys
-        socks = self._socks
+        dests = self._exp_dests
+        ports = self._exp_ports
         while times and times[0] <= now_us:
             expires = times.popleft()
-            key = keys.popleft()
-            value = socks.get(key, -1)
+            dest = dests.popleft()
+            port = ports.popleft()
+            value = dest.socks.get(port, -1)
             if value >= 0 and value >> 1 == expires - TCP_TIMEWAIT_LEN_US:
                 self._tw_count -= 1
-                self._free(key)
+                self._free(dest, port)
 
     def _make_reusable(self, now_us: int) -> None:
         """TIME_WAITs that tcp_twsk_unique() now accepts stop blocking the scan."""
         times = self._reu_times
-        keys = self._reu_keys
+        dests = self._reu_dests
+        ports = self._reu_ports
         entered = self._reu_entered
-        socks = self._socks
         while times and times[0] <= now_us:
             times.popleft()
-            key = keys.popleft()
+            dest = dests.popleft()
+            port = ports.popleft()
             entered_us = entered.popleft()
-            value = socks.get(key, -1)
+            value = dest.socks.get(port, -1)
             if value >= 0 and value >> 1 == entered_us:
-                self._set_taken(key, False)
+                self._set_taken(dest, port, False)
 
     # -- introspection -----------------------------------------------------------
 
@@ -659,8 +676,9 @@ class ClientNetns:
         """TIME_WAIT sockets at ``now_us``: (sport, daddr, dport, entered_us), oldest first."""
         self._advance(now_us)
         found = [
-            (key & 0xFFFF, key >> 32, (key >> 16) & 0xFFFF, value >> 1)
-            for key, value in self._socks.items()
+            (port, dest.daddr, dest.dport, value >> 1)
+            for dest in self._dests.values()
+            for port, value in dest.socks.items()
             if value >= 0
         ]
         found.sort(key=lambda row: (row[3], row[:3]))
@@ -669,12 +687,13 @@ class ClientNetns:
     def open_sockets(self) -> list[tuple[int, int, int]]:
         """Live (not TIME_WAIT) sockets: (sport, daddr, dport)."""
         return sorted(
-            (key & 0xFFFF, key >> 32, (key >> 16) & 0xFFFF)
-            for key, value in self._socks.items()
+            (port, dest.daddr, dest.dport)
+            for dest in self._dests.values()
+            for port, value in dest.socks.items()
             if value < 0
         )
 
     def ports_in_use(self, now_us: int) -> set[int]:
         """Local ports with a live or TIME_WAIT socket at ``now_us``."""
         self._advance(now_us)
-        return {key & 0xFFFF for key in self._socks}
+        return {port for dest in self._dests.values() for port in dest.socks}
