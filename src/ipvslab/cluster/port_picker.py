@@ -92,7 +92,11 @@ STABLE_2022_SERIES: tuple[StableBackport, ...] = (
 
 
 def port_selection_for(kernel_version: KernelVersion) -> PortSelection:
-    """The era of a kernel (major, minor, sublevel), stable backports included."""
+    """The era of a kernel (major, minor, sublevel), stable backports included.
+
+    The sublevel must be the upstream one: distribution strings such as Ubuntu's
+    5.4.0-150 hide the stable updates they carry; force the era for those.
+    """
     if len(kernel_version) != 3 or any(part < 0 for part in kernel_version):
         raise ValueError(f"kernel version must be (major, minor, sublevel), got {kernel_version}")
     for backport in STABLE_2022_SERIES:
