@@ -367,3 +367,20 @@ def test_sysctl_change_keeps_the_sockets() -> None:
 
 def test_selection_is_reported() -> None:
     assert netns((5, 10, 0)).host.selection == PortSelection.GLOBAL_HINT_PARITY
+
+
+def test_destinations_without_sockets_are_forgotten_after_a_minute() -> None:
+    # An ingress pod talking straight to many pod IPs: each destination costs port
+    # bytes only while it has sockets (live or TIME_WAIT) or was used this minute.
+    ns = netns()
+    pod_ips = [ip("10.244.2.0") + k for k in range(300)]
+    for k, daddr in enumerate(pod_ips):
+        port = ns.connect(daddr, 8080, k * MS)
+        ns.close(port, daddr, 8080, k * MS + MS, SERVER if k % 2 else FIRST)
+    assert ns.tracked_destinations() == 300
+    ns.connect(CLUSTER_IP, HTTP, 60 * SECOND + 100 * MS)
+    # At 60.1 s the TIME_WAITs entered from 0.1 s on (even k >= 100: 100 of them) are
+    # still there; the rest expired or never existed.
+    assert ns.tracked_destinations() == 101
+    ns.connect(CLUSTER_IP, HTTP, 122 * SECOND)
+    assert ns.tracked_destinations() == 1

@@ -38,6 +38,10 @@ EADDRNOTAVAIL = 99
 # include/net/tcp.h: TCP_TIMEWAIT_LEN (60*HZ), fixed, not a sysctl.
 TCP_TIMEWAIT_LEN_US = 60_000_000
 
+# Every minute of simulated time, destinations without sockets are forgotten (their
+# 28 KB of port bytes at the default range); they are rebuilt, identically, on use.
+IDLE_SWEEP_US = 60_000_000
+
 # tcp_set_hashinfo(): sysctl_max_tw_buckets = ehash_entries / 2 per namespace. The
 # ehash size follows the host's memory; 262144 is a common value (ehash 524288).
 DEFAULT_MAX_TW_BUCKETS = 262_144
@@ -176,6 +180,7 @@ class ClientNetns:
         "_live_value",
         "_low",
         "_max_tw",
+        "_next_sweep_us",
         "_range",
         "_remaining",
         "_reu_dests",
@@ -206,6 +211,7 @@ class ClientNetns:
     _live_value: int
     _low: int
     _max_tw: int
+    _next_sweep_us: int
     _range: int
     _remaining: int
     _reu_dests: deque[_Dest]
@@ -242,6 +248,7 @@ class ClientNetns:
         self._reu_entered = deque()
         self._tw_count = 0
         self._last_us = -(1 << 62)
+        self._next_sweep_us = -(1 << 62)
         #: LINUX_MIB_TIMEWAITRECYCLED (nstat TWRecycled): TIME_WAITs taken over.
         self.tw_recycled = 0
         #: LINUX_MIB_TCPTIMEWAITOVERFLOW: closes that found tcp_max_tw_buckets full.
@@ -323,6 +330,21 @@ class ClientNetns:
             self._dests[dkey] = dest
         return dest
 
+    def _forget_idle(self, now_us: int) -> None:
+        """Drop the destinations that have no socket (nothing else depends on them).
+
+        Entries of the TIME_WAIT queues that still point at a dropped destination
+        find no socket there and are skipped.
+        """
+        self._next_sweep_us = now_us + IDLE_SWEEP_US
+        idle = [key for key, dest in self._dests.items() if not dest.socks]
+        for key in idle:
+            del self._dests[key]
+
+    def tracked_destinations(self) -> int:
+        """Destinations whose port bytes are kept (memory: about the range size each)."""
+        return len(self._dests)
+
     def _refresh_skip(self, port: int) -> None:
         """Port ``port`` started or stopped being skipped for every destination."""
         pos = port - self._low
@@ -377,6 +399,8 @@ class ClientNetns:
             self._expire(now_us)
         if self._reu_times and self._reu_times[0] <= now_us:
             self._make_reusable(now_us)
+        if now_us >= self._next_sweep_us:
+            self._forget_idle(now_us)
         dest = self._dests.get((daddr << 16) | dport)
         if dest is None:
             dest = self._dest(daddr, dport)
