@@ -113,6 +113,27 @@ def port_selection_for(kernel_version: KernelVersion) -> PortSelection:
     return PortSelection.GLOBAL_HINT
 
 
+def era_caveat(kernel_version: KernelVersion) -> str | None:
+    """A warning when the version alone may pick the wrong era, else None.
+
+    Distribution builds numbered ``x.y.0-N`` (Ubuntu, openEuler) import stable
+    updates that their version does not show; on a series whose stable tree took
+    the 2022 series, sublevel 0 may hide it.
+    """
+    era = port_selection_for(kernel_version)
+    if era == PortSelection.PERTURB_TABLE_65536:
+        return None
+    for backport in STABLE_2022_SERIES:
+        if kernel_version[:2] == backport.series and kernel_version[2] == 0:
+            return (
+                f"kernel {kernel_version[0]}.{kernel_version[1]}.0 is taken as {era.name}; a"
+                f" distribution build of it that imported {backport.series[0]}."
+                f"{backport.series[1]}.{backport.sublevel}+ stable updates has the 2022 port"
+                " selection (PERTURB_TABLE_65536): force the era if so"
+            )
+    return None
+
+
 # include/linux/jiffies.h: jiffies start 5 minutes before wrapping 32 bits.
 INITIAL_JIFFIES_SECONDS = 300
 # 4dfa9b438ee3: EPHEMERAL_PORT_SHUFFLE_PERIOD = 10 * HZ.
