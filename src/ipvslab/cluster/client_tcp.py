@@ -180,6 +180,7 @@ class ClientNetns:
         "_live_value",
         "_low",
         "_max_tw",
+        "_next_due_us",
         "_next_sweep_us",
         "_range",
         "_remaining",
@@ -211,6 +212,7 @@ class ClientNetns:
     _live_value: int
     _low: int
     _max_tw: int
+    _next_due_us: int
     _next_sweep_us: int
     _range: int
     _remaining: int
@@ -249,6 +251,9 @@ class ClientNetns:
         self._tw_count = 0
         self._last_us = -(1 << 62)
         self._next_sweep_us = -(1 << 62)
+        # The earliest of: the oldest TIME_WAIT's end, the next TIME_WAIT to become
+        # reusable, the next sweep. Never later than any of them.
+        self._next_due_us = -(1 << 62)
         #: LINUX_MIB_TIMEWAITRECYCLED (nstat TWRecycled): TIME_WAITs taken over.
         self.tw_recycled = 0
         #: LINUX_MIB_TCPTIMEWAITOVERFLOW: closes that found tcp_max_tw_buckets full.
@@ -311,8 +316,7 @@ class ClientNetns:
                 continue
             self._set_taken(dest, port, True)
             self._queue_reuse(dest, port, value >> 1, value & 1)
-        if self._reu_times and self._reu_times[0] <= self._last_us:
-            self._make_reusable(self._last_us)
+        self._next_due_us = -(1 << 62)
 
     def _set_taken(self, dest: _Dest, port: int, taken: bool) -> None:
         pos = port - self._low
@@ -329,6 +333,23 @@ class ClientNetns:
             dest = _Dest(daddr, dport, bytearray(self._skip_even), bytearray(self._skip_odd))
             self._dests[dkey] = dest
         return dest
+
+    def _housekeeping(self, now_us: int) -> None:
+        """Run what is due at ``now_us``, then note when something is next due."""
+        times = self._exp_times
+        if times and times[0] <= now_us:
+            self._expire(now_us)
+        reusable = self._reu_times
+        if reusable and reusable[0] <= now_us:
+            self._make_reusable(now_us)
+        if now_us >= self._next_sweep_us:
+            self._forget_idle(now_us)
+        due = self._next_sweep_us
+        if times and times[0] < due:
+            due = times[0]
+        if reusable and reusable[0] < due:
+            due = reusable[0]
+        self._next_due_us = due
 
     def _forget_idle(self, now_us: int) -> None:
         """Drop the destinations that have no socket (nothing else depends on them).
@@ -395,12 +416,8 @@ class ClientNetns:
         if now_us < self._last_us:
             raise ValueError(f"time went backwards: {now_us} < {self._last_us}")
         self._last_us = now_us
-        if self._exp_times and self._exp_times[0] <= now_us:
-            self._expire(now_us)
-        if self._reu_times and self._reu_times[0] <= now_us:
-            self._make_reusable(now_us)
-        if now_us >= self._next_sweep_us:
-            self._forget_idle(now_us)
+        if now_us >= self._next_due_us:
+            self._housekeeping(now_us)
         dest = self._dests.get((daddr << 16) | dport)
         if dest is None:
             dest = self._dest(daddr, dport)
@@ -600,7 +617,10 @@ class ClientNetns:
             had_ts = 1 if value == -2 else 0
             dest.socks[sport] = now_us * 2 + had_ts
             self._tw_count += 1
-            self._exp_times.append(now_us + TCP_TIMEWAIT_LEN_US)
+            expires = now_us + TCP_TIMEWAIT_LEN_US
+            if expires < self._next_due_us:
+                self._next_due_us = expires
+            self._exp_times.append(expires)
             self._exp_dests.append(dest)
             self._exp_ports.append(sport)
             if had_ts and (self._reuse_all or self._reuse_loopback):
@@ -630,6 +650,8 @@ class ClientNetns:
         else:
             # time_after32(ktime_get_seconds(), tw_ts_recent_stamp): a later second.
             deadline = host.seconds_deadline(entered_us)
+        if deadline < self._next_due_us:
+            self._next_due_us = deadline
         self._reu_times.append(deadline)
         self._reu_dests.append(dest)
         self._reu_ports.append(port)
@@ -687,10 +709,8 @@ class ClientNetns:
         if now_us < self._last_us:
             raise ValueError(f"time went backwards: {now_us} < {self._last_us}")
         self._last_us = now_us
-        if self._exp_times and self._exp_times[0] <= now_us:
-            self._expire(now_us)
-        if self._reu_times and self._reu_times[0] <= now_us:
-            self._make_reusable(now_us)
+        if now_us >= self._next_due_us:
+            self._housekeeping(now_us)
 
     def time_wait_count(self, now_us: int) -> int:
         self._advance(now_us)
