@@ -384,3 +384,27 @@ def test_destinations_without_sockets_are_forgotten_after_a_minute() -> None:
     assert ns.tracked_destinations() == 101
     ns.connect(CLUSTER_IP, HTTP, 122 * SECOND)
     assert ns.tracked_destinations() == 1
+
+
+def test_kernel_defaults_follow_the_era() -> None:
+    # 07f4c90062f8 (v4.2) moved the default high end from 61000 to 60999.
+    assert ClientSysctls.for_kernel((3, 10, 0)).ip_local_port_range == (32768, 61000)
+    assert ClientSysctls.for_kernel((5, 4, 0)).ip_local_port_range == (32768, 60999)
+    assert ClientSysctls.for_kernel((4, 4, 0)).tcp_tw_reuse == 0
+    assert ClientSysctls.for_kernel((6, 1, 0), tcp_tw_reuse=1).tcp_tw_reuse == 1
+    with pytest.raises(ValueError, match="tcp_tw_reuse"):
+        ClientSysctls.for_kernel((6, 1, 0), tcp_tw_reuse=7)
+
+
+def test_old_default_range_leaves_one_port_out_of_a_parity_walk() -> None:
+    # 32768-61000 has an odd number of ports: with 1580ab63fc9a's parity walk
+    # `remaining &= ~1` drops one, so a v4.6+ kernel given such a range fails when
+    # only `low` is free and the walk does not start there (reference §1.4 code).
+    outcomes = set()
+    for seed in range(16):
+        sysctls = ClientSysctls(ip_local_port_range=(1000, 1004))
+        ns = ClientNetns(HostPorts((4, 19, 0), seed=seed), POD_A, sysctls)
+        for port in range(1001, 1005):
+            assert ns.connect(CLUSTER_IP, HTTP, 0, bind_port=port) == port
+        outcomes.add(ns.connect(CLUSTER_IP, HTTP, 0))
+    assert outcomes == {1000, -EADDRNOTAVAIL}

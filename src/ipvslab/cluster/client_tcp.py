@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from ipvslab.cluster.port_picker import HostPorts
+from ipvslab.cluster.port_picker import HostPorts, KernelVersion
 from ipvslab.kernel.schedulers._hashing import MASK32
 
 # Linux errno values (asm-generic/errno.h), fixed whatever the host platform.
@@ -112,6 +112,24 @@ class ClientSysctls:
         _in_range(self.tcp_timestamps, 0, 2, "tcp_timestamps")
         _in_range(self.tcp_syn_retries, 1, 127, "tcp_syn_retries")
         _in_range(self.tcp_max_tw_buckets, 0, 2**31 - 1, "tcp_max_tw_buckets")
+
+    @classmethod
+    def for_kernel(cls, kernel_version: KernelVersion, **overrides: object) -> ClientSysctls:
+        """The defaults of a mainline kernel of that version, then ``overrides``.
+
+        * ip_local_port_range: 32768 61000 before 07f4c90062f8 (v4.2), 32768 60999 after.
+        * tcp_tw_reuse: 0 before 79e9fed46038 made 2 (loopback only) the default; its
+          release (4.19 or 4.20) is UNVERIFIED, 4.20 is assumed. For a pod talking to
+          a ClusterIP both act alike.
+        """
+        values: dict[str, object] = {
+            "ip_local_port_range": (32768, 60999)
+            if kernel_version >= (4, 2, 0)
+            else (32768, 61000),
+            "tcp_tw_reuse": 2 if kernel_version >= (4, 20, 0) else 0,
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
 
 
 class _Dest:
