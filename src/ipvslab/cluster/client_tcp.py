@@ -471,18 +471,24 @@ class ClientNetns:
                 perturb[index] = (perturb[index] + i + 2) & 0xFFFFFFFF
             else:
                 host.hint = (host.hint + i + 2) & 0xFFFFFFFF
-        elif era == 2:
-            # 07f4c90062f8: offset &= ~1; for (i = 0; ...); hint += (i + 2) & ~1
-            pos, i = self._walk_step1(dest, (host.hint + dest.offset) & MASK32 & ~1, 0)
-            if pos < 0:
-                return -EADDRNOTAVAIL
-            host.hint = (host.hint + ((i + 2) & ~1)) & MASK32
         else:
-            # <= v4.1: for (i = 1; i <= remaining; i++); hint += i
-            pos, i = self._walk_step1(dest, (host.hint + dest.offset) & MASK32, 1)
-            if pos < 0:
-                return -EADDRNOTAVAIL
-            host.hint = (host.hint + i) & MASK32
+            # <= v4.1: for (i = 1; i <= remaining; i++) port = low + (i + offset) % remaining;
+            # 07f4c90062f8 (v4.2): offset &= ~1 and i starts at 0.
+            offset = (host.hint + dest.offset) & MASK32
+            first = 1
+            if era == 2:
+                offset &= ~1
+                first = 0
+            pos = ((offset + first) & MASK32) % self._range
+            if (dest.odd if pos & 1 else dest.even)[pos >> 1]:
+                pos, i = self._walk_step1(dest, offset, first)
+                if pos < 0:
+                    return -EADDRNOTAVAIL
+            else:
+                i = first
+            # v4.2: hint += (i + 2) & ~1; before: hint += i
+            step = (i + 2) & ~1 if era == 2 else i
+            host.hint = (host.hint + step) & MASK32
         port = self._low + pos
         socks = dest.socks
         if port in socks:
