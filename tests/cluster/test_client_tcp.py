@@ -408,3 +408,12 @@ def test_old_default_range_leaves_one_port_out_of_a_parity_walk() -> None:
             assert ns.connect(CLUSTER_IP, HTTP, 0, bind_port=port) == port
         outcomes.add(ns.connect(CLUSTER_IP, HTTP, 0))
     assert outcomes == {1000, -EADDRNOTAVAIL}
+
+
+def test_a_bound_port_skipped_before_a_range_change_is_released_after_it() -> None:
+    ns = netns(ip_local_port_range=(50000, 50003))
+    assert ns.connect(CLUSTER_IP, HTTP, 0, bind_port=50000) == 50000
+    ns.set_sysctls(ClientSysctls(ip_local_port_range=(50001, 50004)))
+    ns.close(50000, CLUSTER_IP, HTTP, 0, SERVER)
+    ns.set_sysctls(ClientSysctls(ip_local_port_range=(50000, 50000)))
+    assert ns.connect(OTHER_SVC, HTTP, 0) == 50000

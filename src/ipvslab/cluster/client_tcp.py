@@ -685,18 +685,25 @@ class ClientNetns:
         del dest.socks[port]
         pos = port - self._low
         if not 0 <= pos < self._range:
+            # Only a bound port lies outside the range (or the range changed since).
+            if port in self._bind_refs:
+                self._release_bound(port)
             return
         arr = dest.odd if pos & 1 else dest.even
         j = pos >> 1
         byte = arr[j]
         arr[j] = byte & _SKIP
-        if byte & _SKIP:
-            refs = self._bind_refs.get(port, 0)
-            if refs == 1:
-                del self._bind_refs[port]
-                self._refresh_skip(port)
-            elif refs:
-                self._bind_refs[port] = refs - 1
+        if byte & _SKIP and port in self._bind_refs:
+            self._release_bound(port)
+
+    def _release_bound(self, port: int) -> None:
+        """One socket less on a bucket bind() created; the last one removes the bucket."""
+        refs = self._bind_refs[port]
+        if refs == 1:
+            del self._bind_refs[port]
+            self._refresh_skip(port)
+        else:
+            self._bind_refs[port] = refs - 1
 
     def _expire(self, now_us: int) -> None:
         """TIME_WAITs whose 60 s are over are destroyed (inet_twsk_kill())."""
