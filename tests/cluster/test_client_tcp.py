@@ -417,3 +417,20 @@ def test_a_bound_port_skipped_before_a_range_change_is_released_after_it() -> No
     ns.close(50000, CLUSTER_IP, HTTP, 0, SERVER)
     ns.set_sysctls(ClientSysctls(ip_local_port_range=(50000, 50000)))
     assert ns.connect(OTHER_SVC, HTTP, 0) == 50000
+
+
+@pytest.mark.parametrize(
+    ("kernel", "reusable_from_us"),
+    [
+        # time_after32(ktime_get_seconds(), tw_ts_recent_stamp): the next whole second.
+        ((6, 1, 0), 1 * SECOND),
+        # tcp_tw_reuse_delay (default 1000 ms) after entering TIME_WAIT, ms granularity.
+        ((6, 14, 0), 500 * MS + 1000 * MS + 1 * MS),
+    ],
+)
+def test_tw_reuse_delay_per_kernel(kernel: tuple[int, int, int], reusable_from_us: int) -> None:
+    for at, reused in ((reusable_from_us - 1, False), (reusable_from_us, True)):
+        ns = netns(kernel, ip_local_port_range=(50000, 50001), tcp_tw_reuse=1)
+        port = ns.connect(CLUSTER_IP, HTTP, 0)
+        ns.close(port, CLUSTER_IP, HTTP, 500 * MS, FIRST)
+        assert (ns.connect(CLUSTER_IP, HTTP, at) == port) is reused
