@@ -367,3 +367,70 @@ def test_sysctl_change_keeps_the_sockets() -> None:
 
 def test_selection_is_reported() -> None:
     assert netns((5, 10, 0)).host.selection == PortSelection.GLOBAL_HINT_PARITY
+
+
+def test_destinations_without_sockets_are_forgotten_after_a_minute() -> None:
+    # An ingress pod talking straight to many pod IPs: each destination costs port
+    # bytes only while it has sockets (live or TIME_WAIT) or was used this minute.
+    ns = netns()
+    pod_ips = [ip("10.244.2.0") + k for k in range(300)]
+    for k, daddr in enumerate(pod_ips):
+        port = ns.connect(daddr, 8080, k * MS)
+        ns.close(port, daddr, 8080, k * MS + MS, SERVER if k % 2 else FIRST)
+    assert ns.tracked_destinations() == 300
+    ns.connect(CLUSTER_IP, HTTP, 60 * SECOND + 100 * MS)
+    # At 60.1 s the TIME_WAITs entered from 0.1 s on (even k >= 100: 100 of them) are
+    # still there; the rest expired or never existed.
+    assert ns.tracked_destinations() == 101
+    ns.connect(CLUSTER_IP, HTTP, 122 * SECOND)
+    assert ns.tracked_destinations() == 1
+
+
+def test_kernel_defaults_follow_the_era() -> None:
+    # 07f4c90062f8 (v4.2) moved the default high end from 61000 to 60999.
+    assert ClientSysctls.for_kernel((3, 10, 0)).ip_local_port_range == (32768, 61000)
+    assert ClientSysctls.for_kernel((5, 4, 0)).ip_local_port_range == (32768, 60999)
+    assert ClientSysctls.for_kernel((4, 4, 0)).tcp_tw_reuse == 0
+    assert ClientSysctls.for_kernel((6, 1, 0), tcp_tw_reuse=1).tcp_tw_reuse == 1
+    with pytest.raises(ValueError, match="tcp_tw_reuse"):
+        ClientSysctls.for_kernel((6, 1, 0), tcp_tw_reuse=7)
+
+
+def test_old_default_range_leaves_one_port_out_of_a_parity_walk() -> None:
+    # 32768-61000 has an odd number of ports: with 1580ab63fc9a's parity walk
+    # `remaining &= ~1` drops one, so a v4.6+ kernel given such a range fails when
+    # only `low` is free and the walk does not start there (reference §1.4 code).
+    outcomes = set()
+    for seed in range(16):
+        sysctls = ClientSysctls(ip_local_port_range=(1000, 1004))
+        ns = ClientNetns(HostPorts((4, 19, 0), seed=seed), POD_A, sysctls)
+        for port in range(1001, 1005):
+            assert ns.connect(CLUSTER_IP, HTTP, 0, bind_port=port) == port
+        outcomes.add(ns.connect(CLUSTER_IP, HTTP, 0))
+    assert outcomes == {1000, -EADDRNOTAVAIL}
+
+
+def test_a_bound_port_skipped_before_a_range_change_is_released_after_it() -> None:
+    ns = netns(ip_local_port_range=(50000, 50003))
+    assert ns.connect(CLUSTER_IP, HTTP, 0, bind_port=50000) == 50000
+    ns.set_sysctls(ClientSysctls(ip_local_port_range=(50001, 50004)))
+    ns.close(50000, CLUSTER_IP, HTTP, 0, SERVER)
+    ns.set_sysctls(ClientSysctls(ip_local_port_range=(50000, 50000)))
+    assert ns.connect(OTHER_SVC, HTTP, 0) == 50000
+
+
+@pytest.mark.parametrize(
+    ("kernel", "reusable_from_us"),
+    [
+        # time_after32(ktime_get_seconds(), tw_ts_recent_stamp): the next whole second.
+        ((6, 1, 0), 1 * SECOND),
+        # tcp_tw_reuse_delay (default 1000 ms) after entering TIME_WAIT, ms granularity.
+        ((6, 14, 0), 500 * MS + 1000 * MS + 1 * MS),
+    ],
+)
+def test_tw_reuse_delay_per_kernel(kernel: tuple[int, int, int], reusable_from_us: int) -> None:
+    for at, reused in ((reusable_from_us - 1, False), (reusable_from_us, True)):
+        ns = netns(kernel, ip_local_port_range=(50000, 50001), tcp_tw_reuse=1)
+        port = ns.connect(CLUSTER_IP, HTTP, 0)
+        ns.close(port, CLUSTER_IP, HTTP, 500 * MS, FIRST)
+        assert (ns.connect(CLUSTER_IP, HTTP, at) == port) is reused

@@ -18,7 +18,7 @@ import pytest
 from ipvslab.cluster.client_tcp import ClientNetns, ClientSysctls, CloseHow
 from ipvslab.cluster.port_picker import HostPorts
 
-from .support import CLUSTER_IP, HTTP, MS, POD_A, SECOND
+from .support import CLUSTER_IP, HTTP, MS, OTHER_SVC, POD_A, POD_B, SECOND
 
 T_IPVS = 120 * SECOND
 E = 14116  # even ports of the default range
@@ -32,17 +32,29 @@ def collision_rate(
     seconds: int = 600,
     warmup: int = 240,
     seed: int = 1,
+    neighbour_rate: float = 0,
 ) -> tuple[float, float]:
-    """(share of connects after the warm-up that hit a port closed < 120 s ago, mean age s)."""
-    pod = ClientNetns(HostPorts(kernel, seed=seed), POD_A, ClientSysctls())
+    """(share of connects after the warm-up that hit a port closed < 120 s ago, mean age s).
+
+    ``neighbour_rate``: another pod on the same node opens that many connections/s
+    to another Service (it shares the kernel's counters, not the pod's ports).
+    """
+    host = HostPorts(kernel, seed=seed)
+    pod = ClientNetns(host, POD_A, ClientSysctls())
+    neighbour = ClientNetns(host, POD_B, ClientSysctls())
     arrivals = random.Random(seed + 1000)
+    total_rate = rate + neighbour_rate
     last_close: dict[int, int] = {}
     pending: list[tuple[int, int]] = []
     now = 0
     hits = total = 0
     ages = 0
     while now < seconds * SECOND:
-        now += max(1, int(arrivals.expovariate(rate) * SECOND))
+        now += max(1, int(arrivals.expovariate(total_rate) * SECOND))
+        if arrivals.random() * total_rate >= rate:
+            other = neighbour.connect(OTHER_SVC, HTTP, now)
+            neighbour.close(other, OTHER_SVC, HTTP, now, CloseHow.SERVER_FIRST)
+            continue
         while pending and pending[0][0] <= now:
             closed_at, port = heapq.heappop(pending)
             pod.close(port, CLUSTER_IP, HTTP, closed_at, how)
@@ -84,6 +96,17 @@ def test_v5_15_above_the_edge_almost_every_connection_meets_an_old_entry() -> No
     # E / (1.0625 * 120) = 111/s; above it the reference's simulation gives ~94 %.
     share, _ = collision_rate((5, 15, 0), 130, CloseHow.SERVER_FIRST)
     assert 0.88 < share < 0.99
+
+
+def test_v4_19_a_busy_neighbour_pod_turns_the_edge_into_the_random_curve() -> None:
+    # §5.3 caveat: the hint is one counter for the node. At 125/s alone every
+    # connection collides (test above); with a neighbour at 500/s the walk laps in
+    # E / 625 = 22.6 s and this pod samples it sparsely: the reference derives
+    # p = 1 - exp(-N T_I / E) = 65 % for N = 125.
+    share, _ = collision_rate(
+        (4, 19, 0), 125, CloseHow.SERVER_FIRST, seconds=300, warmup=150, neighbour_rate=500
+    )
+    assert share == pytest.approx(formula(125, 0), abs=0.06)
 
 
 # -- v5.18+: the random model follows 1 - exp(...) (§5.2) -----------------------------

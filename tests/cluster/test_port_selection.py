@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
-from ipvslab.cluster.port_picker import HostPorts, PortSelection, port_selection_for
+from ipvslab.cluster.port_picker import HostPorts, PortSelection, era_caveat, port_selection_for
 from ipvslab.cluster.syn_timing import syn_send_offsets
+from ipvslab.kernel.presets import resolve_kernel
 
 from .support import SECOND
 
@@ -98,3 +99,28 @@ def test_bad_syn_settings_are_refused() -> None:
         syn_send_offsets((6, 1, 0), 0)
     with pytest.raises(ValueError, match=r"before v6\.5"):
         syn_send_offsets((5, 15, 0), 6, linear_timeouts=4)
+
+
+@pytest.mark.parametrize(
+    ("release", "era"),
+    [
+        ("4.19.91-26.al7.x86_64", S.GLOBAL_HINT_PARITY),  # Alibaba Cloud Linux 2
+        ("4.19.36-vhulk1907.1.0.h1665.eulerosv2r8.aarch64", S.GLOBAL_HINT_PARITY),
+        ("5.10.134-13.an8.x86_64", S.PERTURB_TABLE_65536),  # Anolis 8, past 5.10.125
+        ("5.10.210-201.852.amzn2.x86_64", S.PERTURB_TABLE_65536),  # Amazon Linux 2
+        ("6.1.0-18-cloud-amd64", S.PERTURB_TABLE_65536),  # Debian 12 cloud image
+        ("6.6.0-28.0.0.34.oe2403.x86_64", S.PERTURB_TABLE_65536),  # openEuler 24.03
+    ],
+)
+def test_cloud_kernel_release_strings_map_to_their_era(release: str, era: PortSelection) -> None:
+    assert port_selection_for(resolve_kernel(release).version) == era
+
+
+def test_a_distro_build_hiding_its_sublevel_gets_a_caveat() -> None:
+    version = resolve_kernel("5.15.0-91-generic").version  # Ubuntu 22.04
+    assert port_selection_for(version) == S.PERTURB_TABLE_256
+    caveat = era_caveat(version)
+    assert caveat is not None
+    assert "PERTURB_TABLE_65536" in caveat
+    assert era_caveat((5, 15, 60)) is None
+    assert era_caveat((4, 15, 0)) is None  # no stable tree of 4.15 took the series

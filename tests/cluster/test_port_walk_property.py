@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipvslab.cluster.client_tcp import (
+    EADDRINUSE,
     EADDRNOTAVAIL,
     TCP_TIMEWAIT_LEN_US,
     ClientNetns,
@@ -36,6 +37,12 @@ class Record:
 
     live: set[tuple[int, int, int]] = field(default_factory=set)
     tw: dict[tuple[int, int, int], tuple[int, bool]] = field(default_factory=dict)
+    # Ports whose bind bucket was created by bind() (fastreuse >= 0): skipped by the walk
+    # until no socket (TIME_WAIT included) is left on them.
+    bind_owned: set[int] = field(default_factory=set)
+
+    def has_sockets(self, port: int) -> bool:
+        return any(k[0] == port for k in self.live) or any(k[0] == port for k in self.tw)
 
 
 def reusable(host: HostPorts, sysctls: ClientSysctls, daddr: int, entered: int, now: int) -> bool:
@@ -58,7 +65,7 @@ def acceptable(
     dport: int,
     now: int,
 ) -> bool:
-    if port in sysctls.ip_local_reserved_ports or port in held:
+    if port in sysctls.ip_local_reserved_ports or port in held or port in record.bind_owned:
         return False
     key = (port, daddr, dport)
     if key in record.live:
@@ -130,6 +137,7 @@ ops = st.lists(
         st.tuples(st.just("close"), st.integers(0, 1000), st.sampled_from(list(CloseHow))),
         st.tuples(st.just("wait"), st.sampled_from([0, 1, 400_000, 999_999, SECOND, 30 * SECOND])),
         st.tuples(st.just("hold"), st.integers(0, 40)),
+        st.tuples(st.just("bind"), st.integers(0, 28), st.integers(0, len(DESTS) - 1)),
     ),
     min_size=1,
     max_size=120,
@@ -184,6 +192,27 @@ def test_connect_picks_the_port_the_kernel_loop_picks(
             port = low + step[1]
             netns.hold_port(port)
             held.add(port)
+        elif step[0] == "bind":
+            assert isinstance(step[1], int)
+            assert isinstance(step[2], int)
+            port = low + step[1]
+            daddr, dport = DESTS[step[2]]
+            key = (port, daddr, dport)
+            got = netns.connect(daddr, dport, now, bind_port=port)
+            if port in held:
+                assert got == -EADDRINUSE
+                continue
+            old_tw = record.tw.get(key)
+            if key in record.live or (old_tw is not None and not old_tw[1]):
+                assert got == -EADDRNOTAVAIL  # check_established(), twp == NULL
+                continue
+            assert got == port
+            if old_tw is not None:
+                del record.tw[key]
+            elif not record.has_sockets(port) and low <= port < low + size:
+                record.bind_owned.add(port)
+            record.live.add(key)
+            opened.append(key)
         elif step[0] == "connect":
             assert isinstance(step[1], int)
             daddr, dport = DESTS[step[1]]
@@ -215,5 +244,6 @@ def test_connect_picks_the_port_the_kernel_loop_picks(
             tw_now = sum(1 for e, _ in record.tw.values() if e + TCP_TIMEWAIT_LEN_US > now)
             if how == CloseHow.CLIENT_FIRST and tw_now < max_tw:
                 record.tw[key] = (now, bool(timestamps))
+        record.bind_owned = {p for p in record.bind_owned if record.has_sockets(p)}
         assert netns.time_wait_count(now) == len(record.tw)
         assert {(p, d, dp) for p, d, dp in netns.open_sockets()} == record.live

@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from ipvslab.cluster.port_picker import HostPorts
+from ipvslab.cluster.port_picker import HostPorts, KernelVersion
 from ipvslab.kernel.schedulers._hashing import MASK32
 
 # Linux errno values (asm-generic/errno.h), fixed whatever the host platform.
@@ -37,6 +37,10 @@ EADDRNOTAVAIL = 99
 
 # include/net/tcp.h: TCP_TIMEWAIT_LEN (60*HZ), fixed, not a sysctl.
 TCP_TIMEWAIT_LEN_US = 60_000_000
+
+# Every minute of simulated time, destinations without sockets are forgotten (their
+# 28 KB of port bytes at the default range); they are rebuilt, identically, on use.
+IDLE_SWEEP_US = 60_000_000
 
 # tcp_set_hashinfo(): sysctl_max_tw_buckets = ehash_entries / 2 per namespace. The
 # ehash size follows the host's memory; 262144 is a common value (ehash 524288).
@@ -109,14 +113,48 @@ class ClientSysctls:
         _in_range(self.tcp_syn_retries, 1, 127, "tcp_syn_retries")
         _in_range(self.tcp_max_tw_buckets, 0, 2**31 - 1, "tcp_max_tw_buckets")
 
+    @classmethod
+    def for_kernel(cls, kernel_version: KernelVersion, **overrides: object) -> ClientSysctls:
+        """The defaults of a mainline kernel of that version, then ``overrides``.
+
+        * ip_local_port_range: 32768 61000 before 07f4c90062f8 (v4.2), 32768 60999 after.
+        * tcp_tw_reuse: 0 before 79e9fed46038 made 2 (loopback only) the default; its
+          release (4.19 or 4.20) is UNVERIFIED, 4.20 is assumed. For a pod talking to
+          a ClusterIP both act alike.
+        """
+        values: dict[str, object] = {
+            "ip_local_port_range": (32768, 60999)
+            if kernel_version >= (4, 2, 0)
+            else (32768, 61000),
+            "tcp_tw_reuse": 2 if kernel_version >= (4, 20, 0) else 0,
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
 
 class _Dest:
-    """Per (daddr, dport): the port bytes of both parities and the cached offset."""
+    """Per (daddr, dport): its sockets, the port bytes of both parities, the offset.
 
-    __slots__ = ("daddr", "dport", "even", "index", "odd", "offset", "win_end", "win_start")
+    ``socks`` maps a source port to its socket: a value < 0 is a live socket (-1:
+    without timestamps, -2: with), a value >= 0 a TIME_WAIT, ``entered_us * 2 +
+    had_timestamps``.
+    """
+
+    __slots__ = (
+        "daddr",
+        "dport",
+        "even",
+        "index",
+        "odd",
+        "offset",
+        "socks",
+        "win_end",
+        "win_start",
+    )
 
     daddr: int
     dport: int
+    socks: dict[int, int]
     even: bytearray
     odd: bytearray
     index: int
@@ -127,6 +165,7 @@ class _Dest:
     def __init__(self, daddr: int, dport: int, even: bytearray, odd: bytearray) -> None:
         self.daddr = daddr
         self.dport = dport
+        self.socks = {}
         self.even = even
         self.odd = odd
         self.index = -1
@@ -145,34 +184,33 @@ def _is_loopback(addr: int) -> bool:
 
 
 class ClientNetns:
-    """One pod's network namespace: its sysctls, its TCP sockets and TIME_WAITs.
-
-    Sockets are keyed by ``daddr << 32 | dport << 16 | sport`` (the source address
-    is the namespace's). A value < 0 is a live socket (-1: without timestamps, -2:
-    with), a value >= 0 a TIME_WAIT: ``entered_us * 2 + had_timestamps``.
-    """
+    """One pod's network namespace: its sysctls, its TCP sockets and TIME_WAITs."""
 
     __slots__ = (
         "_bind_refs",
         "_dests",
-        "_exp_keys",
+        "_era",
+        "_exp_dests",
+        "_exp_ports",
         "_exp_times",
         "_held",
         "_last_us",
         "_live_value",
         "_low",
         "_max_tw",
+        "_next_due_us",
+        "_next_sweep_us",
         "_range",
         "_remaining",
+        "_reu_dests",
         "_reu_entered",
-        "_reu_keys",
+        "_reu_ports",
         "_reu_times",
         "_reuse_all",
         "_reuse_delay_ms",
         "_reuse_loopback",
         "_skip_even",
         "_skip_odd",
-        "_socks",
         "_tw_count",
         "addr",
         "host",
@@ -183,24 +221,28 @@ class ClientNetns:
 
     _bind_refs: dict[int, int]
     _dests: dict[int, _Dest]
-    _exp_keys: deque[int]
+    _era: int
+    _exp_dests: deque[_Dest]
+    _exp_ports: deque[int]
     _exp_times: deque[int]
     _held: dict[int, int]
     _last_us: int
     _live_value: int
     _low: int
     _max_tw: int
+    _next_due_us: int
+    _next_sweep_us: int
     _range: int
     _remaining: int
+    _reu_dests: deque[_Dest]
     _reu_entered: deque[int]
-    _reu_keys: deque[int]
+    _reu_ports: deque[int]
     _reu_times: deque[int]
+    _reuse_all: bool
     _reuse_delay_ms: int
     _reuse_loopback: bool
-    _reuse_all: bool
     _skip_even: bytearray
     _skip_odd: bytearray
-    _socks: dict[int, int]
     _tw_count: int
     addr: int
     host: HostPorts
@@ -213,17 +255,23 @@ class ClientNetns:
             raise ValueError(f"addr must be an IPv4 address as an int, got {addr!r}")
         self.host = host
         self.addr = addr
-        self._socks = {}
+        self._era = host.era
         self._dests = {}
         self._bind_refs = {}
         self._held = {}
         self._exp_times = deque()
-        self._exp_keys = deque()
+        self._exp_dests = deque()
+        self._exp_ports = deque()
         self._reu_times = deque()
-        self._reu_keys = deque()
+        self._reu_dests = deque()
+        self._reu_ports = deque()
         self._reu_entered = deque()
         self._tw_count = 0
         self._last_us = -(1 << 62)
+        self._next_sweep_us = -(1 << 62)
+        # The earliest of: the oldest TIME_WAIT's end, the next TIME_WAIT to become
+        # reusable, the next sweep. Never later than any of them.
+        self._next_due_us = -(1 << 62)
         #: LINUX_MIB_TIMEWAITRECYCLED (nstat TWRecycled): TIME_WAITs taken over.
         self.tw_recycled = 0
         #: LINUX_MIB_TCPTIMEWAITOVERFLOW: closes that found tcp_max_tw_buckets full.
@@ -240,7 +288,7 @@ class ClientNetns:
         self._range = high - low + 1
         # 1580ab63fc9a: with the parity split, `remaining` is made even.
         remaining = self._range
-        if self.host.era >= 3 and remaining > 1:
+        if self._era >= 3 and remaining > 1:
             remaining &= ~1
         self._remaining = remaining
         self._live_value = -2 if sysctls.tcp_timestamps else -1
@@ -270,27 +318,28 @@ class ClientNetns:
         for dest in self._dests.values():
             dest.even = bytearray(self._skip_even)
             dest.odd = bytearray(self._skip_odd)
+            for port, value in dest.socks.items():
+                if value < 0:
+                    self._set_taken(dest, port, True)
         self._reu_times.clear()
-        self._reu_keys.clear()
+        self._reu_dests.clear()
+        self._reu_ports.clear()
         self._reu_entered.clear()
-        for key, value in self._socks.items():
-            if value < 0:
-                self._set_taken(key, True)
         # TIME_WAITs in the order they were entered (the expiry queue's order).
-        for key, expires in zip(self._exp_keys, self._exp_times, strict=True):
-            value = self._socks.get(key, -1)
+        for expires, dest, port in zip(
+            self._exp_times, self._exp_dests, self._exp_ports, strict=True
+        ):
+            value = dest.socks.get(port, -1)
             if value < 0 or value >> 1 != expires - TCP_TIMEWAIT_LEN_US:
                 continue
-            self._set_taken(key, True)
-            self._queue_reuse(key, value >> 1, value & 1)
-        if self._reu_times and self._reu_times[0] <= self._last_us:
-            self._make_reusable(self._last_us)
+            self._set_taken(dest, port, True)
+            self._queue_reuse(dest, port, value >> 1, value & 1)
+        self._next_due_us = -(1 << 62)
 
-    def _set_taken(self, key: int, taken: bool) -> None:
-        pos = (key & 0xFFFF) - self._low
+    def _set_taken(self, dest: _Dest, port: int, taken: bool) -> None:
+        pos = port - self._low
         if not 0 <= pos < self._range:
             return
-        dest = self._dest(key >> 32, (key >> 16) & 0xFFFF)
         arr = dest.odd if pos & 1 else dest.even
         j = pos >> 1
         arr[j] = (arr[j] & _SKIP) | (_TAKEN if taken else _FREE)
@@ -302,6 +351,38 @@ class ClientNetns:
             dest = _Dest(daddr, dport, bytearray(self._skip_even), bytearray(self._skip_odd))
             self._dests[dkey] = dest
         return dest
+
+    def _housekeeping(self, now_us: int) -> None:
+        """Run what is due at ``now_us``, then note when something is next due."""
+        times = self._exp_times
+        if times and times[0] <= now_us:
+            self._expire(now_us)
+        reusable = self._reu_times
+        if reusable and reusable[0] <= now_us:
+            self._make_reusable(now_us)
+        if now_us >= self._next_sweep_us:
+            self._forget_idle(now_us)
+        due = self._next_sweep_us
+        if times and times[0] < due:
+            due = times[0]
+        if reusable and reusable[0] < due:
+            due = reusable[0]
+        self._next_due_us = due
+
+    def _forget_idle(self, now_us: int) -> None:
+        """Drop the destinations that have no socket (nothing else depends on them).
+
+        Entries of the TIME_WAIT queues that still point at a dropped destination
+        find no socket there and are skipped.
+        """
+        self._next_sweep_us = now_us + IDLE_SWEEP_US
+        idle = [key for key, dest in self._dests.items() if not dest.socks]
+        for key in idle:
+            del self._dests[key]
+
+    def tracked_destinations(self) -> int:
+        """Destinations whose port bytes are kept (memory: about the range size each)."""
+        return len(self._dests)
 
     def _refresh_skip(self, port: int) -> None:
         """Port ``port`` started or stopped being skipped for every destination."""
@@ -353,23 +434,24 @@ class ClientNetns:
         if now_us < self._last_us:
             raise ValueError(f"time went backwards: {now_us} < {self._last_us}")
         self._last_us = now_us
-        if self._exp_times and self._exp_times[0] <= now_us:
-            self._expire(now_us)
-        if self._reu_times and self._reu_times[0] <= now_us:
-            self._make_reusable(now_us)
+        if now_us >= self._next_due_us:
+            self._housekeeping(now_us)
         dest = self._dests.get((daddr << 16) | dport)
         if dest is None:
             dest = self._dest(daddr, dport)
         if bind_port:
             return self._connect_bound(dest, bind_port)
-        host = self.host
-        era = host.era
-        if not dest.win_start <= now_us < dest.win_end:
+        if now_us >= dest.win_end or now_us < dest.win_start:
             self._refresh_offset(dest, now_us)
+        era = self._era
+        host = self.host
         if era >= 3:
             index = dest.index
-            base = host.perturb[index] if index >= 0 else host.hint
-            pos = ((base + dest.offset) & MASK32) % self._remaining & ~1
+            perturb = host.perturb
+            if index >= 0:
+                pos = ((perturb[index] + dest.offset) & 0xFFFFFFFF) % self._remaining & ~1
+            else:
+                pos = ((host.hint + dest.offset) & 0xFFFFFFFF) % self._remaining & ~1
             if dest.even[pos >> 1]:
                 pos, i = self._walk_by_parity(dest, pos)
                 if pos < 0:
@@ -381,44 +463,48 @@ class ClientNetns:
                 extra = host.rng.getrandbits(3) << 1
                 if extra > i:
                     i = extra
-                host.perturb[index] = (host.perturb[index] + i + 2) & MASK32
+                perturb[index] = (perturb[index] + i + 2) & 0xFFFFFFFF
             elif era == 4:
                 # c579bd1b4021: if (!i && !(prandom_u32() % 16)) i = 2;
                 if i == 0 and host.rng.getrandbits(4) == 0:
                     i = 2
-                host.perturb[index] = (host.perturb[index] + i + 2) & MASK32
+                perturb[index] = (perturb[index] + i + 2) & 0xFFFFFFFF
             else:
-                host.hint = (host.hint + i + 2) & MASK32
+                host.hint = (host.hint + i + 2) & 0xFFFFFFFF
         else:
+            # <= v4.1: for (i = 1; i <= remaining; i++) port = low + (i + offset) % remaining;
+            # 07f4c90062f8 (v4.2): offset &= ~1 and i starts at 0.
+            offset = (host.hint + dest.offset) & MASK32
+            first = 1
             if era == 2:
-                # 07f4c90062f8: offset &= ~1; for (i = 0; ...); hint += (i + 2) & ~1
-                pos, i = self._walk_step1(dest, (host.hint + dest.offset) & MASK32 & ~1, 0)
+                offset &= ~1
+                first = 0
+            pos = ((offset + first) & MASK32) % self._range
+            if (dest.odd if pos & 1 else dest.even)[pos >> 1]:
+                pos, i = self._walk_step1(dest, offset, first)
                 if pos < 0:
                     return -EADDRNOTAVAIL
-                host.hint = (host.hint + ((i + 2) & ~1)) & MASK32
             else:
-                # <= v4.1: for (i = 1; i <= remaining; i++); hint += i
-                pos, i = self._walk_step1(dest, (host.hint + dest.offset) & MASK32, 1)
-                if pos < 0:
-                    return -EADDRNOTAVAIL
-                host.hint = (host.hint + i) & MASK32
+                i = first
+            # v4.2: hint += (i + 2) & ~1; before: hint += i
+            step = (i + 2) & ~1 if era == 2 else i
+            host.hint = (host.hint + step) & MASK32
         port = self._low + pos
-        key = (daddr << 32) | (dport << 16) | port
-        socks = self._socks
-        if key in socks:
+        socks = dest.socks
+        if port in socks:
             # A reusable TIME_WAIT: inet_twsk_deschedule_put(), TWRecycled++.
             self.tw_recycled += 1
             self._tw_count -= 1
-        socks[key] = self._live_value
+        socks[port] = self._live_value
         if pos & 1:
-            dest.odd[pos >> 1] = _TAKEN
+            dest.odd[pos >> 1] = 1  # _TAKEN
         else:
-            dest.even[pos >> 1] = _TAKEN
+            dest.even[pos >> 1] = 1  # _TAKEN
         return port
 
     def _refresh_offset(self, dest: _Dest, now_us: int) -> None:
         host = self.host
-        if host.era == 5:
+        if self._era == 5:
             salt, start, end = host.salt_window(now_us)
             port_offset = host.port_offset(self.addr, dest.daddr, dest.dport, salt)
         else:
@@ -512,8 +598,7 @@ class ClientNetns:
             raise ValueError(f"bind_port must be between 1 and 65535, got {port}")
         if port in self._held:
             return -EADDRINUSE
-        key = (dest.daddr << 32) | (dest.dport << 16) | port
-        value = self._socks.get(key)
+        value = dest.socks.get(port)
         if value is not None:
             if value < 0 or not value & 1:
                 return -EADDRNOTAVAIL
@@ -523,21 +608,15 @@ class ClientNetns:
             low = self._low
             if low <= port < low + self._range:
                 refs = self._bind_refs.get(port, 0)
-                if refs or not self._port_has_sockets(port):
+                if refs or not any(port in d.socks for d in self._dests.values()):
                     # The bucket is created by bind(): fastreuse >= 0 from now on,
                     # so connect() skips the port until its last socket is gone.
                     self._bind_refs[port] = refs + 1
                     if not refs:
                         self._refresh_skip(port)
-        self._socks[key] = self._live_value
-        self._set_taken(key, True)
+        dest.socks[port] = self._live_value
+        self._set_taken(dest, port, True)
         return port
-
-    def _port_has_sockets(self, port: int) -> bool:
-        socks = self._socks
-        return any(
-            ((d.daddr << 32) | (d.dport << 16) | port) in socks for d in self._dests.values()
-        )
 
     # -- close() -----------------------------------------------------------------
 
@@ -548,25 +627,30 @@ class ClientNetns:
         if now_us < self._last_us:
             raise ValueError(f"time went backwards: {now_us} < {self._last_us}")
         self._last_us = now_us
-        key = (daddr << 32) | (dport << 16) | sport
-        value = self._socks.get(key, 0)
-        if value >= 0:
+        dest = self._dests.get((daddr << 16) | dport)
+        value = 0 if dest is None else dest.socks.get(sport, 0)
+        if value >= 0 or dest is None:
             raise ValueError(f"no open socket {sport} -> {daddr}:{dport}")
         if how == 0:
             if self._tw_count >= self._max_tw and self._exp_times:
                 self._expire(now_us)
             if self._tw_count >= self._max_tw:
                 self.tw_overflow += 1
-                self._free(key)
+                self._free(dest, sport)
                 return
             had_ts = 1 if value == -2 else 0
-            self._socks[key] = now_us * 2 + had_ts
+            dest.socks[sport] = now_us * 2 + had_ts
             self._tw_count += 1
-            self._exp_times.append(now_us + TCP_TIMEWAIT_LEN_US)
-            self._exp_keys.append(key)
-            self._queue_reuse(key, now_us, had_ts)
+            expires = now_us + TCP_TIMEWAIT_LEN_US
+            if expires < self._next_due_us:
+                self._next_due_us = expires
+            self._exp_times.append(expires)
+            self._exp_dests.append(dest)
+            self._exp_ports.append(sport)
+            if had_ts and (self._reuse_all or self._reuse_loopback):
+                self._queue_reuse(dest, sport, now_us, had_ts)
         elif how == 1 or how == 2:
-            self._free(key)
+            self._free(dest, sport)
         else:
             raise ValueError(f"how must be a CloseHow, got {how!r}")
 
@@ -574,7 +658,7 @@ class ClientNetns:
         """connect() failed (ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT): tcp_done() frees it."""
         self.close(sport, daddr, dport, now_us, CloseHow.CLIENT_RESET)
 
-    def _queue_reuse(self, key: int, entered_us: int, had_ts: int) -> None:
+    def _queue_reuse(self, dest: _Dest, port: int, entered_us: int, had_ts: int) -> None:
         """tcp_twsk_unique(): when may connect() take this TIME_WAIT over?"""
         if not had_ts:
             return  # tw_ts_recent_stamp == 0: never
@@ -582,7 +666,7 @@ class ClientNetns:
             if not self._reuse_loopback:
                 return
             # tcp_tw_reuse=2 (79e9fed46038): only loopback addresses.
-            if not (_is_loopback(key >> 32) or _is_loopback(self.addr)):
+            if not (_is_loopback(dest.daddr) or _is_loopback(self.addr)):
                 return
         host = self.host
         if host.tw_reuse_delay:
@@ -590,55 +674,65 @@ class ClientNetns:
         else:
             # time_after32(ktime_get_seconds(), tw_ts_recent_stamp): a later second.
             deadline = host.seconds_deadline(entered_us)
+        if deadline < self._next_due_us:
+            self._next_due_us = deadline
         self._reu_times.append(deadline)
-        self._reu_keys.append(key)
+        self._reu_dests.append(dest)
+        self._reu_ports.append(port)
         self._reu_entered.append(entered_us)
 
-    def _free(self, key: int) -> None:
-        del self._socks[key]
-        port = key & 0xFFFF
+    def _free(self, dest: _Dest, port: int) -> None:
+        del dest.socks[port]
         pos = port - self._low
         if not 0 <= pos < self._range:
+            # Only a bound port lies outside the range (or the range changed since).
+            if port in self._bind_refs:
+                self._release_bound(port)
             return
-        dest = self._dests[key >> 16]
         arr = dest.odd if pos & 1 else dest.even
         j = pos >> 1
         byte = arr[j]
         arr[j] = byte & _SKIP
-        if byte & _SKIP:
-            refs = self._bind_refs.get(port, 0)
-            if refs == 1:
-                del self._bind_refs[port]
-                self._refresh_skip(port)
-            elif refs:
-                self._bind_refs[port] = refs - 1
+        if byte & _SKIP and port in self._bind_refs:
+            self._release_bound(port)
+
+    def _release_bound(self, port: int) -> None:
+        """One socket less on a bucket bind() created; the last one removes the bucket."""
+        refs = self._bind_refs[port]
+        if refs == 1:
+            del self._bind_refs[port]
+            self._refresh_skip(port)
+        else:
+            self._bind_refs[port] = refs - 1
 
     def _expire(self, now_us: int) -> None:
         """TIME_WAITs whose 60 s are over are destroyed (inet_twsk_kill())."""
         times = self._exp_times
-        keys = self._exp_keys
-        socks = self._socks
+        dests = self._exp_dests
+        ports = self._exp_ports
         while times and times[0] <= now_us:
             expires = times.popleft()
-            key = keys.popleft()
-            value = socks.get(key, -1)
+            dest = dests.popleft()
+            port = ports.popleft()
+            value = dest.socks.get(port, -1)
             if value >= 0 and value >> 1 == expires - TCP_TIMEWAIT_LEN_US:
                 self._tw_count -= 1
-                self._free(key)
+                self._free(dest, port)
 
     def _make_reusable(self, now_us: int) -> None:
         """TIME_WAITs that tcp_twsk_unique() now accepts stop blocking the scan."""
         times = self._reu_times
-        keys = self._reu_keys
+        dests = self._reu_dests
+        ports = self._reu_ports
         entered = self._reu_entered
-        socks = self._socks
         while times and times[0] <= now_us:
             times.popleft()
-            key = keys.popleft()
+            dest = dests.popleft()
+            port = ports.popleft()
             entered_us = entered.popleft()
-            value = socks.get(key, -1)
+            value = dest.socks.get(port, -1)
             if value >= 0 and value >> 1 == entered_us:
-                self._set_taken(key, False)
+                self._set_taken(dest, port, False)
 
     # -- introspection -----------------------------------------------------------
 
@@ -646,10 +740,8 @@ class ClientNetns:
         if now_us < self._last_us:
             raise ValueError(f"time went backwards: {now_us} < {self._last_us}")
         self._last_us = now_us
-        if self._exp_times and self._exp_times[0] <= now_us:
-            self._expire(now_us)
-        if self._reu_times and self._reu_times[0] <= now_us:
-            self._make_reusable(now_us)
+        if now_us >= self._next_due_us:
+            self._housekeeping(now_us)
 
     def time_wait_count(self, now_us: int) -> int:
         self._advance(now_us)
@@ -659,8 +751,9 @@ class ClientNetns:
         """TIME_WAIT sockets at ``now_us``: (sport, daddr, dport, entered_us), oldest first."""
         self._advance(now_us)
         found = [
-            (key & 0xFFFF, key >> 32, (key >> 16) & 0xFFFF, value >> 1)
-            for key, value in self._socks.items()
+            (port, dest.daddr, dest.dport, value >> 1)
+            for dest in self._dests.values()
+            for port, value in dest.socks.items()
             if value >= 0
         ]
         found.sort(key=lambda row: (row[3], row[:3]))
@@ -669,12 +762,13 @@ class ClientNetns:
     def open_sockets(self) -> list[tuple[int, int, int]]:
         """Live (not TIME_WAIT) sockets: (sport, daddr, dport)."""
         return sorted(
-            (key & 0xFFFF, key >> 32, (key >> 16) & 0xFFFF)
-            for key, value in self._socks.items()
+            (port, dest.daddr, dest.dport)
+            for dest in self._dests.values()
+            for port, value in dest.socks.items()
             if value < 0
         )
 
     def ports_in_use(self, now_us: int) -> set[int]:
         """Local ports with a live or TIME_WAIT socket at ``now_us``."""
         self._advance(now_us)
-        return {key & 0xFFFF for key in self._socks}
+        return {port for dest in self._dests.values() for port in dest.socks}

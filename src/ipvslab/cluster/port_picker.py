@@ -92,7 +92,11 @@ STABLE_2022_SERIES: tuple[StableBackport, ...] = (
 
 
 def port_selection_for(kernel_version: KernelVersion) -> PortSelection:
-    """The era of a kernel (major, minor, sublevel), stable backports included."""
+    """The era of a kernel (major, minor, sublevel), stable backports included.
+
+    The sublevel must be the upstream one: distribution strings such as Ubuntu's
+    5.4.0-150 hide the stable updates they carry; force the era for those.
+    """
     if len(kernel_version) != 3 or any(part < 0 for part in kernel_version):
         raise ValueError(f"kernel version must be (major, minor, sublevel), got {kernel_version}")
     for backport in STABLE_2022_SERIES:
@@ -107,6 +111,27 @@ def port_selection_for(kernel_version: KernelVersion) -> PortSelection:
     if kernel_version >= (4, 2, 0):
         return PortSelection.GLOBAL_HINT_EVEN_START
     return PortSelection.GLOBAL_HINT
+
+
+def era_caveat(kernel_version: KernelVersion) -> str | None:
+    """A warning when the version alone may pick the wrong era, else None.
+
+    Distribution builds numbered ``x.y.0-N`` (Ubuntu, openEuler) import stable
+    updates that their version does not show; on a series whose stable tree took
+    the 2022 series, sublevel 0 may hide it.
+    """
+    era = port_selection_for(kernel_version)
+    if era == PortSelection.PERTURB_TABLE_65536:
+        return None
+    for backport in STABLE_2022_SERIES:
+        if kernel_version[:2] == backport.series and kernel_version[2] == 0:
+            return (
+                f"kernel {kernel_version[0]}.{kernel_version[1]}.0 is taken as {era.name}; a"
+                f" distribution build of it that imported {backport.series[0]}."
+                f"{backport.series[1]}.{backport.sublevel}+ stable updates has the 2022 port"
+                " selection (PERTURB_TABLE_65536): force the era if so"
+            )
+    return None
 
 
 # include/linux/jiffies.h: jiffies start 5 minutes before wrapping 32 bits.
