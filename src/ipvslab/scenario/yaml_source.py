@@ -27,6 +27,7 @@ has to report, only when validation failed.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,7 +214,7 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
         return tuple(frame.segment() for frame in stack)
 
     def where(mark: Any) -> tuple[int, int, str]:
-        return mark.line + 1, mark.column + 1, format_path(path_here())
+        return (*_at(mark, text), format_path(path_here()))
 
     def place(value: Any, mark: Any) -> None:
         nonlocal root
@@ -225,7 +226,7 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
         if isinstance(container, list):
             container.append(value)
         elif top.awaiting_key:
-            top.key, top.skip = _accept_key(value, mark, top, path_here(), log)
+            top.key, top.skip = _accept_key(value, mark, text, top, path_here(), log)
             top.key_mark = mark
             top.awaiting_key = False
         else:
@@ -239,11 +240,11 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
             if isinstance(event, yaml.NodeEvent):
                 mark = event.start_mark
                 if not stack:
-                    root_position = _position(event, None)
+                    root_position = _position(event, None, text)
                 elif want and not stack[-1].awaiting_key:
                     path = path_here()
                     if path in want:
-                        positions[path] = _position(event, stack[-1])
+                        positions[path] = _position(event, stack[-1], text)
                 if isinstance(event, yaml.AliasEvent):
                     log.add(
                         *where(mark),
@@ -290,13 +291,8 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
             if context is not None and mark is not None and context.line != mark.line:
                 found += f" at line {context.line + 1}"
             found += ")"
-        log.add(
-            None if mark is None else mark.line + 1,
-            None if mark is None else mark.column + 1,
-            "",
-            "valid YAML",
-            clip(found, 2 * MAX_ECHO),
-        )
+        line, column = (None, None) if mark is None else _at(mark, text)
+        log.add(line, column, "", "valid YAML", clip(found, 2 * MAX_ECHO))
     except yaml.reader.ReaderError as exc:
         line, column = _line_column(text, exc.position)
         log.add(line, column, "", "printable text", f"the character {chr(exc.character)!r}")
@@ -308,10 +304,10 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
 
 
 def _accept_key(
-    key: Any, mark: Any, frame: _Frame, parent: Path_, log: ProblemLog
+    key: Any, mark: Any, text: str, frame: _Frame, parent: Path_, log: ProblemLog
 ) -> tuple[Any, bool]:
     """The key to store the next value under, and whether to drop that value."""
-    line, column = mark.line + 1, mark.column + 1
+    line, column = _at(mark, text)
     if isinstance(key, dict | list):
         log.add(line, column, format_path(parent), "a plain key", f"{show_value(key)} as a key")
         return "?", True
@@ -356,18 +352,33 @@ def _short_tag(tag: str) -> str:
     return clip(short)
 
 
-def _position(event: Any, parent: _Frame | None) -> Position:
-    mark = event.start_mark
+def _position(event: Any, parent: _Frame | None, text: str) -> Position:
     key_mark = None if parent is None else parent.key_mark
     if parent is not None and isinstance(parent.container, list):
         key_mark = None
     plain = None
     if isinstance(event, yaml.ScalarEvent) and event.implicit[0]:
         plain = event.value
-    return Position(
-        mark.line + 1,
-        mark.column + 1,
-        None if key_mark is None else key_mark.line + 1,
-        None if key_mark is None else key_mark.column + 1,
-        plain,
-    )
+    key_line, key_column = (None, None) if key_mark is None else _at(key_mark, text)
+    return Position(*_at(event.start_mark, text), key_line, key_column, plain)
+
+
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def _at(mark: Any, text: str) -> tuple[int, int]:
+    """1-based line and column of a libyaml mark, kept inside ``text``.
+
+    At the end of a text without a final line break libyaml reports the start of
+    the line after it; the user's editor has no such line.
+    """
+    line, column = mark.line + 1, mark.column + 1
+    if mark.index < len(text) - 1:
+        return line, column
+    breaks = 0
+    last = 0
+    for match in _BREAK.finditer(text):
+        breaks += 1
+        last = match.end()
+    end = (breaks + 1, len(text) - last + 1)
+    return min((line, column), end)
