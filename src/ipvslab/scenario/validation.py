@@ -34,7 +34,7 @@ from .errors import (
     show_text,
     show_value,
 )
-from .yaml_source import Path_, Position, parse_yaml
+from .yaml_source import Path_, Position, find_positions
 
 # Error types whose expectation is best said from the field's type and constraints.
 _TYPE_ERRORS = frozenset(
@@ -104,7 +104,7 @@ def validation_problems(
             groups[(path, missing, at_key)] = _Located(path, missing, at_key, [error])
         else:
             group.errors.append(error)
-    parsed = parse_yaml(text, file, want={located.path for located in groups.values()})
+    parsed = find_positions(text, file, {located.path for located in groups.values()})
 
     def place(located: _Located) -> tuple[int, int]:
         position = parsed.positions.get(located.path, parsed.root_position)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,12 +196,22 @@ class _Frame:
         return key
 
 
-def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml:
-    """The data of the one document in ``text``, or a ScenarioError listing what is wrong.
+def parse_yaml(text: str, file: str) -> ParsedYaml:
+    """The data of the one document in ``text``, or a ScenarioError listing what is wrong."""
+    return _parse(text, file, frozenset())
 
-    ``want``: paths whose positions to record in ``ParsedYaml.positions``.
+
+def find_positions(text: str, file: str, want: Collection[Path_]) -> ParsedYaml:
+    """Where the paths ``want`` were written in a ``text`` that ``parse_yaml`` accepted.
+
+    Reading stops once every path is found: the result's ``root`` is incomplete.
     """
+    return _parse(text, file, frozenset(want))
+
+
+def _parse(text: str, file: str, want: frozenset[Path_]) -> ParsedYaml:
     log = ProblemLog(file)
+    unfound = len(want - {()})
     positions: dict[Path_, Position] = {}
     stack: list[_Frame] = []
     root: Any = EMPTY
@@ -241,10 +251,15 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
                 mark = event.start_mark
                 if not stack:
                     root_position = _position(event, None, text)
+                    if want and not unfound:
+                        break
                 elif want and not stack[-1].awaiting_key:
                     path = path_here()
                     if path in want:
                         positions[path] = _position(event, stack[-1], text)
+                        unfound -= 1
+                        if not unfound:
+                            break
                 if isinstance(event, yaml.AliasEvent):
                     log.add(
                         *where(mark),
@@ -260,14 +275,14 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
                         f"the anchor &{clip(str(event.anchor))}",
                     )
                 if isinstance(event, yaml.ScalarEvent):
-                    place(_scalar(event, where(mark), log), mark)
+                    place(_scalar(event, where, log), mark)
                     continue
                 is_mapping = isinstance(event, yaml.MappingStartEvent)
                 tag = event.tag  # type: ignore[attr-defined]
                 if tag not in (None, "!", _MAP if is_mapping else _SEQ):
                     log.add(
                         *where(mark),
-                        "a plain mapping or list (tags are not supported)",
+                        "a value without a tag (tags are not supported)",
                         f"the tag {_short_tag(str(tag))}",
                     )
                 if len(stack) >= MAX_DEPTH:
@@ -320,7 +335,9 @@ def _accept_key(
     return key, False
 
 
-def _scalar(event: yaml.ScalarEvent, where: tuple[int, int, str], log: ProblemLog) -> Any:
+def _scalar(
+    event: yaml.ScalarEvent, where: Callable[[Any], tuple[int, int, str]], log: ProblemLog
+) -> Any:
     """The scalar's value as ``yaml.safe_load`` reads it; None after a problem."""
     tag = event.tag
     value = event.value
@@ -330,12 +347,15 @@ def _scalar(event: yaml.ScalarEvent, where: tuple[int, int, str], log: ProblemLo
         # YAML 1.1 reads a lone "=" as a "value" key that safe_load cannot build;
         # a user writing "=" means the text.
         return value
+    mark = event.start_mark
     if tag == _MERGE:
-        log.add(*where, "a plain key (merge keys are not supported)", "the merge key <<")
+        log.add(*where(mark), "a plain key (merge keys are not supported)", "the merge key <<")
         return None
     if tag not in _SCALAR_TAGS:
         log.add(
-            *where, "a value without a tag (tags are not supported)", f"the tag {_short_tag(tag)}"
+            *where(mark),
+            "a value without a tag (tags are not supported)",
+            f"the tag {_short_tag(tag)}",
         )
         return None
     node = yaml.ScalarNode(tag, value, None, None, event.style)
@@ -343,7 +363,7 @@ def _scalar(event: yaml.ScalarEvent, where: tuple[int, int, str], log: ProblemLo
         return _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, node)
     except (ValueError, OverflowError, yaml.YAMLError):
         expected = _SCALAR_EXPECTED.get(tag, f"a value that YAML reads as {_short_tag(tag)}")
-        log.add(*where, expected, show_text(value))
+        log.add(*where(mark), expected, show_text(value))
         return None
 
 
