@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ipvslab.scenario import ScenarioError, format_problems, load_model_text
 
@@ -184,6 +184,47 @@ def test_a_bad_list_item_is_pointed_at_by_index() -> None:
     problem = only_problem("target: web\nweights: [1, 0, -3]\n", _Upstream)
     assert where(problem) == (2, 17, "weights[2]")
     assert (problem.expected, problem.found) == ("an integer >= 0", "-3")
+
+
+class _NodeSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    kernel: str = "5.15.0-91-generic"
+
+
+class _Cluster(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    nodes: int | list[_NodeSpec] = 1  # a count, or the nodes one by one
+
+
+def test_a_count_or_a_list_names_both_when_neither_fits() -> None:
+    problem = only_problem("nodes: three\n", _Cluster)
+    assert where(problem) == (1, 8, "nodes")
+    assert (problem.expected, problem.found) == ("an integer or a list", "'three'")
+
+
+def test_a_list_with_a_bad_entry_is_not_also_told_it_is_not_a_count() -> None:
+    problems = problems_of("nodes:\n  - name: node-a\n  - nme: node-b\n", _Cluster)
+    assert [(where(problem), problem.expected) for problem in problems] == [
+        ((3, 5, "nodes[1].name"), "a string (required)"),
+        ((3, 5, "nodes[1].nme"), "a known field (did you mean 'name'?)"),
+    ]
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, str) and value.endswith("s") and value[:-1].isdigit():
+        return float(value[:-1])
+    raise ValueError("expected a duration like 10s")
+
+
+class _Timeouts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tcp: Annotated[float, BeforeValidator(_seconds)]
+
+
+def test_a_validator_message_worded_as_an_expectation_reads_once() -> None:
+    problem = only_problem("tcp: 15 min\n", _Timeouts)
+    assert str(problem) == "scenario.yaml:1:6: tcp: expected a duration like 10s, got '15 min'"
 
 
 class _Pool(BaseModel):

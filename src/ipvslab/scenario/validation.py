@@ -70,6 +70,28 @@ _TYPE_ERRORS = frozenset(
         "tuple_type",
     }
 )
+# Error types that say the value is not of the expected kind at all.
+_KIND_ERRORS = frozenset(
+    {
+        "bool_parsing",
+        "bool_type",
+        "dict_type",
+        "enum",
+        "float_parsing",
+        "float_type",
+        "int_parsing",
+        "int_type",
+        "is_instance_of",
+        "list_type",
+        "literal_error",
+        "model_attributes_type",
+        "model_type",
+        "none_required",
+        "set_type",
+        "string_type",
+        "tuple_type",
+    }
+)
 # Error types where an unquoted scalar that YAML read as something else is the likely cause.
 _TEXT_ERRORS = frozenset({"string_type", "literal_error", "enum"})
 _MESSAGE_PREFIXES = ("Input should be ", "Value error, ", "Assertion failed, ")
@@ -104,6 +126,7 @@ def validation_problems(
             groups[(path, missing, at_key)] = _Located(path, missing, at_key, [error])
         else:
             group.errors.append(error)
+    _drop_other_members(groups)
     parsed = find_positions(text, file, {located.path for located in groups.values()})
 
     def place(located: _Located) -> tuple[int, int]:
@@ -124,6 +147,28 @@ def validation_problems(
         log.add(line, column, format_path(shown), expected, found)
     log.omitted += max(0, len(ordered) - MAX_PROBLEMS)
     return log.error()
+
+
+def _drop_other_members(groups: dict[tuple[Path_, Any, bool], _Located]) -> None:
+    """Drops "not this kind of value" where the value has problems inside it.
+
+    pydantic reports every member of a union that a value failed: for
+    ``nodes: [{nme: a}]`` against ``int | list[Node]`` both "expected an integer,
+    got a list" and the unknown key inside. A value of the wrong kind has nothing
+    checked inside it, so problems inside mean some member took it: the others'
+    complaints about its kind are noise.
+    """
+    inside: set[Path_] = set()
+    for located in groups.values():
+        path = located.path
+        inside.update(path[:depth] for depth in range(len(path)))
+        if located.missing is not None:
+            inside.add(path)
+    for key, located in list(groups.items()):
+        if located.missing is not None or located.at_key or located.path not in inside:
+            continue
+        if all(error["type"] in _KIND_ERRORS for error in located.errors):
+            del groups[key]
 
 
 def _data_path(data: Any, error: ErrorDetails) -> tuple[Path_, PathSegment | None, bool]:
@@ -164,13 +209,13 @@ _ABSENT: Any = object()
 
 
 def _find_key(mapping: dict[Any, Any], segment: str | int, loose: bool) -> Any:
-    if segment in mapping:
-        return next(key for key in mapping if key == segment)
-    if loose:
-        # pydantic names a key that is not a string by its str(): None as 'None'.
-        for key in mapping:
-            if str(key) == str(segment):
-                return key
+    """The key of ``mapping`` that pydantic's ``segment`` names, or ``_ABSENT``."""
+    if not loose:
+        return segment if segment in mapping else _ABSENT
+    # A key that is not a string: pydantic names true as 1 and null as 'None'.
+    for key in mapping:
+        if key == segment or str(key) == str(segment):
+            return key
     return _ABSENT
 
 
@@ -247,6 +292,8 @@ def _expected(model: type[BaseModel], error: ErrorDetails) -> str:
     message = error["msg"]
     for prefix in _MESSAGE_PREFIXES:
         message = message.removeprefix(prefix)
+    # A validator may word its message as "expected ..." itself.
+    message = message.removeprefix("expected ").removeprefix("Expected ")
     return clip(message, 2 * MAX_ECHO)
 
 
@@ -341,12 +388,12 @@ def _step(tp: Any, segment: Any) -> Any:
                 return info
         return None
     if _is_union(tp):
-        members = [_unwrap(member)[0] for member in get_args(tp)]
+        members = get_args(tp)
+        named = _member_named(members, segment)
+        if named is not None:
+            return named
         for member in members:
-            if segment == getattr(member, "__name__", None) or _has_tag(member, segment):
-                return member
-        for member in members:
-            step = _step(member, segment)
+            step = _step(_unwrap(member)[0], segment)
             if step is not None:
                 return step
         return None
@@ -354,10 +401,43 @@ def _step(tp: Any, segment: Any) -> Any:
     args = get_args(tp)
     if isinstance(origin, type) and issubclass(origin, Mapping) and len(args) == 2:
         return args[1]
-    if isinstance(origin, type) and issubclass(origin, Sequence | set | frozenset) and args:
+    is_sequence = isinstance(origin, type) and issubclass(origin, Sequence | set | frozenset)
+    if is_sequence and args and isinstance(segment, int):
         if origin is tuple and args[-1] is not Ellipsis:
-            return args[segment] if isinstance(segment, int) and segment < len(args) else None
+            return args[segment] if segment < len(args) else None
         return args[0]
+    return None
+
+
+def _member_named(members: Sequence[Any], segment: Any) -> Any:
+    """The union member that pydantic's ``segment`` names, or None.
+
+    pydantic names a member by its class (``Connect``, ``int``), its shape
+    (``list[Node]``, ``literal['a']``, ``constrained-int``, ``function-before[f(), float]``)
+    or, in a discriminated union, by its tag.
+    """
+    if not isinstance(segment, str):
+        return None
+    for member in members:
+        if _has_tag(_unwrap(member)[0], segment):
+            return member
+    name = segment
+    if name.startswith("function-") and name.endswith("]"):
+        name = name[:-1].rsplit(", ", 1)[-1]
+    constrained = name.startswith("constrained-")
+    name = name.removeprefix("constrained-")
+    head = name.split("[", 1)[0].lower()
+    for member in members:
+        tp, metadata = _unwrap(member)
+        if constrained and not metadata:
+            continue
+        origin = get_origin(tp)
+        if name == getattr(tp, "__name__", None) and origin is None:
+            return member
+        if (head == "literal" and _is_literal(tp)) or (
+            isinstance(origin, type) and origin.__name__ == head
+        ):
+            return member
     return None
 
 
