@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Literal
 
 import pytest
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -209,6 +210,29 @@ def test_a_list_with_a_bad_entry_is_not_also_told_it_is_not_a_count() -> None:
         ((3, 5, "nodes[1].name"), "a string (required)"),
         ((3, 5, "nodes[1].nme"), "a known field (did you mean 'name'?)"),
     ]
+
+
+class _Close(StrEnum):
+    SERVER_FIRST = "server-first"
+    CLIENT_FIRST = "client-first"
+
+
+class _ScriptedConnect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    close: _Close | Literal["held"] = _Close.SERVER_FIRST
+
+
+def test_choices_from_an_enum_and_a_literal_read_as_one_list() -> None:
+    problem = only_problem("close: hold\n", _ScriptedConnect)
+    assert where(problem) == (1, 8, "close")
+    assert problem.expected == "one of 'server-first', 'client-first' or 'held'"
+
+
+def test_an_enum_value_read_as_a_boolean_says_to_quote_it() -> None:
+    problem = only_problem("close: off\n", _ScriptedConnect)
+    assert problem.found == (
+        "false (YAML reads 'off' unquoted as a boolean: quote it to keep the text)"
+    )
 
 
 def _seconds(value: object) -> float:

@@ -221,6 +221,15 @@ def test_a_latin1_file_is_refused_at_the_first_byte_that_is_not_utf8(tmp_path: P
     assert (problem.expected, problem.found) == ("UTF-8 text", "the byte 0xE9")
 
 
+def test_a_byte_order_mark_takes_no_column(tmp_path: Path) -> None:
+    path = tmp_path / "rollout.yaml"
+    path.write_bytes(b"\xef\xbb\xbfname: caf\xc3\xa9 cr\xe8me\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_model(path, Scenario)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.column) == (1, len("name: café cr") + 1)
+
+
 def test_a_utf16_file_is_refused_at_its_first_byte(tmp_path: Path) -> None:
     path = tmp_path / "rollout.yaml"
     path.write_bytes(VALID.encode("utf-16"))

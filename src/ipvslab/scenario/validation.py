@@ -143,7 +143,13 @@ def validation_problems(
         shown: Path_ = located.path
         if located.missing is not None:
             shown = (*shown, located.missing)
-        expected, found = _describe(located, model, data, position)
+        try:
+            expected, found = _describe(located, model, data, position)
+        except (LookupError, TypeError, ValueError, AttributeError):
+            # A model shape the descriptions do not know: pydantic's own words.
+            error = located.errors[0]
+            expected = clip(error["msg"], 2 * MAX_ECHO)
+            found = show_value(error.get("input"))
         log.add(line, column, format_path(shown), expected, found)
     log.omitted += max(0, len(ordered) - MAX_PROBLEMS)
     return log.error()
@@ -256,7 +262,13 @@ def _describe(
             expected += f" (did you mean {show_text(close[0])}?)"
         return expected, show_value(value)
     expectations: list[str] = []
-    for error in located.errors:
+    if len(located.errors) > 1 and all(e["type"] in _KIND_ERRORS for e in located.errors):
+        # Each member of a union said "not my kind": say what the union takes.
+        target = _target(model, _common_prefix([error["loc"] for error in located.errors]))
+        described = _describe_type(*target) if target else None
+        if described:
+            expectations.append(described)
+    for error in located.errors if not expectations else ():
         expected = _expected(model, error)
         if expected not in expectations:
             expectations.append(expected)
@@ -268,6 +280,16 @@ def _describe(
             f" {_yaml_kind(value)}: quote it to keep the text)"
         )
     return clip(" or ".join(expectations), 3 * MAX_ECHO), found
+
+
+def _common_prefix(locs: list[tuple[int | str, ...]]) -> tuple[int | str, ...]:
+    prefix = locs[0]
+    for loc in locs[1:]:
+        same = 0
+        while same < min(len(prefix), len(loc)) and prefix[same] == loc[same]:
+            same += 1
+        prefix = prefix[:same]
+    return prefix
 
 
 def _yaml_kind(value: object) -> str:
@@ -434,8 +456,10 @@ def _member_named(members: Sequence[Any], segment: Any) -> Any:
         origin = get_origin(tp)
         if name == getattr(tp, "__name__", None) and origin is None:
             return member
-        if (head == "literal" and _is_literal(tp)) or (
-            isinstance(origin, type) and origin.__name__ == head
+        if (
+            (head == "literal" and _is_literal(tp))
+            or (head == "enum" and isinstance(tp, type) and issubclass(tp, enum.Enum))
+            or (isinstance(origin, type) and origin.__name__ == head)
         ):
             return member
     return None
@@ -454,15 +478,18 @@ def _has_tag(member: Any, segment: Any) -> bool:
 
 def _describe_type(tp: Any, metadata: list[Any]) -> str | None:
     """What a value of ``tp`` looks like in YAML, or None for types without a short name."""
+    choices = _choices(tp)
+    if choices is not None:
+        return _one_of(choices)
     if _is_union(tp):
-        parts = [_describe_type(*_unwrap(member)) for member in get_args(tp)]
+        # Choices from several members (an enum or 'held') read as one list.
+        members = [_unwrap(member) for member in get_args(tp)]
+        listed = [choice for member in members for choice in _choices(member[0]) or []]
+        parts: list[str | None] = [_one_of(listed)] if listed else []
+        parts += [_describe_type(*member) for member in members if _choices(member[0]) is None]
         if any(part is None for part in parts):
             return None
         return " or ".join(dict.fromkeys(part for part in parts if part))
-    if _is_literal(tp):
-        return _one_of([show_value(arg) for arg in get_args(tp)])
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return _one_of([show_value(member.value) for member in tp])
     base = _BASE_NAMES.get(tp)
     origin = get_origin(tp)
     if base is None and isinstance(origin, type):
@@ -475,6 +502,15 @@ def _describe_type(tp: Any, metadata: list[Any]) -> str | None:
     if base is None:
         return None
     return base + _constraints(metadata, "character" if tp is str else "item")
+
+
+def _choices(tp: Any) -> list[str] | None:
+    """The values a Literal or an Enum allows, as shown to users; None for other types."""
+    if _is_literal(tp):
+        return [show_value(arg) for arg in get_args(tp)]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return [show_value(member.value) for member in tp]
+    return None
 
 
 _BASE_NAMES: dict[Any, str] = {

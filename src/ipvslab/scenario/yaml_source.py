@@ -20,8 +20,8 @@ parser) is used when it is installed.
 
 Parsing runs over YAML events rather than a composed node graph so that an alias
 is caught where it is written and never expanded. Where each value was written
-is recorded only on request (``want``): the loader asks again, for the paths it
-has to report, only when validation failed.
+is not kept: only when validation failed does the loader read the text again
+(``find_positions``) for the positions of the paths it has to report.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ _MERGE = _YAML_TAG + "merge"
 _VALUE = _YAML_TAG + "value"
 _SCALAR_TAGS = frozenset(_YAML_TAG + name for name in ("null", "bool", "int", "float", "str"))
 _SCALAR_TAGS |= {_YAML_TAG + "timestamp", _YAML_TAG + "binary"}
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # where YAML ends a line
+
 _MAP = _YAML_TAG + "map"
 _SEQ = _YAML_TAG + "seq"
 _SCALAR_EXPECTED = {
@@ -144,10 +146,11 @@ def decode_utf8(data: bytes, file: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
-        line_start = data.rfind(b"\n", 0, start) + 1
-        column = len(data[line_start:start].decode("utf-8", "replace")) + 1
-        line = data.count(b"\n", 0, start) + 1
+        # utf-8-sig counts from after the byte-order mark, which no editor shows.
+        bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+        start = exc.start + bom
+        before = data[bom:start].decode("utf-8")
+        line, column = _line_column(before, len(before))
         log = ProblemLog(file)
         log.add(line, column, "", "UTF-8 text", f"the byte 0x{data[start]:02X}")
         raise log.error() from None
@@ -171,8 +174,11 @@ def check_size(text: str, file: str) -> None:
 
 
 def _line_column(text: str, index: int) -> tuple[int, int]:
-    line_start = text.rfind("\n", 0, index) + 1
-    return text.count("\n", 0, index) + 1, index - line_start + 1
+    """1-based line and column of ``text[index]``, breaking lines as YAML does."""
+    line, line_start = 1, 0
+    for match in _BREAK.finditer(text, 0, index):
+        line, line_start = line + 1, match.end()
+    return line, index - line_start + 1
 
 
 class _Frame:
@@ -383,9 +389,6 @@ def _position(event: Any, parent: _Frame | None, text: str) -> Position:
     return Position(*_at(event.start_mark, text), key_line, key_column, plain)
 
 
-_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
-
-
 def _at(mark: Any, text: str) -> tuple[int, int]:
     """1-based line and column of a libyaml mark, kept inside ``text``.
 
@@ -395,10 +398,4 @@ def _at(mark: Any, text: str) -> tuple[int, int]:
     line, column = mark.line + 1, mark.column + 1
     if mark.index < len(text) - 1:
         return line, column
-    breaks = 0
-    last = 0
-    for match in _BREAK.finditer(text):
-        breaks += 1
-        last = match.end()
-    end = (breaks + 1, len(text) - last + 1)
-    return min((line, column), end)
+    return min((line, column), _line_column(text, len(text)))
