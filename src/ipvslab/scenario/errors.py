@@ -71,6 +71,10 @@ class ScenarioError(ValueError):
         self.omitted = omitted + max(0, len(problems) - MAX_PROBLEMS)
         super().__init__(format_problems(self))
 
+    def __reduce__(self) -> tuple[type[ScenarioError], tuple[tuple[Problem, ...], int]]:
+        # Rebuilt from its problems (pickled across processes), not from its message.
+        return ScenarioError, (self.problems, self.omitted)
+
 
 def format_problems(err: ScenarioError) -> str:
     """The problems one per line, then ``... and N more`` when some were left out.
