@@ -273,6 +273,23 @@ def test_an_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert str(caught.value) == f"{path}: expected a readable file, got permission denied"
 
 
+def test_a_file_name_with_a_nul_character() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_model(Path("rollout\x00.yaml"), Scenario)
+    assert str(caught.value) == (
+        "rollout\x00.yaml: expected a file name without NUL characters, got one with them"
+    )
+
+
+def test_an_absurdly_long_file_name_is_shown_by_its_end() -> None:
+    name = "rollout-" + "x" * 300 + ".yaml"  # over the 255 bytes a name may have
+    with pytest.raises(ScenarioError) as caught:
+        load_model(Path(name), Scenario)
+    (problem,) = caught.value.problems
+    assert problem.file == "…" + name[-239:]
+    assert problem.found == "File name too long"
+
+
 def test_a_file_over_4_mib_is_refused_before_it_is_read(tmp_path: Path) -> None:
     path = tmp_path / "huge.yaml"
     with open(path, "wb") as stream:

@@ -23,6 +23,9 @@ MAX_ECHO = 60
 MAX_PATH = 120
 """Characters of a field path shown; a longer path keeps its end."""
 
+MAX_FILE = 240
+"""Characters of a file name shown; a longer one keeps its end."""
+
 MAX_PROBLEMS = 20
 """Problems a ScenarioError keeps and lists; the rest are only counted."""
 
@@ -94,7 +97,7 @@ class ProblemLog:
     __slots__ = ("file", "omitted", "problems")
 
     def __init__(self, file: str) -> None:
-        self.file = file
+        self.file = file if len(file) <= MAX_FILE else ELLIPSIS + file[-(MAX_FILE - 1) :]
         self.problems: list[Problem] = []
         self.omitted = 0
 

@@ -124,6 +124,8 @@ def read_source(path: Path) -> str:
         log.add(None, None, "", "a readable file", "permission denied")
     except OSError as exc:
         log.add(None, None, "", "a readable file", clip(exc.strerror or type(exc).__name__))
+    except ValueError:  # a NUL character in the name
+        log.add(None, None, "", "a file name without NUL characters", "one with them")
     else:
         if len(data) > MAX_BYTES:
             log.add(None, None, "", _AT_MOST, "more")
