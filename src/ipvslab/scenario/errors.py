@@ -50,6 +50,7 @@ class Problem:
     """Field path such as ``clients[1].rate``; empty for the document or the file."""
     expected: str
     found: str
+    """Empty when ``expected`` is a whole sentence (a model's check across fields)."""
 
     def __str__(self) -> str:
         where = self.file
@@ -58,6 +59,9 @@ class Problem:
             if self.column is not None:
                 where += f":{self.column}"
         field = f"{self.path}: " if self.path else ""
+        if not self.found:
+            # A model's own check across fields, in its own words.
+            return f"{where}: {field}{self.expected}"
         return f"{where}: {field}expected {self.expected}, got {self.found}"
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, PlainValidator, ValidationError, WrapValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
@@ -92,6 +92,7 @@ _KIND_ERRORS = frozenset(
         "tuple_type",
     }
 )
+_CONVERTERS = (BeforeValidator, PlainValidator, WrapValidator)
 # Error types where an unquoted scalar that YAML read as something else is the likely cause.
 _TEXT_ERRORS = frozenset({"string_type", "literal_error", "enum"})
 _MESSAGE_PREFIXES = ("Input should be ", "Value error, ", "Assertion failed, ")
@@ -252,6 +253,12 @@ def _describe(
         described = _describe_type(*target) if target else None
         expected = f"{described} (required)" if described else "a value for this required field"
         return expected, f"a mapping without {show_value(located.missing)}"
+    if kind in ("value_error", "assertion_error") and isinstance(value, dict | list):
+        # A check across the fields of a mapping: its message is the whole story.
+        message = first["msg"]
+        for prefix in _MESSAGE_PREFIXES:
+            message = message.removeprefix(prefix)
+        return clip(message, 3 * MAX_ECHO), ""
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tags = _tags(model, first["loc"], _discriminator(first))
         expected = _one_of([show_value(tag) for tag in tags]) if tags else "a known kind"
@@ -328,6 +335,8 @@ def _unknown_field(model: type[BaseModel], loc: Sequence[Any], key: Any) -> tupl
     close = difflib.get_close_matches(str(key), names, n=1)
     if close:
         return f"a known field (did you mean {show_text(close[0])}?)", found
+    if len(names) == 1:
+        return f"the field {show_text(names[0])}", found
     return f"one of the fields {show_choices([show_text(name) for name in names])}", found
 
 
@@ -478,6 +487,10 @@ def _has_tag(member: Any, segment: Any) -> bool:
 
 def _describe_type(tp: Any, metadata: list[Any]) -> str | None:
     """What a value of ``tp`` looks like in YAML, or None for types without a short name."""
+    if any(isinstance(item, _CONVERTERS) for item in metadata):
+        # A validator turns what is written into tp ("5s" into microseconds): tp
+        # says nothing of what to write.
+        return None
     choices = _choices(tp)
     if choices is not None:
         return _one_of(choices)
