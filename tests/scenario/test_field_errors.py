@@ -251,6 +251,11 @@ def test_a_validator_message_worded_as_an_expectation_reads_once() -> None:
     assert str(problem) == "scenario.yaml:1:6: tcp: expected a duration like 10s, got '15 min'"
 
 
+def test_a_list_where_a_validator_wants_a_duration_says_it_got_a_list() -> None:
+    problem = only_problem("tcp: [15s]\n", _Timeouts)
+    assert str(problem) == "scenario.yaml:1:6: tcp: expected a duration like 10s, got a list"
+
+
 def test_a_missing_field_read_through_a_validator_does_not_name_the_stored_type() -> None:
     # tcp is held as a float, but what to write is a duration like 10s.
     problem = only_problem("{}\n", _Timeouts)

@@ -253,7 +253,7 @@ def _describe(
         described = _describe_type(*target) if target else None
         expected = f"{described} (required)" if described else "a value for this required field"
         return expected, f"a mapping without {show_value(located.missing)}"
-    if kind in ("value_error", "assertion_error") and isinstance(value, dict | list):
+    if kind in ("value_error", "assertion_error") and _is_model_check(model, first["loc"]):
         # A check across the fields of a mapping: its message is the whole story.
         message = first["msg"]
         for prefix in _MESSAGE_PREFIXES:
@@ -287,6 +287,12 @@ def _describe(
             f" {_yaml_kind(value)}: quote it to keep the text)"
         )
     return clip(" or ".join(expectations), 3 * MAX_ECHO), found
+
+
+def _is_model_check(model: type[BaseModel], loc: Sequence[Any]) -> bool:
+    """Whether an error at ``loc`` comes from a model's own validator."""
+    target = _target(model, loc)
+    return target is not None and _is_model(target[0])
 
 
 def _common_prefix(locs: list[tuple[int | str, ...]]) -> tuple[int | str, ...]:
