@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ipvslab.scenario import ScenarioError, format_problems, load_model_text
 
@@ -186,6 +187,82 @@ def test_a_bad_list_item_is_pointed_at_by_index() -> None:
     assert (problem.expected, problem.found) == ("an integer >= 0", "-3")
 
 
+class _NodeSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    kernel: str = "5.15.0-91-generic"
+
+
+class _Cluster(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    nodes: int | list[_NodeSpec] = 1  # a count, or the nodes one by one
+
+
+def test_a_count_or_a_list_names_both_when_neither_fits() -> None:
+    problem = only_problem("nodes: three\n", _Cluster)
+    assert where(problem) == (1, 8, "nodes")
+    assert (problem.expected, problem.found) == ("an integer or a list", "'three'")
+
+
+def test_a_list_with_a_bad_entry_is_not_also_told_it_is_not_a_count() -> None:
+    problems = problems_of("nodes:\n  - name: node-a\n  - nme: node-b\n", _Cluster)
+    assert [(where(problem), problem.expected) for problem in problems] == [
+        ((3, 5, "nodes[1].name"), "a string (required)"),
+        ((3, 5, "nodes[1].nme"), "a known field (did you mean 'name'?)"),
+    ]
+
+
+class _Close(StrEnum):
+    SERVER_FIRST = "server-first"
+    CLIENT_FIRST = "client-first"
+
+
+class _ScriptedConnect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    close: _Close | Literal["held"] = _Close.SERVER_FIRST
+
+
+def test_choices_from_an_enum_and_a_literal_read_as_one_list() -> None:
+    problem = only_problem("close: hold\n", _ScriptedConnect)
+    assert where(problem) == (1, 8, "close")
+    assert problem.expected == "one of 'server-first', 'client-first' or 'held'"
+
+
+def test_an_enum_value_read_as_a_boolean_says_to_quote_it() -> None:
+    problem = only_problem("close: off\n", _ScriptedConnect)
+    assert problem.found == (
+        "false (YAML reads 'off' unquoted as a boolean: quote it to keep the text)"
+    )
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, str) and value.endswith("s") and value[:-1].isdigit():
+        return float(value[:-1])
+    raise ValueError("expected a duration like 10s")
+
+
+class _Timeouts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tcp: Annotated[float, BeforeValidator(_seconds)]
+
+
+def test_a_validator_message_worded_as_an_expectation_reads_once() -> None:
+    problem = only_problem("tcp: 15 min\n", _Timeouts)
+    assert str(problem) == "scenario.yaml:1:6: tcp: expected a duration like 10s, got '15 min'"
+
+
+def test_a_list_where_a_validator_wants_a_duration_says_it_got_a_list() -> None:
+    problem = only_problem("tcp: [15s]\n", _Timeouts)
+    assert str(problem) == "scenario.yaml:1:6: tcp: expected a duration like 10s, got a list"
+
+
+def test_a_missing_field_read_through_a_validator_does_not_name_the_stored_type() -> None:
+    # tcp is held as a float, but what to write is a duration like 10s.
+    problem = only_problem("{}\n", _Timeouts)
+    assert where(problem) == (1, 1, "tcp")
+    assert problem.expected == "a value for this required field"
+
+
 class _Pool(BaseModel):
     model_config = ConfigDict(extra="forbid")
     services: list[str]
@@ -194,15 +271,13 @@ class _Pool(BaseModel):
     @model_validator(mode="after")
     def default_is_a_service(self) -> _Pool:
         if self.default not in self.services:
-            raise ValueError("the default to be one of the services")
+            raise ValueError(f"the default {self.default!r} is not one of the services")
         return self
 
 
-def test_a_model_check_across_fields_points_at_the_top_mapping() -> None:
+def test_a_model_check_across_fields_points_at_the_top_mapping_in_its_own_words() -> None:
     problem = only_problem("\n# pool\nservices: [web, api]\ndefault: db\n", _Pool)
-    assert where(problem) == (3, 1, "")
-    assert problem.expected == "the default to be one of the services"
-    assert problem.found == "a mapping"
+    assert str(problem) == "scenario.yaml:3:1: the default 'db' is not one of the services"
 
 
 def test_a_key_yaml_reads_as_a_boolean_is_refused_with_advice() -> None:

@@ -221,6 +221,15 @@ def test_a_latin1_file_is_refused_at_the_first_byte_that_is_not_utf8(tmp_path: P
     assert (problem.expected, problem.found) == ("UTF-8 text", "the byte 0xE9")
 
 
+def test_a_byte_order_mark_takes_no_column(tmp_path: Path) -> None:
+    path = tmp_path / "rollout.yaml"
+    path.write_bytes(b"\xef\xbb\xbfname: caf\xc3\xa9 cr\xe8me\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_model(path, Scenario)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.column) == (1, len("name: café cr") + 1)
+
+
 def test_a_utf16_file_is_refused_at_its_first_byte(tmp_path: Path) -> None:
     path = tmp_path / "rollout.yaml"
     path.write_bytes(VALID.encode("utf-16"))
@@ -262,6 +271,23 @@ def test_an_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(ScenarioError) as caught:
         load_model(path, Scenario)
     assert str(caught.value) == f"{path}: expected a readable file, got permission denied"
+
+
+def test_a_file_name_with_a_nul_character() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_model(Path("rollout\x00.yaml"), Scenario)
+    assert str(caught.value) == (
+        "rollout\x00.yaml: expected a file name without NUL characters, got one with them"
+    )
+
+
+def test_an_absurdly_long_file_name_is_shown_by_its_end() -> None:
+    name = "rollout-" + "x" * 300 + ".yaml"  # over the 255 bytes a name may have
+    with pytest.raises(ScenarioError) as caught:
+        load_model(Path(name), Scenario)
+    (problem,) = caught.value.problems
+    assert problem.file == "…" + name[-239:]
+    assert problem.found == "File name too long"
 
 
 def test_a_file_over_4_mib_is_refused_before_it_is_read(tmp_path: Path) -> None:

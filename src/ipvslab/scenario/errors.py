@@ -23,6 +23,9 @@ MAX_ECHO = 60
 MAX_PATH = 120
 """Characters of a field path shown; a longer path keeps its end."""
 
+MAX_FILE = 240
+"""Characters of a file name shown; a longer one keeps its end."""
+
 MAX_PROBLEMS = 20
 """Problems a ScenarioError keeps and lists; the rest are only counted."""
 
@@ -47,6 +50,7 @@ class Problem:
     """Field path such as ``clients[1].rate``; empty for the document or the file."""
     expected: str
     found: str
+    """Empty when ``expected`` is a whole sentence (a model's check across fields)."""
 
     def __str__(self) -> str:
         where = self.file
@@ -55,6 +59,9 @@ class Problem:
             if self.column is not None:
                 where += f":{self.column}"
         field = f"{self.path}: " if self.path else ""
+        if not self.found:
+            # A model's own check across fields, in its own words.
+            return f"{where}: {field}{self.expected}"
         return f"{where}: {field}expected {self.expected}, got {self.found}"
 
 
@@ -70,6 +77,10 @@ class ScenarioError(ValueError):
         self.problems: tuple[Problem, ...] = tuple(problems[:MAX_PROBLEMS])
         self.omitted = omitted + max(0, len(problems) - MAX_PROBLEMS)
         super().__init__(format_problems(self))
+
+    def __reduce__(self) -> tuple[type[ScenarioError], tuple[tuple[Problem, ...], int]]:
+        # Rebuilt from its problems (pickled across processes), not from its message.
+        return ScenarioError, (self.problems, self.omitted)
 
 
 def format_problems(err: ScenarioError) -> str:
@@ -90,7 +101,7 @@ class ProblemLog:
     __slots__ = ("file", "omitted", "problems")
 
     def __init__(self, file: str) -> None:
-        self.file = file
+        self.file = file if len(file) <= MAX_FILE else ELLIPSIS + file[-(MAX_FILE - 1) :]
         self.problems: list[Problem] = []
         self.omitted = 0
 

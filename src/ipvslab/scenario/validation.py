@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, PlainValidator, ValidationError, WrapValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
@@ -34,7 +34,7 @@ from .errors import (
     show_text,
     show_value,
 )
-from .yaml_source import Path_, Position, parse_yaml
+from .yaml_source import Path_, Position, find_positions
 
 # Error types whose expectation is best said from the field's type and constraints.
 _TYPE_ERRORS = frozenset(
@@ -70,6 +70,29 @@ _TYPE_ERRORS = frozenset(
         "tuple_type",
     }
 )
+# Error types that say the value is not of the expected kind at all.
+_KIND_ERRORS = frozenset(
+    {
+        "bool_parsing",
+        "bool_type",
+        "dict_type",
+        "enum",
+        "float_parsing",
+        "float_type",
+        "int_parsing",
+        "int_type",
+        "is_instance_of",
+        "list_type",
+        "literal_error",
+        "model_attributes_type",
+        "model_type",
+        "none_required",
+        "set_type",
+        "string_type",
+        "tuple_type",
+    }
+)
+_CONVERTERS = (BeforeValidator, PlainValidator, WrapValidator)
 # Error types where an unquoted scalar that YAML read as something else is the likely cause.
 _TEXT_ERRORS = frozenset({"string_type", "literal_error", "enum"})
 _MESSAGE_PREFIXES = ("Input should be ", "Value error, ", "Assertion failed, ")
@@ -104,7 +127,8 @@ def validation_problems(
             groups[(path, missing, at_key)] = _Located(path, missing, at_key, [error])
         else:
             group.errors.append(error)
-    parsed = parse_yaml(text, file, want={located.path for located in groups.values()})
+    _drop_other_members(groups)
+    parsed = find_positions(text, file, {located.path for located in groups.values()})
 
     def place(located: _Located) -> tuple[int, int]:
         position = parsed.positions.get(located.path, parsed.root_position)
@@ -120,10 +144,38 @@ def validation_problems(
         shown: Path_ = located.path
         if located.missing is not None:
             shown = (*shown, located.missing)
-        expected, found = _describe(located, model, data, position)
+        try:
+            expected, found = _describe(located, model, data, position)
+        except (LookupError, TypeError, ValueError, AttributeError):
+            # A model shape the descriptions do not know: pydantic's own words.
+            error = located.errors[0]
+            expected = clip(error["msg"], 2 * MAX_ECHO)
+            found = show_value(error.get("input"))
         log.add(line, column, format_path(shown), expected, found)
     log.omitted += max(0, len(ordered) - MAX_PROBLEMS)
     return log.error()
+
+
+def _drop_other_members(groups: dict[tuple[Path_, Any, bool], _Located]) -> None:
+    """Drops "not this kind of value" where the value has problems inside it.
+
+    pydantic reports every member of a union that a value failed: for
+    ``nodes: [{nme: a}]`` against ``int | list[Node]`` both "expected an integer,
+    got a list" and the unknown key inside. A value of the wrong kind has nothing
+    checked inside it, so problems inside mean some member took it: the others'
+    complaints about its kind are noise.
+    """
+    inside: set[Path_] = set()
+    for located in groups.values():
+        path = located.path
+        inside.update(path[:depth] for depth in range(len(path)))
+        if located.missing is not None:
+            inside.add(path)
+    for key, located in list(groups.items()):
+        if located.missing is not None or located.at_key or located.path not in inside:
+            continue
+        if all(error["type"] in _KIND_ERRORS for error in located.errors):
+            del groups[key]
 
 
 def _data_path(data: Any, error: ErrorDetails) -> tuple[Path_, PathSegment | None, bool]:
@@ -164,13 +216,13 @@ _ABSENT: Any = object()
 
 
 def _find_key(mapping: dict[Any, Any], segment: str | int, loose: bool) -> Any:
-    if segment in mapping:
-        return next(key for key in mapping if key == segment)
-    if loose:
-        # pydantic names a key that is not a string by its str(): None as 'None'.
-        for key in mapping:
-            if str(key) == str(segment):
-                return key
+    """The key of ``mapping`` that pydantic's ``segment`` names, or ``_ABSENT``."""
+    if not loose:
+        return segment if segment in mapping else _ABSENT
+    # A key that is not a string: pydantic names true as 1 and null as 'None'.
+    for key in mapping:
+        if key == segment or str(key) == str(segment):
+            return key
     return _ABSENT
 
 
@@ -201,6 +253,12 @@ def _describe(
         described = _describe_type(*target) if target else None
         expected = f"{described} (required)" if described else "a value for this required field"
         return expected, f"a mapping without {show_value(located.missing)}"
+    if kind in ("value_error", "assertion_error") and _is_model_check(model, first["loc"]):
+        # A check across the fields of a mapping: its message is the whole story.
+        message = first["msg"]
+        for prefix in _MESSAGE_PREFIXES:
+            message = message.removeprefix(prefix)
+        return clip(message, 3 * MAX_ECHO), ""
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tags = _tags(model, first["loc"], _discriminator(first))
         expected = _one_of([show_value(tag) for tag in tags]) if tags else "a known kind"
@@ -211,7 +269,13 @@ def _describe(
             expected += f" (did you mean {show_text(close[0])}?)"
         return expected, show_value(value)
     expectations: list[str] = []
-    for error in located.errors:
+    if len(located.errors) > 1 and all(e["type"] in _KIND_ERRORS for e in located.errors):
+        # Each member of a union said "not my kind": say what the union takes.
+        target = _target(model, _common_prefix([error["loc"] for error in located.errors]))
+        described = _describe_type(*target) if target else None
+        if described:
+            expectations.append(described)
+    for error in located.errors if not expectations else ():
         expected = _expected(model, error)
         if expected not in expectations:
             expectations.append(expected)
@@ -223,6 +287,22 @@ def _describe(
             f" {_yaml_kind(value)}: quote it to keep the text)"
         )
     return clip(" or ".join(expectations), 3 * MAX_ECHO), found
+
+
+def _is_model_check(model: type[BaseModel], loc: Sequence[Any]) -> bool:
+    """Whether an error at ``loc`` comes from a model's own validator."""
+    target = _target(model, loc)
+    return target is not None and _is_model(target[0])
+
+
+def _common_prefix(locs: list[tuple[int | str, ...]]) -> tuple[int | str, ...]:
+    prefix = locs[0]
+    for loc in locs[1:]:
+        same = 0
+        while same < min(len(prefix), len(loc)) and prefix[same] == loc[same]:
+            same += 1
+        prefix = prefix[:same]
+    return prefix
 
 
 def _yaml_kind(value: object) -> str:
@@ -247,6 +327,8 @@ def _expected(model: type[BaseModel], error: ErrorDetails) -> str:
     message = error["msg"]
     for prefix in _MESSAGE_PREFIXES:
         message = message.removeprefix(prefix)
+    # A validator may word its message as "expected ..." itself.
+    message = message.removeprefix("expected ").removeprefix("Expected ")
     return clip(message, 2 * MAX_ECHO)
 
 
@@ -259,6 +341,8 @@ def _unknown_field(model: type[BaseModel], loc: Sequence[Any], key: Any) -> tupl
     close = difflib.get_close_matches(str(key), names, n=1)
     if close:
         return f"a known field (did you mean {show_text(close[0])}?)", found
+    if len(names) == 1:
+        return f"the field {show_text(names[0])}", found
     return f"one of the fields {show_choices([show_text(name) for name in names])}", found
 
 
@@ -341,12 +425,12 @@ def _step(tp: Any, segment: Any) -> Any:
                 return info
         return None
     if _is_union(tp):
-        members = [_unwrap(member)[0] for member in get_args(tp)]
+        members = get_args(tp)
+        named = _member_named(members, segment)
+        if named is not None:
+            return named
         for member in members:
-            if segment == getattr(member, "__name__", None) or _has_tag(member, segment):
-                return member
-        for member in members:
-            step = _step(member, segment)
+            step = _step(_unwrap(member)[0], segment)
             if step is not None:
                 return step
         return None
@@ -354,10 +438,45 @@ def _step(tp: Any, segment: Any) -> Any:
     args = get_args(tp)
     if isinstance(origin, type) and issubclass(origin, Mapping) and len(args) == 2:
         return args[1]
-    if isinstance(origin, type) and issubclass(origin, Sequence | set | frozenset) and args:
+    is_sequence = isinstance(origin, type) and issubclass(origin, Sequence | set | frozenset)
+    if is_sequence and args and isinstance(segment, int):
         if origin is tuple and args[-1] is not Ellipsis:
-            return args[segment] if isinstance(segment, int) and segment < len(args) else None
+            return args[segment] if segment < len(args) else None
         return args[0]
+    return None
+
+
+def _member_named(members: Sequence[Any], segment: Any) -> Any:
+    """The union member that pydantic's ``segment`` names, or None.
+
+    pydantic names a member by its class (``Connect``, ``int``), its shape
+    (``list[Node]``, ``literal['a']``, ``constrained-int``, ``function-before[f(), float]``)
+    or, in a discriminated union, by its tag.
+    """
+    if not isinstance(segment, str):
+        return None
+    for member in members:
+        if _has_tag(_unwrap(member)[0], segment):
+            return member
+    name = segment
+    if name.startswith("function-") and name.endswith("]"):
+        name = name[:-1].rsplit(", ", 1)[-1]
+    constrained = name.startswith("constrained-")
+    name = name.removeprefix("constrained-")
+    head = name.split("[", 1)[0].lower()
+    for member in members:
+        tp, metadata = _unwrap(member)
+        if constrained and not metadata:
+            continue
+        origin = get_origin(tp)
+        if name == getattr(tp, "__name__", None) and origin is None:
+            return member
+        if (
+            (head == "literal" and _is_literal(tp))
+            or (head == "enum" and isinstance(tp, type) and issubclass(tp, enum.Enum))
+            or (isinstance(origin, type) and origin.__name__ == head)
+        ):
+            return member
     return None
 
 
@@ -374,15 +493,22 @@ def _has_tag(member: Any, segment: Any) -> bool:
 
 def _describe_type(tp: Any, metadata: list[Any]) -> str | None:
     """What a value of ``tp`` looks like in YAML, or None for types without a short name."""
+    if any(isinstance(item, _CONVERTERS) for item in metadata):
+        # A validator turns what is written into tp ("5s" into microseconds): tp
+        # says nothing of what to write.
+        return None
+    choices = _choices(tp)
+    if choices is not None:
+        return _one_of(choices)
     if _is_union(tp):
-        parts = [_describe_type(*_unwrap(member)) for member in get_args(tp)]
+        # Choices from several members (an enum or 'held') read as one list.
+        members = [_unwrap(member) for member in get_args(tp)]
+        listed = [choice for member in members for choice in _choices(member[0]) or []]
+        parts: list[str | None] = [_one_of(listed)] if listed else []
+        parts += [_describe_type(*member) for member in members if _choices(member[0]) is None]
         if any(part is None for part in parts):
             return None
         return " or ".join(dict.fromkeys(part for part in parts if part))
-    if _is_literal(tp):
-        return _one_of([show_value(arg) for arg in get_args(tp)])
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return _one_of([show_value(member.value) for member in tp])
     base = _BASE_NAMES.get(tp)
     origin = get_origin(tp)
     if base is None and isinstance(origin, type):
@@ -395,6 +521,15 @@ def _describe_type(tp: Any, metadata: list[Any]) -> str | None:
     if base is None:
         return None
     return base + _constraints(metadata, "character" if tp is str else "item")
+
+
+def _choices(tp: Any) -> list[str] | None:
+    """The values a Literal or an Enum allows, as shown to users; None for other types."""
+    if _is_literal(tp):
+        return [show_value(arg) for arg in get_args(tp)]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return [show_value(member.value) for member in tp]
+    return None
 
 
 _BASE_NAMES: dict[Any, str] = {

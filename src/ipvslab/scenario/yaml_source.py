@@ -20,14 +20,15 @@ parser) is used when it is installed.
 
 Parsing runs over YAML events rather than a composed node graph so that an alias
 is caught where it is written and never expanded. Where each value was written
-is recorded only on request (``want``): the loader asks again, for the paths it
-has to report, only when validation failed.
+is not kept: only when validation failed does the loader read the text again
+(``find_positions``) for the positions of the paths it has to report.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ _MERGE = _YAML_TAG + "merge"
 _VALUE = _YAML_TAG + "value"
 _SCALAR_TAGS = frozenset(_YAML_TAG + name for name in ("null", "bool", "int", "float", "str"))
 _SCALAR_TAGS |= {_YAML_TAG + "timestamp", _YAML_TAG + "binary"}
+_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # where YAML ends a line
+
 _MAP = _YAML_TAG + "map"
 _SEQ = _YAML_TAG + "seq"
 _SCALAR_EXPECTED = {
@@ -121,6 +124,8 @@ def read_source(path: Path) -> str:
         log.add(None, None, "", "a readable file", "permission denied")
     except OSError as exc:
         log.add(None, None, "", "a readable file", clip(exc.strerror or type(exc).__name__))
+    except ValueError:  # a NUL character in the name
+        log.add(None, None, "", "a file name without NUL characters", "one with them")
     else:
         if len(data) > MAX_BYTES:
             log.add(None, None, "", _AT_MOST, "more")
@@ -143,10 +148,11 @@ def decode_utf8(data: bytes, file: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
-        line_start = data.rfind(b"\n", 0, start) + 1
-        column = len(data[line_start:start].decode("utf-8", "replace")) + 1
-        line = data.count(b"\n", 0, start) + 1
+        # utf-8-sig counts from after the byte-order mark, which no editor shows.
+        bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+        start = exc.start + bom
+        before = data[bom:start].decode("utf-8")
+        line, column = _line_column(before, len(before))
         log = ProblemLog(file)
         log.add(line, column, "", "UTF-8 text", f"the byte 0x{data[start]:02X}")
         raise log.error() from None
@@ -170,8 +176,11 @@ def check_size(text: str, file: str) -> None:
 
 
 def _line_column(text: str, index: int) -> tuple[int, int]:
-    line_start = text.rfind("\n", 0, index) + 1
-    return text.count("\n", 0, index) + 1, index - line_start + 1
+    """1-based line and column of ``text[index]``, breaking lines as YAML does."""
+    line, line_start = 1, 0
+    for match in _BREAK.finditer(text, 0, index):
+        line, line_start = line + 1, match.end()
+    return line, index - line_start + 1
 
 
 class _Frame:
@@ -195,12 +204,22 @@ class _Frame:
         return key
 
 
-def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml:
-    """The data of the one document in ``text``, or a ScenarioError listing what is wrong.
+def parse_yaml(text: str, file: str) -> ParsedYaml:
+    """The data of the one document in ``text``, or a ScenarioError listing what is wrong."""
+    return _parse(text, file, frozenset())
 
-    ``want``: paths whose positions to record in ``ParsedYaml.positions``.
+
+def find_positions(text: str, file: str, want: Collection[Path_]) -> ParsedYaml:
+    """Where the paths ``want`` were written in a ``text`` that ``parse_yaml`` accepted.
+
+    Reading stops once every path is found: the result's ``root`` is incomplete.
     """
+    return _parse(text, file, frozenset(want))
+
+
+def _parse(text: str, file: str, want: frozenset[Path_]) -> ParsedYaml:
     log = ProblemLog(file)
+    unfound = len(want - {()})
     positions: dict[Path_, Position] = {}
     stack: list[_Frame] = []
     root: Any = EMPTY
@@ -213,7 +232,7 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
         return tuple(frame.segment() for frame in stack)
 
     def where(mark: Any) -> tuple[int, int, str]:
-        return mark.line + 1, mark.column + 1, format_path(path_here())
+        return (*_at(mark, text), format_path(path_here()))
 
     def place(value: Any, mark: Any) -> None:
         nonlocal root
@@ -225,7 +244,7 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
         if isinstance(container, list):
             container.append(value)
         elif top.awaiting_key:
-            top.key, top.skip = _accept_key(value, mark, top, path_here(), log)
+            top.key, top.skip = _accept_key(value, mark, text, top, path_here(), log)
             top.key_mark = mark
             top.awaiting_key = False
         else:
@@ -239,11 +258,16 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
             if isinstance(event, yaml.NodeEvent):
                 mark = event.start_mark
                 if not stack:
-                    root_position = _position(event, None)
+                    root_position = _position(event, None, text)
+                    if want and not unfound:
+                        break
                 elif want and not stack[-1].awaiting_key:
                     path = path_here()
                     if path in want:
-                        positions[path] = _position(event, stack[-1])
+                        positions[path] = _position(event, stack[-1], text)
+                        unfound -= 1
+                        if not unfound:
+                            break
                 if isinstance(event, yaml.AliasEvent):
                     log.add(
                         *where(mark),
@@ -259,14 +283,14 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
                         f"the anchor &{clip(str(event.anchor))}",
                     )
                 if isinstance(event, yaml.ScalarEvent):
-                    place(_scalar(event, where(mark), log), mark)
+                    place(_scalar(event, where, log), mark)
                     continue
                 is_mapping = isinstance(event, yaml.MappingStartEvent)
                 tag = event.tag  # type: ignore[attr-defined]
                 if tag not in (None, "!", _MAP if is_mapping else _SEQ):
                     log.add(
                         *where(mark),
-                        "a plain mapping or list (tags are not supported)",
+                        "a value without a tag (tags are not supported)",
                         f"the tag {_short_tag(str(tag))}",
                     )
                 if len(stack) >= MAX_DEPTH:
@@ -290,13 +314,8 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
             if context is not None and mark is not None and context.line != mark.line:
                 found += f" at line {context.line + 1}"
             found += ")"
-        log.add(
-            None if mark is None else mark.line + 1,
-            None if mark is None else mark.column + 1,
-            "",
-            "valid YAML",
-            clip(found, 2 * MAX_ECHO),
-        )
+        line, column = (None, None) if mark is None else _at(mark, text)
+        log.add(line, column, "", "valid YAML", clip(found, 2 * MAX_ECHO))
     except yaml.reader.ReaderError as exc:
         line, column = _line_column(text, exc.position)
         log.add(line, column, "", "printable text", f"the character {chr(exc.character)!r}")
@@ -308,10 +327,10 @@ def parse_yaml(text: str, file: str, want: Collection[Path_] = ()) -> ParsedYaml
 
 
 def _accept_key(
-    key: Any, mark: Any, frame: _Frame, parent: Path_, log: ProblemLog
+    key: Any, mark: Any, text: str, frame: _Frame, parent: Path_, log: ProblemLog
 ) -> tuple[Any, bool]:
     """The key to store the next value under, and whether to drop that value."""
-    line, column = mark.line + 1, mark.column + 1
+    line, column = _at(mark, text)
     if isinstance(key, dict | list):
         log.add(line, column, format_path(parent), "a plain key", f"{show_value(key)} as a key")
         return "?", True
@@ -324,7 +343,9 @@ def _accept_key(
     return key, False
 
 
-def _scalar(event: yaml.ScalarEvent, where: tuple[int, int, str], log: ProblemLog) -> Any:
+def _scalar(
+    event: yaml.ScalarEvent, where: Callable[[Any], tuple[int, int, str]], log: ProblemLog
+) -> Any:
     """The scalar's value as ``yaml.safe_load`` reads it; None after a problem."""
     tag = event.tag
     value = event.value
@@ -334,12 +355,15 @@ def _scalar(event: yaml.ScalarEvent, where: tuple[int, int, str], log: ProblemLo
         # YAML 1.1 reads a lone "=" as a "value" key that safe_load cannot build;
         # a user writing "=" means the text.
         return value
+    mark = event.start_mark
     if tag == _MERGE:
-        log.add(*where, "a plain key (merge keys are not supported)", "the merge key <<")
+        log.add(*where(mark), "a plain key (merge keys are not supported)", "the merge key <<")
         return None
     if tag not in _SCALAR_TAGS:
         log.add(
-            *where, "a value without a tag (tags are not supported)", f"the tag {_short_tag(tag)}"
+            *where(mark),
+            "a value without a tag (tags are not supported)",
+            f"the tag {_short_tag(tag)}",
         )
         return None
     node = yaml.ScalarNode(tag, value, None, None, event.style)
@@ -347,7 +371,7 @@ def _scalar(event: yaml.ScalarEvent, where: tuple[int, int, str], log: ProblemLo
         return _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, node)
     except (ValueError, OverflowError, yaml.YAMLError):
         expected = _SCALAR_EXPECTED.get(tag, f"a value that YAML reads as {_short_tag(tag)}")
-        log.add(*where, expected, show_text(value))
+        log.add(*where(mark), expected, show_text(value))
         return None
 
 
@@ -356,18 +380,24 @@ def _short_tag(tag: str) -> str:
     return clip(short)
 
 
-def _position(event: Any, parent: _Frame | None) -> Position:
-    mark = event.start_mark
+def _position(event: Any, parent: _Frame | None, text: str) -> Position:
     key_mark = None if parent is None else parent.key_mark
     if parent is not None and isinstance(parent.container, list):
         key_mark = None
     plain = None
     if isinstance(event, yaml.ScalarEvent) and event.implicit[0]:
         plain = event.value
-    return Position(
-        mark.line + 1,
-        mark.column + 1,
-        None if key_mark is None else key_mark.line + 1,
-        None if key_mark is None else key_mark.column + 1,
-        plain,
-    )
+    key_line, key_column = (None, None) if key_mark is None else _at(key_mark, text)
+    return Position(*_at(event.start_mark, text), key_line, key_column, plain)
+
+
+def _at(mark: Any, text: str) -> tuple[int, int]:
+    """1-based line and column of a libyaml mark, kept inside ``text``.
+
+    At the end of a text without a final line break libyaml reports the start of
+    the line after it; the user's editor has no such line.
+    """
+    line, column = mark.line + 1, mark.column + 1
+    if mark.index < len(text) - 1:
+        return line, column
+    return min((line, column), _line_column(text, len(text)))
