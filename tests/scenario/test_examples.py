@@ -19,11 +19,13 @@ Expectations come from the documented kernel and kube-proxy behaviour
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+import yaml
 
 from ipvslab.cluster.cluster import Cluster
 from ipvslab.cluster.run import RunResult, run_scenario
@@ -100,3 +102,33 @@ def test_script_example_shows_eaddrnotavail_then_a_connect_once_time_wait_is_ove
     assert steps[2].entry_before.startswith("TIME_WAIT ")
     assert steps[4].entry_before.startswith("TIME_WAIT ")
     assert steps[4].time_us >= 61_000_000
+
+
+# The YAML snippets of docs/scenarios.md: each is a whole scenario or a part of one,
+# completed by these Services and client (the names the snippets refer to) so that a
+# user who pastes one into a scenario gets no error.
+_SNIPPET_BASE: dict[str, Any] = {
+    "services": [{"name": "web"}, {"name": "ws"}],
+    "clients": [{"name": "busy", "service": "web", "load": {"kind": "open", "rate": 1}}],
+}
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "scenarios.md"
+
+
+def _snippets() -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), flags=re.DOTALL)
+
+
+def test_docs_have_a_yaml_example_per_feature() -> None:
+    assert len(_snippets()) >= 12
+
+
+@pytest.mark.parametrize("index", range(len(_snippets())))
+def test_docs_yaml_snippet_is_a_valid_scenario(index: int) -> None:
+    snippet = yaml.safe_load(_snippets()[index])
+    data = {**_SNIPPET_BASE, **snippet}
+    for key in ("services", "clients"):
+        named = {item["name"] for item in snippet.get(key, [])}
+        extra = [item for item in _SNIPPET_BASE[key] if item["name"] not in named]
+        data[key] = snippet.get(key, []) + extra
+    scenario = Scenario.model_validate(data)
+    Cluster(scenario)  # kernels, kube-proxy version and sysctls are accepted
