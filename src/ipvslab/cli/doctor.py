@@ -2,7 +2,9 @@
 
 Exit status: 0 healthy (no finding at or above --fail-on), 1 findings at or above
 it, 2 input that could not be read (each problem printed with file and line,
-after the full diagnosis of what could be read). Nothing raises past this layer:
+after the full diagnosis of what could be read), 3 inconclusive (no finding, but
+the node's exposure could not be judged; 0 with --inconclusive-ok). 2 wins over 1,
+1 over 3. Nothing raises past this layer:
 an unexpected error prints one line and exits 2 (``IPVSLAB_DEBUG=1`` re-raises it
 with its traceback, for bug reports).
 """
@@ -34,6 +36,7 @@ from ipvslab.doctor.snapshot import KubeProxyInfo, NodeSnapshot
 EXIT_HEALTHY = 0
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
+EXIT_INCONCLUSIVE = 3
 EXIT_INTERRUPTED = 130
 DEBUG_ENV = "IPVSLAB_DEBUG"
 
@@ -78,6 +81,12 @@ def doctor_command(
         "--fail-on",
         help="Exit 1 when a finding is at or above this severity.",
     ),
+    inconclusive_ok: bool = typer.Option(
+        False,
+        "--inconclusive-ok",
+        help="Exit 0 rather than 3 when nothing failed but the exposure could not be judged"
+        " (no kernel release, a vendor kernel of unknown era).",
+    ),
     no_color: bool = typer.Option(
         False, "--no-color", help="Plain output (also when NO_COLOR is set)."
     ),
@@ -114,6 +123,7 @@ def doctor_command(
             as_json=as_json,
             prometheus=prometheus,
             fail_on=Severity(fail_on.value),
+            inconclusive_ok=inconclusive_ok,
             plain=no_color or bool(os.environ.get("NO_COLOR")),
             root=root or Path("/"),
             exec_version=not no_exec,
@@ -193,6 +203,7 @@ def _doctor(
     as_json: bool,
     prometheus: Path | None,
     fail_on: Severity,
+    inconclusive_ok: bool,
     plain: bool,
     root: Path,
     exec_version: bool,
@@ -239,6 +250,8 @@ def _doctor(
         render(report, _console(plain), title=title, fail_on=fail_on)
 
     code = EXIT_HEALTHY
+    if report.inconclusive and not inconclusive_ok:
+        code = EXIT_INCONCLUSIVE
     if report.at_or_above(fail_on):
         code = EXIT_FINDINGS
     if report.input_problems:

@@ -298,6 +298,13 @@ def render_result(report: Report, console: Console, *, fail_on: Severity) -> Non
             f"Result: {_plural(len(failing), 'finding')} at or above {fail_on.value}",
             style=SEVERITY_STYLE[max((f.severity for f in failing), key=lambda s: s.rank)],
         )
+    elif report.inconclusive:
+        text = Text(
+            f"Result: inconclusive (no finding at or above {fail_on.value}, but "
+            + "; ".join(report.inconclusive)
+            + ")",
+            style="yellow",
+        )
     else:
         text = Text(f"Result: healthy (no finding at or above {fail_on.value})", style="green")
     if report.input_problems:

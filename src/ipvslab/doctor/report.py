@@ -307,6 +307,11 @@ class Report(BaseModel):
     connections: Connections | None = Field(description="null when no table was captured.")
     stuck_real_servers: list[StuckRealServer]
     input_problems: list[InputProblem]
+    inconclusive: list[str] = Field(
+        description="Why the node could not be judged (empty when it could): the exposure is"
+        " unknown or uncertain, so 'no findings' does not mean healthy. `ipvslab doctor`"
+        " then exits 3 unless --inconclusive-ok."
+    )
 
     def at_or_above(self, severity: Severity) -> list[FindingInfo]:
         return [f for f in self.findings if f.severity >= severity]
@@ -328,12 +333,13 @@ def build_report(
     for f in diagnosis.findings:
         tally[f.severity.value] += 1
     manifest = manifest or {}
+    exposure = _exposure_info(facts)
     return Report(
         generated_by=GeneratedBy(version=__version__),
         generated_at=generated_at,
         input=_input_info(snapshot, live, manifest),
         node=_node_info(snapshot, facts),
-        exposure=_exposure_info(facts),
+        exposure=exposure,
         findings=[_finding_info(f) for f in diagnosis.findings],
         summary=Summary(
             findings=len(diagnosis.findings),
@@ -343,7 +349,16 @@ def build_report(
         connections=_connections(snapshot),
         stuck_real_servers=stuck_real_servers(snapshot),
         input_problems=input_problems(snapshot, facts, diagnosis.check_errors),
+        inconclusive=inconclusive_reasons(exposure),
     )
+
+
+def inconclusive_reasons(exposure: ExposureInfo) -> list[str]:
+    """Why no verdict can be given: without a known exposure, "no findings" proves nothing
+    (the exposure checks need the kernel era and the sysctls)."""
+    if exposure.known:
+        return []
+    return [f"exposure {exposure.verdict}: {exposure.reason}"]
 
 
 def input_problems(
