@@ -24,8 +24,9 @@ The capture layout (archive members and directory paths, relative to its root)::
 An archive keeps these under one top directory (``ipvslab-capture/``).
 
 ``capture_from`` reads what a user hands over (``--from``): ``-`` (stdin), a
-directory or tar archive in the layout, any other directory or archive (every
-file in it is sniffed), or single files (sniffed; gzip-compressed files too).
+directory or tar archive in the layout (files outside the layout are sniffed, never
+skipped), any other directory or archive (every file in it is sniffed), or single
+files (sniffed; gzip-compressed files too).
 Nothing it meets raises: a missing path, an unknown format, a damaged archive or
 a second input of a kind already read becomes a ``problems`` entry naming the file.
 """
@@ -561,20 +562,14 @@ def _add_layout_dir(builder: CaptureBuilder, root: Path) -> None:
         added = builder.add(kind, str(path), path_opener(path))
         if added and kind is InputKind.MANIFEST:
             _read_manifest_file(builder, path, str(path))
-    extra: list[str] = []
+    # Any other file is sniffed like a pasted one: a ticket directory that happens to
+    # hold a sysctl.txt must not have its other files silently skipped.
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
-            rel = (Path(dirpath) / name).relative_to(root).as_posix()
-            if rel not in LAYOUT_PATHS:
-                extra.append(rel)
-    _note_extra(builder, str(root), extra)
-
-
-def _note_extra(builder: CaptureBuilder, source: str, extra: list[str]) -> None:
-    if extra:
-        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
-        builder.note(f"{source}: ignored files that are not part of the capture layout: {shown}")
+            path = Path(dirpath) / name
+            if path.relative_to(root).as_posix() not in LAYOUT_PATHS and _is_file(path):
+                _add_file(builder, path, str(path))
 
 
 def capture_from_layout(root: Path) -> Capture:
@@ -664,13 +659,7 @@ def _add_archive(builder: CaptureBuilder, path: Path, source: str) -> None:
     manifest = by_path.get(InputKind.MANIFEST.path)
     if not _is_layout(lambda rel: rel in by_path, lambda: manifest.head if manifest else b""):
         for member in members:
-            _add_sniffed(
-                builder,
-                f"{source}:{member.name}",
-                member.head.decode("utf-8", "replace"),
-                member.complete,
-                member_opener(path, member.name),
-            )
+            _add_sniffed_member(builder, path, source, member)
         return
     for kind in InputKind:
         found = by_path.get(kind.path)
@@ -680,8 +669,18 @@ def _add_archive(builder: CaptureBuilder, path: Path, source: str) -> None:
         added = builder.add(kind, member_source, member_opener(path, found.name))
         if added and kind is InputKind.MANIFEST:
             apply_manifest(builder, found.head, member_source)
-    _note_extra(
-        builder, source, sorted(m.name for r, m in by_path.items() if r not in LAYOUT_PATHS)
+    for rel, member in sorted(by_path.items()):
+        if rel not in LAYOUT_PATHS:  # sniffed, as in a layout directory
+            _add_sniffed_member(builder, path, source, member)
+
+
+def _add_sniffed_member(builder: CaptureBuilder, path: Path, source: str, member: _Member) -> None:
+    _add_sniffed(
+        builder,
+        f"{source}:{member.name}",
+        member.head.decode("utf-8", "replace"),
+        member.complete,
+        member_opener(path, member.name),
     )
 
 
@@ -735,6 +734,7 @@ def capture_from(paths: Sequence[str], stdin: TextIO | None = None) -> Capture:
     * ``-``: stdin (pasted text), sniffed;
     * a directory in the capture layout (it has ``manifest.json`` or any layout
       path, itself or in its only subdirectory): read by layout, with its manifest;
+      any other file in it is sniffed;
     * any other directory: every regular file under it, sniffed;
     * a tar archive (``.tar``, ``.tgz``, ``.tar.gz`` ...; members may sit under one
       top directory): by layout when it has one, else every member sniffed;
