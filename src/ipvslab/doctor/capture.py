@@ -14,6 +14,8 @@ The capture layout (archive members and directory paths, relative to its root)::
     proc/net/ip_vs_stats          /proc/net/ip_vs_stats
     sysctl.txt                    net.ipv4.vs.* and friends, in `sysctl -a` form
     uname-r.txt                   the kernel release (/proc/sys/kernel/osrelease)
+    proc/version                  /proc/version (Debian prints the stable version there)
+    proc/version_signature        Ubuntu's /proc/version_signature (the stable version)
     etc/os-release                /etc/os-release
     kube-proxy/cmdline            /proc/<pid>/cmdline of kube-proxy (NUL-separated)
     kube-proxy/config.yaml        its --config file (KubeProxyConfiguration)
@@ -70,7 +72,9 @@ from ipvslab.doctor.parsers import (
     parse_os_release,
     parse_proc_ip_vs,
     parse_proc_ip_vs_stats,
+    parse_proc_version,
     parse_sysctl,
+    parse_version_signature,
     sniff_format,
 )
 from ipvslab.doctor.parsers.sniff import SNIFF_LINES
@@ -87,6 +91,8 @@ class InputKind(Enum):
     PROC_IP_VS_STATS = "proc/net/ip_vs_stats"
     SYSCTL = "sysctl.txt"
     KERNEL_RELEASE = "uname-r.txt"
+    PROC_VERSION = "proc/version"
+    VERSION_SIGNATURE = "proc/version_signature"
     OS_RELEASE = "etc/os-release"
     KUBE_PROXY_CMDLINE = "kube-proxy/cmdline"
     KUBE_PROXY_CONFIG = "kube-proxy/config.yaml"
@@ -128,6 +134,8 @@ FORMAT_KINDS: dict[DoctorFormat, InputKind] = {
     DoctorFormat.SYSCTL: InputKind.SYSCTL,
     DoctorFormat.OS_RELEASE: InputKind.OS_RELEASE,
     DoctorFormat.KERNEL_RELEASE: InputKind.KERNEL_RELEASE,
+    DoctorFormat.PROC_VERSION: InputKind.PROC_VERSION,
+    DoctorFormat.VERSION_SIGNATURE: InputKind.VERSION_SIGNATURE,
     DoctorFormat.KUBE_PROXY_CMDLINE: InputKind.KUBE_PROXY_CMDLINE,
     DoctorFormat.KUBE_PROXY_CONFIG: InputKind.KUBE_PROXY_CONFIG,
     DoctorFormat.KUBE_PROXY_VERSION: InputKind.KUBE_PROXY_VERSION,
@@ -361,8 +369,8 @@ def _add_sniffed(
             builder.problem(
                 source,
                 "could not tell which input this is (expected /proc/net/ip_vs*, ipvsadm -Ln / "
-                "-Lnc / --stats, sysctl -a, uname -r, /etc/os-release or kube-proxy's "
-                "command line, config or --version); skipped",
+                "-Lnc / --stats, sysctl -a, uname -r, /proc/version, /proc/version_signature, "
+                "/etc/os-release or kube-proxy's command line, config or --version); skipped",
             )
         return
     builder.add(kind, source, opener)
@@ -783,6 +791,11 @@ def snapshot_from_capture(capture: Capture) -> NodeSnapshot:
         return result.value
 
     release = parse(InputKind.KERNEL_RELEASE, parse_kernel_release)
+    proc_version = parse(InputKind.PROC_VERSION, parse_proc_version)
+    signature = parse(InputKind.VERSION_SIGNATURE, parse_version_signature)
+    if release is None and proc_version is not None:
+        # Only /proc/version was given: it names the release too.
+        release = parse_kernel_release(proc_version.release, sources["proc/version"]).value
     os_release = parse(InputKind.OS_RELEASE, parse_os_release)
     sysctls = parse(InputKind.SYSCTL, parse_sysctl) or SysctlMap()
     ipvs = parse(InputKind.PROC_IP_VS, parse_proc_ip_vs)
@@ -809,6 +822,8 @@ def snapshot_from_capture(capture: Capture) -> NodeSnapshot:
         conns = parse(InputKind.IPVSADM_CONN, ipvsadm_conns)
     return NodeSnapshot(
         kernel_release=release,
+        proc_version=proc_version,
+        version_signature=signature,
         os_release=os_release,
         sysctls=sysctls,
         ipvs=ipvs if ipvs is not None else listed,

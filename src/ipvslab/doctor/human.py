@@ -144,7 +144,8 @@ def _kernel_rows(node: NodeInfo, arrow: str) -> Iterable[tuple[str, Text]]:
             text.append(", ")
         text.append(f"mainline-equivalent {k.version}, era {k.era}")
     if k.problem is not None:
-        text.append(f" {arrow} unknown: {k.problem}", style="yellow")
+        doubt = "era uncertain" if k.version is not None else "unknown"
+        text.append(f" {arrow} {doubt}: {k.problem}", style="yellow")
     yield "Kernel", text
     if k.version is not None:
         features = ", ".join(k.features) or "none of the tracked IPVS changes"

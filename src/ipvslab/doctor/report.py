@@ -423,7 +423,12 @@ def _node_info(snapshot: NodeSnapshot, facts: NodeFacts) -> NodeInfo:
         version=kernel.version_text if kernel is not None else None,
         era=era_for(*kernel.version[:2]).label if kernel is not None else None,
         features=[f.value for f in kernel.features.enabled] if kernel is not None else [],
-        warnings=list(kernel.warnings) if kernel is not None else [],
+        # The uncertainty is the kernel's `problem`; not repeated among the warnings.
+        warnings=[
+            w for w in kernel.warnings if kernel.uncertain is None or kernel.uncertain not in w
+        ]
+        if kernel is not None
+        else [],
         problem=facts.kernel_problem,
     )
     os_release = snapshot.os_release
@@ -502,7 +507,13 @@ _PROBLEM_NAMES = {
 def _exposure_info(facts: NodeFacts) -> ExposureInfo:
     exposure: Exposure | None = facts.exposure
     if exposure is None:
-        if facts.kernel_problem is not None:
+        uncertain = facts.kernel is not None and facts.kernel.uncertain is not None
+        if uncertain and facts.kernel_problem is not None:
+            why = facts.kernel_problem
+            if facts.guessed_exposure is not None:
+                guess, _, _ = _verdict(facts.guessed_exposure)
+                why += f". If it behaved like that guess it would be {guess}"
+        elif facts.kernel_problem is not None:
             why = f"the kernel era is unknown: {facts.kernel_problem}"
         elif facts.sysctl_problems:
             why = "the sysctls are not valid: " + "; ".join(facts.sysctl_problems)
@@ -512,11 +523,25 @@ def _exposure_info(facts: NodeFacts) -> ExposureInfo:
             known=False,
             stale_forwarding=None,
             syn_drop=None,
-            verdict="unknown",
+            verdict="uncertain" if uncertain else "unknown",
             reason=why,
             old_state="TIME_WAIT",
             conditions=[],
         )
+    verdict, reason, conditions = _verdict(exposure)
+    return ExposureInfo(
+        known=True,
+        stale_forwarding=exposure.stale_forwarding,
+        syn_drop=exposure.syn_drop,
+        verdict=verdict,
+        reason=reason,
+        old_state="TIME_WAIT",
+        conditions=conditions,
+    )
+
+
+def _verdict(exposure: Exposure) -> tuple[str, str, list[ExposureCondition]]:
+    """The verdict ("exposed to ...", "not exposed ..."), its reason and the conditions."""
     conditions = []
     for condition, e in exposure.explanations.items():
         conditions.append(
@@ -548,15 +573,7 @@ def _exposure_info(facts: NodeFacts) -> ExposureInfo:
         verdict = "exposed to " + " and ".join(names)
     else:
         verdict = "not exposed to either reuse problem"
-    return ExposureInfo(
-        known=True,
-        stale_forwarding=exposure.stale_forwarding,
-        syn_drop=exposure.syn_drop,
-        verdict=verdict,
-        reason=reason,
-        old_state="TIME_WAIT",
-        conditions=conditions,
-    )
+    return verdict, reason, conditions
 
 
 def _decisive(condition: ExposureCondition) -> list[str]:

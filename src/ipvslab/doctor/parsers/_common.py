@@ -12,6 +12,15 @@ Stream = Iterable[str]
 """A text stream: an open text file, a list of lines, or a whole ``str``."""
 
 DEFAULT_MAX_ISSUES = 1000
+# No input text is echoed beyond this many characters (a 1 MB line stays one short issue).
+ECHO_LIMIT = 80
+
+
+def shown(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters with the rest counted."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text) - limit} more characters)"
 
 
 def lines_of(stream: Stream) -> Iterator[str]:
