@@ -53,6 +53,15 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TextIO
 
+from ipvslab.doctor.bounded import (
+    DECOMPRESSED_LIMIT,
+    READ_TIMEOUT,
+    STREAM_LIMIT,
+    bounded_text,
+    open_special,
+    size_text,
+    wait_readable,
+)
 from ipvslab.doctor.conn_summary import (
     ConnSummary,
     state_timeouts_of,
@@ -175,6 +184,8 @@ class Capture:
     problems: tuple[ParseIssue, ...] = ()
     notes: tuple[str, ...] = ()
     manifest: dict[str, Any] = field(default_factory=dict)
+    # Filled while the files are read (a size cap reached): reported with the parse issues.
+    read_issues: list[ParseIssue] = field(default_factory=list)
 
     def with_file(self, file: CaptureFile) -> Capture:
         return replace(self, files={**self.files, file.kind: file})
@@ -200,6 +211,7 @@ class CaptureBuilder:
         self.manifest: dict[str, Any] = {}
         self.ipvs_present: bool | None = None
         self.live = live
+        self.read_issues: list[ParseIssue] = []
 
     def add(self, kind: InputKind, source: str, opener: Opener) -> bool:
         """Adds an input; a second one of the same kind becomes a problem (False)."""
@@ -229,6 +241,7 @@ class CaptureBuilder:
             problems=tuple(self.problems),
             notes=tuple(self.notes),
             manifest=dict(self.manifest),
+            read_issues=self.read_issues,
         )
 
 
@@ -237,10 +250,11 @@ class CaptureBuilder:
 
 
 def path_opener(path: Path) -> Opener:
-    """Opens a file as text, replacing undecodable bytes (never raises on content)."""
+    """Opens a file as text, replacing undecodable bytes (never raises on content); lines
+    are cut at ``bounded.MAX_LINE_BYTES``."""
 
     def opener() -> contextlib.AbstractContextManager[IO[str]]:
-        return path.open(encoding="utf-8", errors="replace", newline="")
+        return bounded_text(path.open("rb"), source=str(path))
 
     return opener
 
@@ -264,26 +278,26 @@ def _data_errors_as_os_errors(what: str) -> Iterator[None]:
         raise OSError(f"{what} is damaged ({type(exc).__name__}: {exc})") from exc
 
 
-def _text(raw: IO[bytes]) -> io.TextIOWrapper:
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-
-
-def gzip_opener(path: Path) -> Opener:
-    """A gzip-compressed text file, decompressed as it is read."""
+def gzip_opener(path: Path, sink: list[ParseIssue] | None = None) -> Opener:
+    """A gzip-compressed text file, decompressed as it is read (up to DECOMPRESSED_LIMIT)."""
 
     @contextlib.contextmanager
     def opener() -> Iterator[IO[str]]:
+        raw = gzip.open(path, "rb")  # noqa: SIM115 (closed with the text stream)
         with (
             _data_errors_as_os_errors("the gzip data"),
-            gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="") as stream,
+            bounded_text(raw, source=str(path), limit=DECOMPRESSED_LIMIT, sink=sink) as stream,
         ):
             yield stream
 
     return opener
 
 
-def member_opener(archive: Path, name: str) -> Opener:
-    """A regular-file member of a tar archive, streamed (the archive is reopened each time)."""
+def member_opener(
+    archive: Path, name: str, source: str = "", sink: list[ParseIssue] | None = None
+) -> Opener:
+    """A regular-file member of a tar archive, streamed (the archive is reopened each time)
+    and capped at DECOMPRESSED_LIMIT bytes (a small .tar.gz can hold gigabytes of NULs)."""
 
     @contextlib.contextmanager
     def opener() -> Iterator[IO[str]]:
@@ -296,7 +310,9 @@ def member_opener(archive: Path, name: str) -> Opener:
                     raw = tar.extractfile(member)
                     if raw is None:
                         break
-                    with _text(raw) as stream:
+                    where = source or f"{archive}:{name}"
+                    limit = DECOMPRESSED_LIMIT
+                    with bounded_text(raw, source=where, limit=limit, sink=sink) as stream:
                         yield stream
                     return
             raise OSError(f"archive member {name} not found")
@@ -310,11 +326,9 @@ def _spool_opener(spool: IO[bytes]) -> Opener:
     @contextlib.contextmanager
     def opener() -> Iterator[IO[str]]:
         spool.seek(0)
-        stream = _text(spool)
-        try:
+        stream = bounded_text(_Unclosed(spool), source="<stream>")
+        with stream:
             yield stream
-        finally:
-            stream.detach()
 
     return opener
 
@@ -339,28 +353,32 @@ _TEXT_CONTROLS = frozenset("\t\n\r\0")
 
 
 def _looks_binary(head: str) -> bool:
-    """NULs (a /proc cmdline has them) along with bytes no text has: an image, a core file.
+    """NULs (a /proc cmdline has them) along with bytes no text has: an image, a core file;
+    or nothing but NULs (/dev/zero, a zeroed disk image).
 
     Without this the sniffer would take any binary file for a kube-proxy command line.
     """
     if "\0" not in head:
         return False
+    if not head.strip("\0\n"):
+        return True
     return "\ufffd" in head or any(c < " " and c not in _TEXT_CONTROLS for c in head)
 
 
-def _add_sniffed(
-    builder: CaptureBuilder, source: str, head: str, complete: bool, opener: Opener
-) -> None:
+def _sniffed_kind(
+    builder: CaptureBuilder, source: str, head: str, complete: bool
+) -> InputKind | None:
+    """The input kind of a head, or None with a problem or note saying why it is skipped."""
     if _looks_binary(head):
         builder.problem(source, "a binary file, not one of the doctor's inputs; skipped")
-        return
+        return None
     fmt = sniff_head(head, complete)
     if fmt is DoctorFormat.PROC_IP_VS_CONN_SYNC:
         builder.note(
             f"{source}: this is /proc/net/ip_vs_conn_sync, which the doctor does not diagnose; "
             "skipped. Give /proc/net/ip_vs_conn (or `ipvsadm -Lnc`) instead."
         )
-        return
+        return None
     kind = FORMAT_KINDS.get(fmt)
     if kind is None:
         if not head.strip():
@@ -372,8 +390,15 @@ def _add_sniffed(
                 "-Lnc / --stats, sysctl -a, uname -r, /proc/version, /proc/version_signature, "
                 "/etc/os-release or kube-proxy's command line, config or --version); skipped",
             )
-        return
-    builder.add(kind, source, opener)
+    return kind
+
+
+def _add_sniffed(
+    builder: CaptureBuilder, source: str, head: str, complete: bool, opener: Opener
+) -> None:
+    kind = _sniffed_kind(builder, source, head, complete)
+    if kind is not None:
+        builder.add(kind, source, opener)
 
 
 def _is_gzip(path: Path) -> bool:
@@ -384,7 +409,7 @@ def _is_gzip(path: Path) -> bool:
 def _add_plain_file(builder: CaptureBuilder, path: Path, source: str) -> None:
     """A single file of any known format; gzip-compressed files are decompressed."""
     try:
-        opener = gzip_opener(path) if _is_gzip(path) else path_opener(path)
+        opener = gzip_opener(path, builder.read_issues) if _is_gzip(path) else path_opener(path)
         with opener() as stream:
             head = stream.read(SNIFF_BYTES)
     except OSError as exc:
@@ -393,26 +418,78 @@ def _add_plain_file(builder: CaptureBuilder, path: Path, source: str) -> None:
     _add_sniffed(builder, source, head, len(head) < SNIFF_BYTES, opener)
 
 
-def _add_stream(builder: CaptureBuilder, stream: TextIO | BinaryIO, source: str) -> None:
-    """stdin or a pipe: read once into a spool (memory, then disk when large), then sniffed."""
+class _Unclosed(io.RawIOBase):
+    """The spool seen through a stream that may be closed without closing the spool."""
+
+    def __init__(self, spool: IO[bytes]) -> None:
+        super().__init__()
+        self._spool = spool
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._spool.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _add_stream(
+    builder: CaptureBuilder,
+    stream: TextIO | BinaryIO | IO[bytes],
+    source: str,
+    timeout: float | None = None,
+) -> None:
+    """stdin, a pipe or a device: its head sniffed first (so /dev/zero or an unknown
+    stream is not read on), then the rest spooled (memory, then disk) up to STREAM_LIMIT.
+    With ``timeout``, each wait for data is bounded (a FIFO whose writer stalls)."""
+    binary = getattr(stream, "buffer", None) if isinstance(stream, io.TextIOBase) else None
+    source_stream: TextIO | BinaryIO | IO[bytes] = binary if binary is not None else stream
+    fd = _fileno(source_stream) if timeout is not None else None
+
+    def read(size: int) -> bytes:
+        if fd is not None and timeout is not None and not wait_readable(fd, timeout):
+            raise TimeoutError(f"no data for {timeout:g} s; stopped reading")
+        chunk = source_stream.read(size)
+        return chunk.encode("utf-8", "replace") if isinstance(chunk, str) else chunk
+
     # Lives as long as the capture's opener; removed when closed or collected.
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
     try:
-        binary = getattr(stream, "buffer", None) if isinstance(stream, io.TextIOBase) else None
-        source_stream: TextIO | BinaryIO = binary if binary is not None else stream
-        while True:
-            chunk = source_stream.read(1 << 16)
+        head = b""
+        while len(head) < SNIFF_BYTES:
+            chunk = read(SNIFF_BYTES - len(head))
             if not chunk:
                 break
-            spool.write(chunk.encode("utf-8", "replace") if isinstance(chunk, str) else chunk)
-        spool.seek(0)
-        first = spool.read(SNIFF_BYTES)
+            head += chunk
+        text = head.decode("utf-8", "replace")
+        kind = _sniffed_kind(builder, source, text, len(head) < SNIFF_BYTES)
+        if kind is None:
+            spool.close()
+            return
+        spool.write(head)
+        total = len(head)
+        while chunk := read(1 << 16):
+            if total + len(chunk) > STREAM_LIMIT:
+                spool.write(chunk[: STREAM_LIMIT - total])
+                builder.problem(
+                    source, f"larger than {size_text(STREAM_LIMIT)}; read only up to there"
+                )
+                break
+            spool.write(chunk)
+            total += len(chunk)
     except (OSError, ValueError) as exc:  # ValueError: a closed stream, or strict decoding
         spool.close()
         builder.problem(source, f"cannot read: {exc}")
         return
-    head = first.decode("utf-8", "replace")
-    _add_sniffed(builder, source, head, len(first) < SNIFF_BYTES, _spool_opener(spool))
+    builder.add(kind, source, _spool_opener(spool))
+
+
+def _fileno(stream: TextIO | BinaryIO | IO[bytes]) -> int | None:
+    try:
+        return stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 # ---------------------------------------------------------------------------
@@ -674,7 +751,8 @@ def _add_archive(builder: CaptureBuilder, path: Path, source: str) -> None:
         if found is None:
             continue
         member_source = f"{source}:{found.name}"
-        added = builder.add(kind, member_source, member_opener(path, found.name))
+        opener = member_opener(path, found.name, member_source, builder.read_issues)
+        added = builder.add(kind, member_source, opener)
         if added and kind is InputKind.MANIFEST:
             apply_manifest(builder, found.head, member_source)
     for rel, member in sorted(by_path.items()):
@@ -688,7 +766,7 @@ def _add_sniffed_member(builder: CaptureBuilder, path: Path, source: str, member
         f"{source}:{member.name}",
         member.head.decode("utf-8", "replace"),
         member.complete,
-        member_opener(path, member.name),
+        member_opener(path, member.name, f"{source}:{member.name}", builder.read_issues),
     )
 
 
@@ -711,10 +789,17 @@ def _add_path(builder: CaptureBuilder, text: str) -> None:
         return
     if not stat.S_ISREG(info.st_mode):  # a pipe (`--from <(ipvsadm -Ln)`), a device
         try:
-            with path.open("rb") as raw:
-                _add_stream(builder, raw, text)
+            raw = open_special(text, READ_TIMEOUT)
         except OSError as exc:
             builder.problem(text, f"cannot read: {os_error_text(exc)}")
+            return
+        if raw is None:
+            builder.problem(
+                text, f"no data within {READ_TIMEOUT:g} s (a FIFO nobody writes to?); skipped"
+            )
+            return
+        with raw:
+            _add_stream(builder, raw, text, timeout=READ_TIMEOUT)
         return
     _add_file(builder, path, text)
 
@@ -820,6 +905,7 @@ def snapshot_from_capture(capture: Capture) -> NodeSnapshot:
     conns = parse(InputKind.PROC_IP_VS_CONN, proc_conns)
     if conns is None:
         conns = parse(InputKind.IPVSADM_CONN, ipvsadm_conns)
+    issues.extend(capture.read_issues)  # size caps reached while parsing
     return NodeSnapshot(
         kernel_release=release,
         proc_version=proc_version,
