@@ -251,7 +251,7 @@ def test_a_sysctl_given_twice_with_different_values_is_an_input_problem(tmp_path
 def test_a_bad_override_is_one_line_and_exit_2() -> None:
     result = doctor("--from", PASTED, "--kernel", "not-a-kernel")
     assert result.exit_code == 2
-    assert "--kernel 'not-a-kernel': not a kernel release" in result.output
+    assert "--kernel 'not-a-kernel': not a kernel preset, mainline version" in result.output
 
 
 def test_root_cannot_be_combined_with_from() -> None:

@@ -27,10 +27,21 @@ import typer
 from rich.console import Console
 
 from ipvslab import __version__
+from ipvslab.cli.options import (
+    KERNEL_HELP,
+    KUBE_PROXY_HELP,
+    NO_COLOR_HELP,
+    checked_kernel,
+    checked_kube_proxy,
+    make_console,
+    reader_may_leave,
+    silence_stdout,
+    warn,
+)
 from ipvslab.doctor.capture import Capture, InputKind, snapshot_from_capture
 from ipvslab.doctor.diagnose import diagnose
 from ipvslab.doctor.finding import Severity
-from ipvslab.doctor.records import KubeProxySettings, ParseIssue
+from ipvslab.doctor.records import KernelRelease, KubeProxySettings, ParseIssue
 from ipvslab.doctor.snapshot import KubeProxyInfo, NodeSnapshot
 
 EXIT_HEALTHY = 0
@@ -87,9 +98,7 @@ def doctor_command(
         help="Exit 0 rather than 3 when nothing failed but the exposure could not be judged"
         " (no kernel release, a vendor kernel of unknown era).",
     ),
-    no_color: bool = typer.Option(
-        False, "--no-color", help="Plain output (also when NO_COLOR is set)."
-    ),
+    no_color: bool = typer.Option(False, "--no-color", help=NO_COLOR_HELP),
     root: Path | None = typer.Option(
         None,
         "--root",
@@ -101,15 +110,16 @@ def doctor_command(
     ),
     kube_proxy_version: str | None = typer.Option(
         None,
+        "--kube-proxy",
         "--kube-proxy-version",
         metavar="vX.Y.Z",
-        help="kube-proxy version, when the inputs lack it.",
+        help=KUBE_PROXY_HELP + " Used when the inputs lack it (--kube-proxy-version: old name).",
     ),
     kernel: str | None = typer.Option(
         None,
         "--kernel",
-        metavar="RELEASE",
-        help="Kernel release (uname -r), when the inputs lack it.",
+        metavar="KERNEL",
+        help=KERNEL_HELP + " Used when the inputs lack a kernel release.",
     ),
 ) -> None:
     """Diagnose IPVS connection reuse on this node (read-only) or from captured files."""
@@ -148,9 +158,10 @@ def collect_command(
         Path("/"), "--root", metavar="PATH", help="Read from this root instead of /."
     ),
     no_exec: bool = typer.Option(False, "--no-exec", help="Do not run `kube-proxy --version`."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --output file."),
 ) -> None:
     """Capture this node's inputs into an archive for `ipvslab doctor --from`."""
-    code = _guarded(lambda: _collect(output, root, exec_version=not no_exec))
+    code = _guarded(lambda: _collect(output, root, exec_version=not no_exec, force=force))
     raise typer.Exit(code)
 
 
@@ -167,10 +178,9 @@ def _guarded(run: Callable[[], int]) -> int:
         _error("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (`| head`): say nothing more, and let no flush at exit fail.
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_INPUT
+        # The reader went away (`| head`) outside the report itself: say nothing more.
+        silence_stdout()
+        return EXIT_HEALTHY
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             raise
@@ -241,13 +251,18 @@ def _doctor(
         manifest=manifest,
     )
 
+    # A reader that stops early (`| head`) ends the output, not the run: the exit status
+    # is the diagnosis's and the metrics file is still written.
+    with reader_may_leave():
+        if as_json:
+            sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+            sys.stdout.flush()
+        else:
+            render(report, _console(plain), title=title, fail_on=fail_on)
+            sys.stdout.flush()
     if as_json:
-        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
-        sys.stdout.flush()
         for problem in report.input_problems:
             _error(str(problem))
-    else:
-        render(report, _console(plain), title=title, fail_on=fail_on)
 
     code = EXIT_HEALTHY
     if report.inconclusive and not inconclusive_ok:
@@ -259,6 +274,9 @@ def _doctor(
     if prometheus is not None:
         from ipvslab.doctor.prometheus import write_textfile
 
+        if not prometheus.name.endswith(".prom"):
+            # node_exporter's textfile collector reads only *.prom files.
+            warn(f"--prometheus {prometheus}: node_exporter reads only files ending in .prom")
         try:
             write_textfile(report, prometheus)
         except OSError as exc:
@@ -276,10 +294,7 @@ def _tolerant_output() -> None:
 
 
 def _console(plain: bool) -> Console:
-    # Colour only on a terminal (rich's own detection); plain forces no styling at all.
-    if plain:
-        return Console(color_system=None, no_color=True, highlight=False, emoji=False)
-    return Console(highlight=False, emoji=False)
+    return make_console(plain)
 
 
 def _capture_files(sources: Sequence[str]) -> Capture:
@@ -302,30 +317,38 @@ def apply_overrides(
 
     notes = list(snapshot.notes)
     if kernel is not None:
-        parsed = parse_kernel_release(kernel, "--kernel")
-        if parsed.value is None:
-            _fail(f"--kernel {kernel!r}: not a kernel release (expected like 5.15.0-91-generic)")
+        try:
+            resolution = checked_kernel(kernel)
+        except typer.BadParameter as exc:
+            _fail(f"--kernel {kernel!r}: {exc.message}")
+        release = parse_kernel_release(kernel, "--kernel").value
+        if release is None:  # a preset name: its base version, resolved by name later
+            major, minor, patch = resolution.version
+            release = KernelRelease(kernel.strip(), major, minor, patch)
         if snapshot.kernel_release is None:
-            snapshot = replace(snapshot, kernel_release=parsed.value)
-            notes.append(f"kernel release {parsed.value.text} from --kernel")
-        elif snapshot.kernel_release.text != parsed.value.text:
+            snapshot = replace(snapshot, kernel_release=release)
+            notes.append(f"kernel release {release.text} from --kernel")
+        elif snapshot.kernel_release.text != release.text:
             notes.append(
                 f"--kernel {kernel} ignored: the inputs say {snapshot.kernel_release.text}"
             )
     if kube_proxy_version is not None:
-        version = parse_kube_proxy_version(kube_proxy_version, "--kube-proxy-version").value
+        version = parse_kube_proxy_version(kube_proxy_version, "--kube-proxy").value
         if version is None:
-            _fail(f"--kube-proxy-version {kube_proxy_version!r}: not a version (like v1.28.2)")
+            _fail(f"--kube-proxy {kube_proxy_version!r}: not a version (like v1.28.2)")
+        try:
+            checked_kube_proxy(kube_proxy_version)
+        except typer.BadParameter as exc:
+            _fail(f"--kube-proxy {kube_proxy_version!r}: {exc.message}")
         kp = snapshot.kube_proxy
         if kp is None:
-            kp = KubeProxyInfo(settings=KubeProxySettings(), source="--kube-proxy-version")
+            kp = KubeProxyInfo(settings=KubeProxySettings(), source="--kube-proxy")
         if kp.version is None:
             snapshot = replace(snapshot, kube_proxy=replace(kp, version=version))
-            notes.append(f"kube-proxy version {version.text} from --kube-proxy-version")
+            notes.append(f"kube-proxy version {version.text} from --kube-proxy")
         elif kp.version.text != version.text:
             notes.append(
-                f"--kube-proxy-version {kube_proxy_version} ignored: the inputs say"
-                f" {kp.version.text}"
+                f"--kube-proxy {kube_proxy_version} ignored: the inputs say {kp.version.text}"
             )
     return replace(snapshot, notes=tuple(notes))
 
@@ -338,8 +361,15 @@ LIVE_KINDS = tuple(
 )
 
 
-def _collect(output: Path | None, root: Path, *, exec_version: bool) -> int:
+def _collect(output: Path | None, root: Path, *, exec_version: bool, force: bool = False) -> int:
     from ipvslab.doctor.archive import write_archive
+
+    if not root.is_dir():
+        _error(f"--root {root}: no such directory")
+        return EXIT_INPUT
+    if output is not None and output.exists() and not output.is_dir() and not force:
+        _error(f"{output} exists; pass --force to overwrite it")
+        return EXIT_INPUT
 
     capture = _capture_live(root, exec_version=exec_version)
     collected_at = datetime.now(UTC)

@@ -38,3 +38,7 @@ def main(
 
 def run() -> None:
     app()
+
+
+if __name__ == "__main__":
+    run()

@@ -89,6 +89,7 @@ from ipvslab.doctor.parsers import (
 from ipvslab.doctor.parsers.sniff import SNIFF_LINES
 from ipvslab.doctor.records import KubeProxySettings, ParseIssue, ParseResult, SysctlMap
 from ipvslab.doctor.snapshot import KubeProxyInfo, NodeSnapshot
+from ipvslab.doctor.wording import plural
 
 
 class InputKind(Enum):
@@ -733,7 +734,7 @@ def _list_archive(path: Path) -> tuple[list[_Member], str | None]:
 def _add_archive(builder: CaptureBuilder, path: Path, source: str) -> None:
     members, damage = _list_archive(path)
     if damage is not None:
-        read = f"; {len(members)} file(s) before the damage were read" if members else ""
+        read = f"; {plural(len(members), 'file')} before the damage were read" if members else ""
         builder.problem(source, f"damaged or unreadable archive ({damage}){read}")
     if not members:
         if damage is None:

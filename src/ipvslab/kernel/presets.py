@@ -470,6 +470,10 @@ class KernelResolution:
         return ".".join(str(n) for n in self.version)
 
 
+# The oldest kernel modelled: CentOS/RHEL 7's 3.10 (the oldest preset). IPVS's
+# conn_reuse_mode (d752c3645717, v4.1) and everything after it are newer still.
+OLDEST_MODELLED_KERNEL = (3, 10)
+
 _PLAIN = re.compile(r"^(?:v|linux-|mainline-)?(\d+)\.(\d+)(?:\.(\d+))?$")
 _RELEASE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?([-+.~_][0-9A-Za-z._+~-]*)$")
 
