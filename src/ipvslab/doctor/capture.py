@@ -86,6 +86,7 @@ from ipvslab.doctor.parsers import (
     parse_version_signature,
     sniff_format,
 )
+from ipvslab.doctor.parsers.paste import split_paste
 from ipvslab.doctor.parsers.sniff import SNIFF_LINES
 from ipvslab.doctor.records import KubeProxySettings, ParseIssue, ParseResult, SysctlMap
 from ipvslab.doctor.snapshot import KubeProxyInfo, NodeSnapshot
@@ -129,6 +130,9 @@ ARCHIVE_TOP = "ipvslab-capture"
 SNIFF_BYTES = 32 << 10
 # stdin and pipes are read once and kept in memory up to this size, then on disk.
 SPOOL_MEMORY = 8 << 20
+# Pasted files up to this size are read whole, decoded (UTF-16 too) and split into the
+# outputs they hold (doctor.parsers.paste); larger ones are streamed as one input.
+PASTE_LIMIT = 8 << 20
 TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 LAYOUT_PATHS: dict[str, InputKind] = {kind.path: kind for kind in InputKind}
 
@@ -407,10 +411,45 @@ def _is_gzip(path: Path) -> bool:
         return raw.read(2) == b"\x1f\x8b"
 
 
+def decode_input(data: bytes) -> str:
+    """Text of a pasted input: UTF-16 (PowerShell's `>` writes it, with a BOM) or UTF-8;
+    undecodable bytes replaced, a BOM dropped. CRLF is left to the parsers."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", "replace").removeprefix("\ufeff")
+    sample = data[:64]
+    if len(sample) >= 8 and not sample[1::2].strip(b"\0") and b"\0" not in sample[0::2]:
+        return data.decode("utf-16-le", "replace")  # UTF-16 without a BOM: ASCII, NULs between
+    return data.decode("utf-8", "replace").removeprefix("\ufeff")
+
+
+def _add_paste(builder: CaptureBuilder, source: str, text: str, *, decoded: bool) -> bool:
+    """A pasted text as one input per output it holds; False to read it as it is."""
+    if _looks_binary(text[:SNIFF_BYTES]):
+        return False
+    parts = split_paste(text)
+    if len(parts) >= 2:
+        for part in parts:
+            where = f"{source} (part from line {part.first_line})"
+            _add_sniffed(builder, where, part.text, True, text_opener(part.text))
+        return True
+    if parts and (decoded or parts[0].text != text):  # UTF-16, a prompt or indentation
+        _add_sniffed(builder, source, parts[0].text, True, text_opener(parts[0].text))
+        return True
+    return False
+
+
 def _add_plain_file(builder: CaptureBuilder, path: Path, source: str) -> None:
-    """A single file of any known format; gzip-compressed files are decompressed."""
+    """A single file of any known format; gzip-compressed files are decompressed, small
+    ones split when they hold several outputs (a ticket paste)."""
     try:
-        opener = gzip_opener(path, builder.read_issues) if _is_gzip(path) else path_opener(path)
+        gzipped = _is_gzip(path)
+        if not gzipped and path.stat().st_size <= PASTE_LIMIT:
+            data = path.read_bytes()
+            text = decode_input(data)
+            decoded = not data.startswith(text[:1].encode()) if text else False
+            if _add_paste(builder, source, text, decoded=decoded):
+                return
+        opener = gzip_opener(path, builder.read_issues) if gzipped else path_opener(path)
         with opener() as stream:
             head = stream.read(SNIFF_BYTES)
     except OSError as exc:
@@ -463,9 +502,11 @@ def _add_stream(
             if not chunk:
                 break
             head += chunk
-        text = head.decode("utf-8", "replace")
-        kind = _sniffed_kind(builder, source, text, len(head) < SNIFF_BYTES)
-        if kind is None:
+        text = decode_input(head)
+        complete = len(head) < SNIFF_BYTES
+        pasted = not _looks_binary(text) and len(split_paste(text)) >= 2
+        kind = None if pasted else _sniffed_kind(builder, source, text, complete)
+        if kind is None and not pasted:
             spool.close()
             return
         spool.write(head)
@@ -483,6 +524,18 @@ def _add_stream(
         spool.close()
         builder.problem(source, f"cannot read: {exc}")
         return
+    if total <= PASTE_LIMIT:
+        spool.seek(0)
+        data = spool.read()
+        whole = decode_input(data)
+        if _add_paste(builder, source, whole, decoded=whole[:1].encode() != data[:1]):
+            spool.close()
+            return
+    if kind is None:
+        kind = _sniffed_kind(builder, source, text, complete)
+        if kind is None:
+            spool.close()
+            return
     builder.add(kind, source, _spool_opener(spool))
 
 

@@ -112,10 +112,14 @@ def _sniff_ipvs(head: list[str], stripped: list[str]) -> DoctorFormat | None:
             return DoctorFormat.IPVSADM_CONN
         if words[:1] == ["Prot"] and "Conns" in words:
             return DoctorFormat.IPVSADM_STATS
-        if raw.startswith("  -> RemoteAddress:Port"):
-            if raw.startswith("  -> RemoteAddress:Port Forward"):
+        if words[:2] == ["->", "RemoteAddress:Port"]:
+            # /proc prints one space before Forward, ipvsadm pads the column; a header
+            # re-spaced by a paste (tabs) leaves it to the data lines below.
+            if "RemoteAddress:Port Forward" in raw:
                 return DoctorFormat.PROC_IP_VS
-            return DoctorFormat.IPVSADM_LIST if "Forward" in words else None
+            if "RemoteAddress:Port  " in raw:
+                return DoctorFormat.IPVSADM_LIST if "Forward" in words else None
+            continue
         if words[:1] == ["->"] and len(words) >= 2:
             if _DOTTED_ADDRPORT.match(words[1]):
                 return DoctorFormat.IPVSADM_LIST if len(words) == 6 else DoctorFormat.IPVSADM_STATS
