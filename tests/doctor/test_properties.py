@@ -22,13 +22,13 @@ from ipvslab.doctor.parsers.kube_proxy import (
     parse_kube_proxy_version,
 )
 from ipvslab.doctor.parsers.os_release import parse_os_release
+from ipvslab.doctor.parsers.paste import split_paste
 from ipvslab.doctor.parsers.proc_ip_vs import parse_proc_ip_vs
 from ipvslab.doctor.parsers.proc_ip_vs_conn import (
     parse_proc_ip_vs_conn,
     parse_proc_ip_vs_conn_sync,
 )
 from ipvslab.doctor.parsers.proc_ip_vs_stats import parse_proc_ip_vs_stats
-from ipvslab.doctor.parsers.paste import split_paste
 from ipvslab.doctor.parsers.proc_version import parse_proc_version, parse_version_signature
 from ipvslab.doctor.parsers.sniff import parse_any
 from ipvslab.doctor.parsers.sysctl import parse_sysctl
