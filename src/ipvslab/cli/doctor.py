@@ -165,6 +165,18 @@ def collect_command(
     raise typer.Exit(code)
 
 
+@doctor_app.command("collect-script")
+def collect_script_command() -> None:
+    """Print a POSIX sh collector (no Python needed on the node) that writes the same
+    archive as `collect`: `ipvslab doctor collect-script > collect.sh; sh collect.sh`."""
+    from importlib.resources import files
+
+    script = files("ipvslab.doctor").joinpath("collect.sh").read_text(encoding="utf-8")
+    with reader_may_leave():
+        sys.stdout.write(script)
+        sys.stdout.flush()
+
+
 # --------------------------------------------------------------------------- the edge
 
 
