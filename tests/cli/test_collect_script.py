@@ -73,11 +73,28 @@ def comparable(stdout: str) -> dict[str, Any]:
     return report
 
 
-def run_script(root: Path, out: Path | str, **env: str) -> subprocess.CompletedProcess[str]:
+BUSYBOX = shutil.which("busybox")
+
+
+def busybox_path(where: Path) -> str:
+    """A PATH holding nothing but busybox's applets (what the busybox image has)."""
+    assert BUSYBOX is not None
+    where.mkdir(exist_ok=True)
+    applets = subprocess.run(
+        [BUSYBOX, "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for applet in applets:
+        (where / applet).symlink_to(BUSYBOX)
+    return str(where)
+
+
+def run_script(
+    root: Path, out: Path | str, shell: str | None = None, path: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     assert SH is not None
     return subprocess.run(
-        [SH, str(SCRIPT), str(out)],
-        env={"PATH": os.environ["PATH"], "IPVSLAB_ROOT": str(root), **env},
+        [shell or SH, str(SCRIPT), str(out)],
+        env={"PATH": path or os.environ["PATH"], "IPVSLAB_ROOT": str(root), **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -86,11 +103,21 @@ def run_script(root: Path, out: Path | str, **env: str) -> subprocess.CompletedP
 
 
 @pytest.mark.skipif(SH is None, reason="no sh")
-def test_the_sh_collector_gives_the_same_diagnosis_as_doctor_collect(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shell", ["sh", "busybox"])
+def test_the_sh_collector_gives_the_same_diagnosis_as_doctor_collect(
+    tmp_path: Path, shell: str
+) -> None:
+    if shell == "busybox" and BUSYBOX is None:
+        pytest.skip("busybox is not installed (apt-get install busybox)")
     root = make_root(tmp_path / "host")
     before = sorted((p.relative_to(root), p.lstat().st_mtime_ns) for p in root.rglob("*"))
     script_archive = tmp_path / "sh.tar.gz"
-    done = run_script(root, script_archive, IPVSLAB_NO_EXEC="1")
+    if shell == "busybox":
+        assert BUSYBOX is not None
+        path = busybox_path(tmp_path / "bin")
+        done = run_script(root, script_archive, str(Path(path) / "sh"), path, IPVSLAB_NO_EXEC="1")
+    else:
+        done = run_script(root, script_archive, IPVSLAB_NO_EXEC="1")
     assert done.returncode == 0, done.stderr
     assert f"wrote {script_archive}" in done.stderr
     assert oct(script_archive.stat().st_mode & 0o777) == "0o600"
