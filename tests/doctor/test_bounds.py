@@ -166,3 +166,11 @@ def test_bounded_reader_stops_at_its_limit_and_says_so(data: bytes, limit: int) 
     out = io.BufferedReader(reader).read()
     assert out == _cut_reference(data[:limit], bounded.MAX_LINE_BYTES)
     assert len(sink) == (1 if len(data) > limit else 0)
+
+
+def test_a_long_archive_member_name_is_echoed_short(tmp_path: Path) -> None:
+    name = "ticket/" + "x" * 5000 + ".txt"
+    archive = _tar(tmp_path / "t.tar.gz", {name: b"hello there\n"})
+    [problem] = capture_from([str(archive)]).problems
+    assert len(problem.source) < len(str(archive)) + 200
+    assert "more characters" in problem.source

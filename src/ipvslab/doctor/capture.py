@@ -86,6 +86,7 @@ from ipvslab.doctor.parsers import (
     parse_version_signature,
     sniff_format,
 )
+from ipvslab.doctor.parsers._common import clip
 from ipvslab.doctor.parsers.paste import split_paste
 from ipvslab.doctor.parsers.sniff import SNIFF_LINES
 from ipvslab.doctor.records import KubeProxySettings, ParseIssue, ParseResult, SysctlMap
@@ -133,6 +134,8 @@ SPOOL_MEMORY = 8 << 20
 # Pasted files up to this size are read whole, decoded (UTF-16 too) and split into the
 # outputs they hold (doctor.parsers.paste); larger ones are streamed as one input.
 PASTE_LIMIT = 8 << 20
+# An archive member's name is echoed (in sources and problems) up to this many characters.
+MEMBER_NAME_ECHO = 120
 TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 LAYOUT_PATHS: dict[str, InputKind] = {kind.path: kind for kind in InputKind}
 
@@ -804,7 +807,7 @@ def _add_archive(builder: CaptureBuilder, path: Path, source: str) -> None:
         found = by_path.get(kind.path)
         if found is None:
             continue
-        member_source = f"{source}:{found.name}"
+        member_source = f"{source}:{clip(found.name, MEMBER_NAME_ECHO)}"
         opener = member_opener(path, found.name, member_source, builder.read_issues)
         added = builder.add(kind, member_source, opener)
         if added and kind is InputKind.MANIFEST:
@@ -817,10 +820,15 @@ def _add_archive(builder: CaptureBuilder, path: Path, source: str) -> None:
 def _add_sniffed_member(builder: CaptureBuilder, path: Path, source: str, member: _Member) -> None:
     _add_sniffed(
         builder,
-        f"{source}:{member.name}",
+        f"{source}:{clip(member.name, MEMBER_NAME_ECHO)}",
         member.head.decode("utf-8", "replace"),
         member.complete,
-        member_opener(path, member.name, f"{source}:{member.name}", builder.read_issues),
+        member_opener(
+            path,
+            member.name,
+            f"{source}:{clip(member.name, MEMBER_NAME_ECHO)}",
+            builder.read_issues,
+        ),
     )
 
 
