@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import tarfile
 import time
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from ipvslab.doctor.bounded import BoundedReader
 from ipvslab.doctor.capture import capture_from, snapshot_from_capture
 from ipvslab.doctor.parsers import parse_kube_proxy_config
 from ipvslab.doctor.parsers._common import MESSAGE_LIMIT
+
+from .test_capture import make_tar
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "doctor"
 HEADER = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n"
@@ -74,15 +75,6 @@ def test_a_long_line_is_echoed_in_a_few_dozen_characters(tmp_path: Path) -> None
     assert all(len(i.message) <= MESSAGE_LIMIT + 40 for i in snapshot.issues)
 
 
-def _tar(path: Path, members: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
 def test_an_archive_member_is_capped_while_it_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,7 +82,7 @@ def test_an_archive_member_is_capped_while_it_is_read(
     # two good rows (the 2 GB of NULs of the issue compress to 2 MB alike).
     monkeypatch.setattr(capture, "DECOMPRESSED_LIMIT", 1 << 20)
     nuls = (HEADER + ROW + ROW).encode() + b"\0" * (4 << 20)
-    archive = _tar(
+    archive = make_tar(
         tmp_path / "capture.tar.gz",
         {
             "ipvslab-capture/proc/net/ip_vs_conn": nuls,
@@ -170,7 +162,7 @@ def test_bounded_reader_stops_at_its_limit_and_says_so(data: bytes, limit: int) 
 
 def test_a_long_archive_member_name_is_echoed_short(tmp_path: Path) -> None:
     name = "ticket/" + "x" * 5000 + ".txt"
-    archive = _tar(tmp_path / "t.tar.gz", {name: b"hello there\n"})
+    archive = make_tar(tmp_path / "t.tar.gz", {name: b"hello there\n"})
     [problem] = capture_from([str(archive)]).problems
     assert len(problem.source) < len(str(archive)) + 200
     assert "more characters" in problem.source

@@ -11,6 +11,7 @@ stable version after the build number in ``/proc/version`` (``#1 SMP Debian
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from ipvslab.doctor.parsers._common import Stream, lines_of, shown
 from ipvslab.doctor.parsers.kernel_release import RELEASE_RE
@@ -30,27 +31,31 @@ _SIGNATURE = re.compile(
 )
 
 
-def _first_line(stream: Stream) -> tuple[int, str] | None:
+def _first_line(stream: Stream, source: str) -> tuple[int, str] | ParseIssue:
+    """The first non-empty line (stripped) with its number, or the issue of an empty input."""
     for line_no, line in enumerate(lines_of(stream), 1):
         if line.strip():
             return line_no, line.strip()
-    return None
+    return ParseIssue(source, 0, "input", "empty input")
+
+
+def _rejected(source: str, line_no: int, field: str, expected: str, text: str) -> ParseResult[Any]:
+    return ParseResult(
+        None, (ParseIssue(source, line_no, field, f"expected {expected}, got {shown(text)}"),)
+    )
 
 
 def parse_proc_version(
     stream: Stream, source: str = PROC_VERSION_SOURCE
 ) -> ParseResult[ProcVersion | None]:
     """``Linux version RELEASE (...) #N ...``; the Debian stable version when tagged."""
-    first = _first_line(stream)
-    if first is None:
-        return ParseResult(None, (ParseIssue(source, 0, "input", "empty input"),))
+    first = _first_line(stream, source)
+    if isinstance(first, ParseIssue):
+        return ParseResult(None, (first,))
     line_no, text = first
     words = text.split()
     if words[:2] != ["Linux", "version"] or len(words) < 3 or not RELEASE_RE.fullmatch(words[2]):
-        issue = ParseIssue(
-            source, line_no, "version", f"expected 'Linux version RELEASE ...', got {shown(text)}"
-        )
-        return ParseResult(None, (issue,))
+        return _rejected(source, line_no, "version", "'Linux version RELEASE ...'", text)
     release = words[2]
     tag = _DEBIAN_TAG.search(text)
     if tag is None:
@@ -68,19 +73,14 @@ def parse_version_signature(
     stream: Stream, source: str = SIGNATURE_SOURCE
 ) -> ParseResult[VersionSignature | None]:
     """``Ubuntu 5.4.0-150.167-generic 5.4.233`` -> release ``5.4.0-150-generic``, 5.4.233."""
-    first = _first_line(stream)
-    if first is None:
-        return ParseResult(None, (ParseIssue(source, 0, "input", "empty input"),))
+    first = _first_line(stream, source)
+    if isinstance(first, ParseIssue):
+        return ParseResult(None, (first,))
     line_no, text = first
     match = _SIGNATURE.fullmatch(text)
     if match is None:
-        issue = ParseIssue(
-            source,
-            line_no,
-            "signature",
-            f"expected like 'Ubuntu 5.4.0-150.167-generic 5.4.233', got {shown(text)}",
-        )
-        return ParseResult(None, (issue,))
+        expected = "like 'Ubuntu 5.4.0-150.167-generic 5.4.233'"
+        return _rejected(source, line_no, "signature", expected, text)
     release = f"{match['base']}-{match['abi']}{match['flavour'] or ''}"
     upstream = (int(match["major"]), int(match["minor"]), int(match["sub"]))
     return ParseResult(VersionSignature(match["distro"], match["package"], release, upstream))
