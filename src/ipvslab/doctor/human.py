@@ -298,9 +298,8 @@ def render_result(report: Report, console: Console, *, fail_on: Severity) -> Non
         )
     elif report.inconclusive:
         text = Text(
-            f"Result: inconclusive (no finding at or above {fail_on.value}, but "
-            + "; ".join(report.inconclusive)
-            + ")",
+            f"Result: inconclusive: no finding at or above {fail_on.value}, but the node"
+            " could not be judged (" + "; ".join(report.inconclusive) + ")",
             style="yellow",
         )
     else:
