@@ -8,13 +8,18 @@ grep of ``sysctl -a``, one after the other (the 81775 node of ``cli/pasted``).
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from ipvslab.cli.main import app
 from ipvslab.doctor.capture import InputKind, capture_from, snapshot_from_capture
+from ipvslab.doctor.diagnose import diagnose
 from ipvslab.doctor.parsers.paste import split_paste
+from ipvslab.doctor.report import build_report
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "doctor"
 TICKET = FIXTURES / "captures" / "ticket-one-file" / "ticket-4711.txt"
@@ -117,3 +122,36 @@ def test_a_ticket_on_stdin_is_split_too() -> None:
     )
     assert result.exit_code == 1, result.output
     assert '"ipvsadm-Lnc.txt"' in result.stdout and '"uname-r.txt"' in result.stdout
+
+
+PIECES = [
+    "[root@worker-3 ~]# ipvsadm -Ln\n",
+    "$ uname -r\n",
+    "4.19.0-25-amd64\n",
+    "Ubuntu 5.4.0-1103.111-aws 5.4.231\n",
+    "Linux version 4.19.0-25-amd64 (x) #1 SMP Debian 4.19.289-2 (2023-08-08)\n",
+    "net.ipv4.vs.conn_reuse_mode = 0\n",
+    "IPVS connection entries\n",
+    "IP Virtual Server version 1.2.1 (size=4096)\n",
+    "TCP  10.96.0.1:443 rr\n",
+    "  -> 10.244.1.10:8080             Masq    0      3          40\n",
+    "\t->\t10.244.1.10:8080\tMasq\t0\t3\t40\n",
+    "\r\n",
+    "    ",
+    "\0",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from(PIECES) | st.text(max_size=30), max_size=25),
+    st.sampled_from(["utf-8", "utf-16", "utf-16-le", "utf-8-sig"]),
+)
+def test_any_paste_is_diagnosed_without_raising(pieces: list[str], encoding: str) -> None:
+    text = "".join(pieces)
+    with tempfile.TemporaryDirectory() as where:
+        pasted = Path(where) / "ticket.txt"
+        pasted.write_bytes(text.encode(encoding, "surrogatepass"))
+        capture = capture_from([str(pasted)])
+        report = build_report(diagnose(snapshot_from_capture(capture)))
+        assert all(len(p.message) <= 400 for p in report.input_problems)
