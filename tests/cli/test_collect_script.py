@@ -180,3 +180,12 @@ def test_collect_script_prints_the_script() -> None:
     result = runner.invoke(app, ["doctor", "collect-script"])
     assert result.exit_code == 0
     assert result.stdout == SCRIPT.read_text()
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_the_script_is_plain_posix_sh() -> None:
+    # -s sh: POSIX sh rules (no bashisms), which is all the busybox image has.
+    checked = subprocess.run(
+        ["shellcheck", "-s", "sh", str(SCRIPT)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout

@@ -44,7 +44,9 @@ def test_a_typo_would_be_caught() -> None:
 
 
 def test_the_configmap_holds_the_collector_script_unchanged() -> None:
-    assert by_kind("ConfigMap")["data"]["collect.sh"] == SCRIPT.read_text()
+    assert by_kind("ConfigMap")["data"]["collect.sh"] == SCRIPT.read_text(), (
+        "stale: run .venv/bin/python deploy/sync-script.py"
+    )
 
 
 def test_the_daemonset_runs_the_script_with_least_privilege() -> None:

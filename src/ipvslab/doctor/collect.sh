@@ -131,7 +131,11 @@ if [ -e "$ROOT/proc/net/ip_vs" ]; then
 	IPVS_PRESENT=true
 	copy "$ROOT/proc/net/ip_vs" proc/net/ip_vs PROC_IP_VS
 	for name in ip_vs_conn ip_vs_stats; do
-		if ! copy "$ROOT/proc/net/$name" "proc/net/$name" "PROC_$(echo "$name" | tr 'a-z' 'A-Z')"; then
+		case $name in
+		ip_vs_conn) kind=PROC_IP_VS_CONN ;;
+		*) kind=PROC_IP_VS_STATS ;;
+		esac
+		if ! copy "$ROOT/proc/net/$name" "proc/net/$name" "$kind"; then
 			[ -e "$ROOT/proc/net/$name" ] ||
 				note "$ROOT/proc/net/$name does not exist although $ROOT/proc/net/ip_vs does"
 		fi
@@ -289,9 +293,9 @@ if [ "$OUTPUT" = - ]; then
 	exit 0
 fi
 [ -d "$OUTPUT" ] && OUTPUT=${OUTPUT%/}/$NAME
-tar -C "$WORK" -czf "$OUTPUT.tmp.$$" "$TOP" && mv -f "$OUTPUT.tmp.$$" "$OUTPUT" || {
+if ! tar -C "$WORK" -czf "$OUTPUT.tmp.$$" "$TOP" || ! mv -f "$OUTPUT.tmp.$$" "$OUTPUT"; then
 	rm -f "$OUTPUT.tmp.$$"
 	die "cannot write the archive to $OUTPUT"
-}
+fi
 printf 'wrote %s\n' "$OUTPUT" >&2
 printf 'diagnose it with: ipvslab doctor --from %s\n' "$OUTPUT" >&2
