@@ -112,6 +112,12 @@ def test_powershell_utf16_pastes_are_decoded(tmp_path: Path) -> None:
     for path in (with_bom, without_bom):
         assert _kinds(path) == _kinds(TICKET), path
         assert snapshot_from_capture(capture_from([str(path)])).issues == ()
+    # One output alone, as `ipvsadm -Ln > ipvs.txt` in PowerShell writes it.
+    single = tmp_path / "ipvs.txt"
+    single.write_bytes((PASTED / "ipvsadm-Ln.txt").read_text().encode("utf-16-le"))
+    snapshot = snapshot_from_capture(capture_from([str(single)]))
+    expected = snapshot_from_capture(capture_from([str(PASTED / "ipvsadm-Ln.txt")]))
+    assert snapshot.issues == () and snapshot.ipvs == expected.ipvs
 
 
 def test_a_ticket_on_stdin_is_split_too() -> None:

@@ -414,15 +414,18 @@ def _is_gzip(path: Path) -> bool:
         return raw.read(2) == b"\x1f\x8b"
 
 
-def decode_input(data: bytes) -> str:
-    """Text of a pasted input: UTF-16 (PowerShell's `>` writes it, with a BOM) or UTF-8;
-    undecodable bytes replaced, a BOM dropped. CRLF is left to the parsers."""
+def decode_input(data: bytes) -> tuple[str, bool]:
+    """Text of a pasted input, and whether it needed more than plain UTF-8: UTF-16
+    (PowerShell's `>` writes it, with a BOM) or a UTF-8 BOM. Undecodable bytes are
+    replaced; CRLF is left to the parsers."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", "replace").removeprefix("\ufeff")
+        return data.decode("utf-16", "replace").removeprefix("\ufeff"), True
     sample = data[:64]
     if len(sample) >= 8 and not sample[1::2].strip(b"\0") and b"\0" not in sample[0::2]:
-        return data.decode("utf-16-le", "replace")  # UTF-16 without a BOM: ASCII, NULs between
-    return data.decode("utf-8", "replace").removeprefix("\ufeff")
+        return data.decode("utf-16-le", "replace"), True  # no BOM: ASCII with NULs between
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", "replace"), True
+    return data.decode("utf-8", "replace"), False
 
 
 def _add_paste(builder: CaptureBuilder, source: str, text: str, *, decoded: bool) -> bool:
@@ -448,8 +451,7 @@ def _add_plain_file(builder: CaptureBuilder, path: Path, source: str) -> None:
         gzipped = _is_gzip(path)
         if not gzipped and path.stat().st_size <= PASTE_LIMIT:
             data = path.read_bytes()
-            text = decode_input(data)
-            decoded = not data.startswith(text[:1].encode()) if text else False
+            text, decoded = decode_input(data)
             if _add_paste(builder, source, text, decoded=decoded):
                 return
         opener = gzip_opener(path, builder.read_issues) if gzipped else path_opener(path)
@@ -505,7 +507,7 @@ def _add_stream(
             if not chunk:
                 break
             head += chunk
-        text = decode_input(head)
+        text, _ = decode_input(head)
         complete = len(head) < SNIFF_BYTES
         pasted = not _looks_binary(text) and len(split_paste(text)) >= 2
         kind = None if pasted else _sniffed_kind(builder, source, text, complete)
@@ -530,8 +532,8 @@ def _add_stream(
     if total <= PASTE_LIMIT:
         spool.seek(0)
         data = spool.read()
-        whole = decode_input(data)
-        if _add_paste(builder, source, whole, decoded=whole[:1].encode() != data[:1]):
+        whole, decoded = decode_input(data)
+        if _add_paste(builder, source, whole, decoded=decoded):
             spool.close()
             return
     if kind is None:
