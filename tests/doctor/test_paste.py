@@ -47,6 +47,20 @@ def test_outputs_without_prompts_split_where_each_begins() -> None:
     assert len(split_paste(text)) == 3
 
 
+def test_a_kube_proxy_command_line_is_kept_but_its_version_command_splits() -> None:
+    text = (
+        "$ ps -o args= -C kube-proxy\n"
+        "kube-proxy --proxy-mode=ipvs --ipvs-scheduler=rr\n"
+        "$ /usr/local/bin/kube-proxy --version\n"
+        "Kubernetes v1.20.0\n"
+    )
+    parts = split_paste(text)
+    assert [p.text for p in parts] == [
+        "kube-proxy --proxy-mode=ipvs --ipvs-scheduler=rr\n",
+        "Kubernetes v1.20.0\n",
+    ]
+
+
 def test_a_single_output_is_one_part() -> None:
     for name in ("ipvsadm_list.txt", "proc_ip_vs_conn.txt", "sysctl_a.txt", "ipvsadm_conn.txt"):
         text = (FIXTURES / name).read_text()

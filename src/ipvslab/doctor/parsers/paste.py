@@ -25,9 +25,11 @@ from ipvslab.doctor.parsers.kernel_release import RELEASE_RE
 _PROMPT = re.compile(
     r"^\s*(?:\[[^\]\n]{1,80}\]\s?[#$]|[\w.@:~/-]{0,80}[#$%>])\s*(?:sudo\s+)?(?P<cmd>\S.*)$"
 )
+# Commands whose output a ticket shows. `kube-proxy` only with --version: a kube-proxy
+# command line (`kube-proxy --proxy-mode=ipvs ...`) is itself an input, not a prompt.
 _COMMAND = re.compile(
-    r"^(?:sudo\s+)?(?:uname|ipvsadm|sysctl|cat|kubectl|crictl|docker|kube-proxy|lsmod|head"
-    r"|tail|grep|nsenter)(?:\s|$)"
+    r"^(?:sudo\s+)?(?:(?:uname|ipvsadm|sysctl|cat|kubectl|crictl|docker|lsmod|head|tail|ps|pgrep"
+    r"|grep|nsenter)(?:\s|$)|\S*kube-proxy\s+--version\b)"
 )
 _OPENERS = (
     "IP Virtual Server version",
