@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -46,9 +45,7 @@ ipvs: {scheduler: rr}
 
 
 def test_yaml_aliases_are_refused_in_a_kube_proxy_config() -> None:
-    started = time.monotonic()
-    result = parse_kube_proxy_config(LAUGHS, "config.conf")
-    assert time.monotonic() - started < 5  # not the gigabytes of expansion
+    result = parse_kube_proxy_config(LAUGHS, "config.conf")  # not 9^9 strings in memory
     assert result.value is None
     [issue] = result.issues
     assert (issue.line_no, issue.field) == (4, "yaml")
@@ -107,9 +104,7 @@ def test_a_gzip_file_is_capped_alike(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_dev_zero_is_refused_at_once() -> None:
-    started = time.monotonic()
-    found = capture_from(["/dev/zero"])
-    assert time.monotonic() - started < 5
+    found = capture_from(["/dev/zero"])  # returns: the head is sniffed, not the whole
     assert not found.files
     [problem] = found.problems
     assert problem.source == "/dev/zero" and "binary" in problem.message
@@ -119,9 +114,7 @@ def test_a_fifo_without_a_writer_times_out(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(capture, "READ_TIMEOUT", 0.2)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    started = time.monotonic()
     found = capture_from([str(fifo)])
-    assert time.monotonic() - started < 5
     [problem] = found.problems
     assert "no data within 0.2 s" in problem.message
 

@@ -38,6 +38,8 @@ _OPENERS = (
     "Timeout (tcp tcpfin udp)",
     "Linux version ",
 )
+# How rows of the big tables start (ip_vs_conn, ipvsadm -Ln / -Lnc): never a split point.
+_ROWS = ("TCP ", "UDP ", "SCTP ", "FWM ", "-> ", "TCP\t", "UDP\t", "->\t")
 _SYSCTL = re.compile(r"^[a-z0-9_\-]+(?:\.[A-Za-z0-9_\-@:]+)+\s*=", re.ASCII)
 
 
@@ -59,34 +61,37 @@ def _is_command(line: str) -> bool:
 
 
 def split_paste(text: str) -> list[PastePart]:
-    """The outputs in ``text``, in order; one part when nothing splits it."""
+    """The outputs in ``text``, in order; one part when nothing splits it. Linear time."""
     parts: list[PastePart] = []
     lines: list[str] = []
     start = 1
-    sysctl_part = False
+    has_content = False  # the current part has a non-blank line
+    sysctl_part = False  # ... and its first one is a sysctl assignment
 
     def close(next_start: int) -> None:
-        nonlocal lines, start, sysctl_part
-        body = textwrap.dedent("".join(lines))
-        if body.strip():
-            parts.append(PastePart(start, body))
-        lines, start, sysctl_part = [], next_start, False
+        nonlocal lines, start, has_content, sysctl_part
+        if has_content:
+            parts.append(PastePart(start, textwrap.dedent("".join(lines))))
+        lines, start, has_content, sysctl_part = [], next_start, False, False
 
     for line_no, line in enumerate(text.splitlines(keepends=True), 1):
         stripped = line.strip()
-        has_content = any(existing.strip() for existing in lines)
+        if has_content and stripped.startswith(_ROWS):  # the bulk of a table: no split here
+            lines.append(line)
+            continue
         if stripped and _is_command(line):
             close(line_no + 1)
             continue
         lone_release = RELEASE_RE.fullmatch(stripped) is not None
         opens = stripped.startswith(_OPENERS) or lone_release
-        if has_content and (opens or (_SYSCTL.match(stripped) and not sysctl_part)):
+        is_sysctl = _SYSCTL.match(stripped) is not None
+        if has_content and (opens or (is_sysctl and not sysctl_part)):
             close(line_no)
-        if not has_content and not lines:
+        if not lines:
             start = line_no
         lines.append(line)
-        if stripped and not any(existing.strip() for existing in lines[:-1]):
-            sysctl_part = _SYSCTL.match(stripped) is not None
+        if stripped and not has_content:
+            has_content, sysctl_part = True, is_sysctl
         if lone_release:
             close(line_no + 1)
     close(0)
