@@ -92,6 +92,8 @@ def test_kube_proxy_is_spelled_the_same_in_doctor_and_explain() -> None:
 def test_doctor_kernel_takes_preset_names_like_explain() -> None:
     result = run("doctor", "--from", PASTED, "--kernel", "ubuntu-18.04", "--kube-proxy", "v1.20.0")
     assert result.exit_code == 1, result.output
+    short = run("doctor", "--from", PASTED, "-k", "ubuntu-18.04", "--kube-proxy", "v1.20.0")
+    assert short.exit_code == 1  # -k as in explain
     assert "preset ubuntu-18.04" in result.output
     assert "exposed to problem 1" in " ".join(result.output.split())
 

@@ -118,6 +118,7 @@ def doctor_command(
     kernel: str | None = typer.Option(
         None,
         "--kernel",
+        "-k",
         metavar="KERNEL",
         help=KERNEL_HELP + " Used when the inputs lack a kernel release.",
     ),
