@@ -79,6 +79,8 @@ class ExplainError(ValueError):
 @dataclass(frozen=True)
 class ExplainRequest:
     kernel: str = "6.1"
+    # The stable version a distro release is built from (/proc/version, version_signature).
+    kernel_upstream: tuple[int, int, int] | None = None
     kube_proxy: str | None = DEFAULT_KUBE_PROXY  # None: no kube-proxy, node defaults
     conn_reuse_mode: int | None = None  # None: what kube-proxy leaves
     conntrack: int | None = None
@@ -179,7 +181,7 @@ def _sysctls_for(
 
 def explain(request: ExplainRequest) -> Explanation:
     """Run the reused-port SYN through the kernel twin and say what happened."""
-    resolution = resolve_kernel(request.kernel)
+    resolution = resolve_kernel(request.kernel, request.kernel_upstream)
     features: KernelFeatures = resolution.features
     sysctls, actions = _sysctls_for(request, resolution)
     paths = NAT_PATHS if request.forward.sees_replies else DR_PATHS

@@ -170,6 +170,42 @@ def test_exit_status_follows_fail_on(
     assert doctor(*args, "--json").exit_code == code
 
 
+def test_a_ticket_without_a_kernel_release_is_inconclusive_not_healthy(tmp_path: Path) -> None:
+    # The healthy node's tables, but not its kernel: nothing says whether a reused port is
+    # forwarded to a deleted pod, so "healthy" with exit 0 would be a confident lie.
+    root = tmp_path / "node"
+    shutil.copytree(HEALTHY, root)
+    (root / "uname-r.txt").unlink()
+    result = doctor("--from", root)
+    assert result.exit_code == 3, result.output
+    out = " ".join(result.output.split())
+    assert "Result: inconclusive" in out and "kernel release was not captured" in out
+    assert "Result: healthy" not in out
+    as_json = doctor("--from", root, "--json")
+    assert as_json.exit_code == 3
+    assert report_of(as_json).inconclusive and not report_of(as_json).exposure.known
+    # Told that inconclusive is fine, or given the kernel, it passes.
+    assert doctor("--from", root, "--inconclusive-ok").exit_code == 0
+    assert doctor("--from", root, "--kernel", "6.1.0-18-amd64").exit_code == 0
+    assert not report_of(doctor("--from", HEALTHY, "--json")).inconclusive
+
+
+def test_findings_and_input_problems_win_over_inconclusive(
+    findings: Callable[..., None],
+) -> None:
+    findings(Severity.WARNING)
+    assert doctor("--from", PASTED).exit_code == 1
+    assert doctor("--from", PASTED, "--fail-on", "critical").exit_code == 3
+    assert doctor("--from", PASTED, "--from", "/nonexistent/ipvsadm.txt").exit_code == 2
+
+
+def test_only_unreadable_inputs_are_never_healthy(tmp_path: Path) -> None:
+    unreadable = tmp_path / "missing.txt"
+    result = doctor("--from", unreadable, "--inconclusive-ok")
+    assert result.exit_code == 2
+    assert "Result: healthy" not in result.output
+
+
 def test_a_malformed_line_is_reported_with_file_and_line_after_the_diagnosis(
     findings: Callable[..., None],
 ) -> None:
@@ -215,7 +251,7 @@ def test_a_sysctl_given_twice_with_different_values_is_an_input_problem(tmp_path
 def test_a_bad_override_is_one_line_and_exit_2() -> None:
     result = doctor("--from", PASTED, "--kernel", "not-a-kernel")
     assert result.exit_code == 2
-    assert "--kernel 'not-a-kernel': not a kernel release" in result.output
+    assert "--kernel 'not-a-kernel': not a kernel preset, mainline version" in result.output
 
 
 def test_root_cannot_be_combined_with_from() -> None:
@@ -446,7 +482,7 @@ def check_never_a_traceback(path: Path, data: bytes) -> None:
     path.write_bytes(data)
     for extra in ([], ["--json"]):
         result = doctor("--from", path, *extra)
-        assert result.exit_code in (0, 1, 2), result.output
+        assert result.exit_code in (0, 1, 2, 3), result.output
         assert "\x1b" not in result.output  # no escape sequence from the input reaches a terminal
 
 

@@ -194,15 +194,53 @@ def test_someone_elses_manifest_does_not_make_a_layout(tmp_path: Path) -> None:
     assert [p.source for p in capture.problems] == [str(tmp_path / "manifest.json")]
 
 
-def test_layout_directory_notes_files_it_ignores(tmp_path: Path) -> None:
+def test_layout_directory_reports_files_it_cannot_use(tmp_path: Path) -> None:
     (tmp_path / "uname-r.txt").write_text("6.1.0\n")
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc/cpuinfo").write_text("x\n")
     capture = capture_from([str(tmp_path)])
     assert kinds(capture) == {InputKind.KERNEL_RELEASE: str(tmp_path / "uname-r.txt")}
-    assert capture.notes == (
-        f"{tmp_path}: ignored files that are not part of the capture layout: proc/cpuinfo",
+    [problem] = capture.problems
+    assert problem.source == str(tmp_path / "proc/cpuinfo")
+    assert "could not tell which input this is" in problem.message
+
+
+def test_a_ticket_directory_with_a_sysctl_txt_still_reads_its_other_files(tmp_path: Path) -> None:
+    # What a user attaches to a ticket: their own file names, one of which happens to be a
+    # layout path. Every file is used; none is skipped because the directory "looks like" a
+    # capture.
+    (tmp_path / "sysctl.txt").write_text("net.ipv4.vs.conn_reuse_mode = 0\n")
+    shutil.copy(FIXTURES / "ipvsadm_list.txt", tmp_path / "ipvsadm_ln_node3.txt")
+    shutil.copy(FIXTURES / "ipvsadm_conn.txt", tmp_path / "conns.log")
+    (tmp_path / "uname.txt").write_text("4.15.0-213-generic\n")
+    capture = capture_from([str(tmp_path)])
+    assert kinds(capture) == {
+        InputKind.SYSCTL: str(tmp_path / "sysctl.txt"),
+        InputKind.IPVSADM_LIST: str(tmp_path / "ipvsadm_ln_node3.txt"),
+        InputKind.IPVSADM_CONN: str(tmp_path / "conns.log"),
+        InputKind.KERNEL_RELEASE: str(tmp_path / "uname.txt"),
+    }
+    assert capture.problems == ()
+    snap = snapshot_from_capture(capture)
+    assert snap.ipvs is not None and snap.ipvs.services and snap.conns is not None
+    assert snap.kernel_release is not None and snap.kernel_release.text == "4.15.0-213-generic"
+
+
+def test_a_layout_archive_sniffs_its_other_members(tmp_path: Path) -> None:
+    archive = make_tar(
+        tmp_path / "node.tgz",
+        {
+            "node/sysctl.txt": b"net.ipv4.vs.conntrack = 1\n",
+            "node/ipvsadm.out": (FIXTURES / "ipvsadm_list.txt").read_bytes(),
+            "node/notes.md": b"customer says: 1s delays since Tuesday\n",
+        },
     )
+    capture = capture_from([str(archive)])
+    assert kinds(capture) == {
+        InputKind.SYSCTL: f"{archive}:node/sysctl.txt",
+        InputKind.IPVSADM_LIST: f"{archive}:node/ipvsadm.out",
+    }
+    assert [p.source for p in capture.problems] == [f"{archive}:node/notes.md"]
 
 
 def test_archive_of_pasted_files_is_sniffed(tmp_path: Path) -> None:
@@ -238,9 +276,7 @@ def test_flat_layout_archive(tmp_path: Path) -> None:
         InputKind.PROC_IP_VS: f"{archive}:./proc/net/ip_vs",
         InputKind.SYSCTL: f"{archive}:./sysctl.txt",
     }
-    assert capture.notes == (
-        f"{archive}: ignored files that are not part of the capture layout: ./extra.log",
-    )
+    assert [p.source for p in capture.problems] == [f"{archive}:./extra.log"]
     assert snapshot_from_capture(capture).sysctl_int("expire_nodest_conn") == 1
 
 

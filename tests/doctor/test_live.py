@@ -59,6 +59,12 @@ def make_node_root(
     (netfilter / "nf_conntrack_tcp_timeout_time_wait").write_text("120\n")
     (proc / "sys/kernel").mkdir(parents=True)
     (proc / "sys/kernel/osrelease").write_text("5.15.0-91-generic\n")
+    (proc / "version").write_text(
+        "Linux version 5.15.0-91-generic (buildd@lcy02-amd64-045) (gcc (Ubuntu"
+        " 11.4.0-1ubuntu1~22.04) 11.4.0, GNU ld (GNU Binutils for Ubuntu) 2.38)"
+        " #101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023\n"
+    )
+    (proc / "version_signature").write_text("Ubuntu 5.15.0-91.101-generic 5.15.131\n")
     (root / "usr/lib").mkdir(parents=True)
     shutil.copy(FIXTURES / "os_release_ubuntu.txt", root / "usr/lib/os-release")
     (root / "etc").mkdir()
@@ -117,6 +123,9 @@ def test_live_node_gives_every_input(node: Path) -> None:
         "net.netfilter.nf_conntrack_tcp_timeout_time_wait": "120",
     }
     assert snap.kernel_release is not None and snap.kernel_release.version == (5, 15, 0)
+    assert snap.proc_version is not None and snap.proc_version.release == "5.15.0-91-generic"
+    assert snap.version_signature is not None
+    assert snap.version_signature.upstream == (5, 15, 131)
     assert snap.os_release is not None and snap.os_release.version_id == "20.04"
     assert snap.issues == ()
     # Sources name the real files.

@@ -22,12 +22,14 @@ from ipvslab.doctor.parsers.kube_proxy import (
     parse_kube_proxy_version,
 )
 from ipvslab.doctor.parsers.os_release import parse_os_release
+from ipvslab.doctor.parsers.paste import split_paste
 from ipvslab.doctor.parsers.proc_ip_vs import parse_proc_ip_vs
 from ipvslab.doctor.parsers.proc_ip_vs_conn import (
     parse_proc_ip_vs_conn,
     parse_proc_ip_vs_conn_sync,
 )
 from ipvslab.doctor.parsers.proc_ip_vs_stats import parse_proc_ip_vs_stats
+from ipvslab.doctor.parsers.proc_version import parse_proc_version, parse_version_signature
 from ipvslab.doctor.parsers.sniff import parse_any
 from ipvslab.doctor.parsers.sysctl import parse_sysctl
 from ipvslab.doctor.records import (
@@ -320,6 +322,7 @@ PARSERS: list[Callable[..., Any]] = [
     parse_ipvsadm_list, parse_ipvsadm_stats, parse_ipvsadm_conn, parse_sysctl, parse_os_release,
     parse_kernel_release, parse_kube_proxy_cmdline, parse_kube_proxy_config,
     parse_kube_proxy_version, summarize_proc_ip_vs_conn, parse_ipvsadm_timeout,
+    parse_proc_version, parse_version_signature, split_paste,
 ]  # fmt: skip
 SAMPLES = [p.read_text(encoding="utf-8") for p in sorted(FIXTURES.iterdir()) if p.is_file()]
 TOKENS = [

@@ -84,6 +84,8 @@ def test_report_of_the_81775_node() -> None:
     assert report.input_problems == []
     assert report.input.missing == [
         "proc/net/ip_vs_stats",
+        "proc/version",
+        "proc/version_signature",
         "kube-proxy/config.yaml",
         "ipvsadm-Ln.txt",
         "ipvsadm-Ln-stats.txt",

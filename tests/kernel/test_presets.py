@@ -14,6 +14,7 @@ from ipvslab.kernel.presets import (
     get_preset,
     list_presets,
     mainline_eras,
+    mainline_features,
     resolve_kernel,
 )
 
@@ -149,9 +150,66 @@ def test_ubuntu_20_04_gains_stable_fixes_with_later_abi_numbers() -> None:
 
 
 def test_ubuntu_cloud_flavour_abi_is_not_read_as_a_generic_abi() -> None:
+    # 5.4.0-1009-aws (spring 2020) is focal's AWS kernel, but its ABI is not the generic
+    # one: whether it has the 5.4.59 / 5.4.163 fixes cannot be read from it.
     resolution = resolve_kernel("5.4.0-1009-aws")
-    assert resolution.preset is None
-    assert resolution.warnings
+    assert resolution.preset is not None and resolution.preset.name == "ubuntu-20.04"
+    assert resolution.uncertain is not None and "version_signature" in resolution.uncertain
+
+
+@pytest.mark.parametrize(
+    "cloud", ["5.4.0-1103-aws", "5.4.0-1110-gcp", "5.4.0-1109-azure", "5.4.0-1101-oracle"]
+)
+def test_recent_ubuntu_cloud_kernels_resolve_like_their_generic_twin(cloud: str) -> None:
+    # Same focal base, built in 2023 like 5.4.0-150-generic: same features, no doubt.
+    generic = resolve_kernel("5.4.0-150-generic")
+    resolution = resolve_kernel(cloud)
+    assert resolution.preset == generic.preset
+    assert resolution.features == generic.features
+    assert resolution.uncertain is None
+
+
+def test_version_signature_decides_an_old_cloud_kernel() -> None:
+    # /proc/version_signature: "Ubuntu 5.4.0-1020.20-aws 5.4.44" (before 5.4.59) and
+    # "Ubuntu 5.4.0-1060.63-aws 5.4.153" (after 5.4.59, before 5.4.163).
+    early = resolve_kernel("5.4.0-1020-aws", (5, 4, 44))
+    assert early.uncertain is None
+    assert not early.features.unconfirmed_conntrack_reuse
+    assert not early.features.weight0_reschedule_any_mode
+    middle = resolve_kernel("5.4.0-1060-aws", (5, 4, 153))
+    assert middle.features.unconfirmed_conntrack_reuse
+    assert not middle.features.weight0_reschedule_any_mode
+    assert resolve_kernel("5.4.0-1060-aws", (5, 4, 233)).features.weight0_reschedule_any_mode
+
+
+def test_debian_release_hides_its_stable_version_until_proc_version_tells_it() -> None:
+    # Debian 10 names 4.19.289 "4.19.0-25-amd64"; 4.19.140 and 4.19.219 carry the fixes.
+    hidden = resolve_kernel("4.19.0-25-amd64")
+    assert hidden.uncertain is not None and "/proc/version" in hidden.uncertain
+    told = resolve_kernel("4.19.0-25-amd64", (4, 19, 289))
+    assert told.uncertain is None and told.version == (4, 19, 289)
+    assert told.features == mainline_features((4, 19, 289))
+    assert told.features.weight0_reschedule_any_mode
+    bullseye = resolve_kernel("5.10.0-28-amd64", (5, 10, 209))
+    assert bullseye.features.weight0_reschedule_any_mode
+    # A stable version of another series (a backports kernel's tag) is not used.
+    assert resolve_kernel("5.10.0-28-amd64", (4, 19, 289)).uncertain is not None
+
+
+@pytest.mark.parametrize(
+    "vendor",
+    [
+        "4.18.0-513.el8.x86_64",
+        "4.18.0-553.16.1.el8_10.x86_64",
+        "5.14.0-362.8.1.el9_3.x86_64",
+        "5.4.17-2136.307.3.1.el8uek.x86_64",
+        "5.15.0-206.153.7.el9uek.x86_64",
+    ],
+)
+def test_rhel_and_oracle_uek_kernels_are_uncertain_not_mainline(vendor: str) -> None:
+    resolution = resolve_kernel(vendor)
+    assert resolution.uncertain is not None and "vendor" in resolution.uncertain
+    assert any(w.startswith("exposure uncertain:") for w in resolution.warnings)
 
 
 def test_ubuntu_22_04_and_debian_12_have_every_mainline_fix() -> None:
@@ -291,11 +349,13 @@ def test_mainline_eras_cover_every_version_in_order() -> None:
 def test_unknown_release_string_falls_back_to_mainline_with_warning(text: str) -> None:
     resolution = resolve_kernel(text)
     assert resolution.preset is None
-    assert len(resolution.warnings) == 1
     assert text in resolution.warnings[0]
     major, minor, sublevel = resolution.version
     assert resolution.features == KernelFeatures.mainline(major, minor)
     assert sublevel == 0
+    # 5.8 and 5.10 got reuse fixes in stable (5.8.2, 5.10.83): sublevel 0 is only a guess.
+    # 4.9 never got them, so 4.9.0-13-amd64 is decided.
+    assert (resolution.uncertain is None) == (text == "4.9.0-13-amd64")
 
 
 def test_unknown_release_string_uses_its_stable_sublevel() -> None:

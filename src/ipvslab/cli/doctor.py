@@ -2,7 +2,9 @@
 
 Exit status: 0 healthy (no finding at or above --fail-on), 1 findings at or above
 it, 2 input that could not be read (each problem printed with file and line,
-after the full diagnosis of what could be read). Nothing raises past this layer:
+after the full diagnosis of what could be read), 3 inconclusive (no finding, but
+the node's exposure could not be judged; 0 with --inconclusive-ok). 2 wins over 1,
+1 over 3. Nothing raises past this layer:
 an unexpected error prints one line and exits 2 (``IPVSLAB_DEBUG=1`` re-raises it
 with its traceback, for bug reports).
 """
@@ -25,15 +27,27 @@ import typer
 from rich.console import Console
 
 from ipvslab import __version__
+from ipvslab.cli.options import (
+    KERNEL_HELP,
+    KUBE_PROXY_HELP,
+    NO_COLOR_HELP,
+    checked_kernel,
+    checked_kube_proxy,
+    make_console,
+    reader_may_leave,
+    silence_stdout,
+    warn,
+)
 from ipvslab.doctor.capture import Capture, InputKind, snapshot_from_capture
 from ipvslab.doctor.diagnose import diagnose
 from ipvslab.doctor.finding import Severity
-from ipvslab.doctor.records import KubeProxySettings, ParseIssue
+from ipvslab.doctor.records import KernelRelease, KubeProxySettings, ParseIssue
 from ipvslab.doctor.snapshot import KubeProxyInfo, NodeSnapshot
 
 EXIT_HEALTHY = 0
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
+EXIT_INCONCLUSIVE = 3
 EXIT_INTERRUPTED = 130
 DEBUG_ENV = "IPVSLAB_DEBUG"
 
@@ -78,9 +92,13 @@ def doctor_command(
         "--fail-on",
         help="Exit 1 when a finding is at or above this severity.",
     ),
-    no_color: bool = typer.Option(
-        False, "--no-color", help="Plain output (also when NO_COLOR is set)."
+    inconclusive_ok: bool = typer.Option(
+        False,
+        "--inconclusive-ok",
+        help="Exit 0 rather than 3 when nothing failed but the exposure could not be judged"
+        " (no kernel release, a vendor kernel of unknown era).",
     ),
+    no_color: bool = typer.Option(False, "--no-color", help=NO_COLOR_HELP),
     root: Path | None = typer.Option(
         None,
         "--root",
@@ -92,15 +110,17 @@ def doctor_command(
     ),
     kube_proxy_version: str | None = typer.Option(
         None,
+        "--kube-proxy",
         "--kube-proxy-version",
         metavar="vX.Y.Z",
-        help="kube-proxy version, when the inputs lack it.",
+        help=KUBE_PROXY_HELP + " Used when the inputs lack it (--kube-proxy-version: old name).",
     ),
     kernel: str | None = typer.Option(
         None,
         "--kernel",
-        metavar="RELEASE",
-        help="Kernel release (uname -r), when the inputs lack it.",
+        "-k",
+        metavar="KERNEL",
+        help=KERNEL_HELP + " Used when the inputs lack a kernel release.",
     ),
 ) -> None:
     """Diagnose IPVS connection reuse on this node (read-only) or from captured files."""
@@ -114,6 +134,7 @@ def doctor_command(
             as_json=as_json,
             prometheus=prometheus,
             fail_on=Severity(fail_on.value),
+            inconclusive_ok=inconclusive_ok,
             plain=no_color or bool(os.environ.get("NO_COLOR")),
             root=root or Path("/"),
             exec_version=not no_exec,
@@ -138,10 +159,23 @@ def collect_command(
         Path("/"), "--root", metavar="PATH", help="Read from this root instead of /."
     ),
     no_exec: bool = typer.Option(False, "--no-exec", help="Do not run `kube-proxy --version`."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --output file."),
 ) -> None:
     """Capture this node's inputs into an archive for `ipvslab doctor --from`."""
-    code = _guarded(lambda: _collect(output, root, exec_version=not no_exec))
+    code = _guarded(lambda: _collect(output, root, exec_version=not no_exec, force=force))
     raise typer.Exit(code)
+
+
+@doctor_app.command("collect-script")
+def collect_script_command() -> None:
+    """Print a POSIX sh collector (no Python needed on the node) that writes the same
+    archive as `collect`: `ipvslab doctor collect-script > collect.sh; sh collect.sh`."""
+    from importlib.resources import files
+
+    script = files("ipvslab.doctor").joinpath("collect.sh").read_text(encoding="utf-8")
+    with reader_may_leave():
+        sys.stdout.write(script)
+        sys.stdout.flush()
 
 
 # --------------------------------------------------------------------------- the edge
@@ -157,10 +191,9 @@ def _guarded(run: Callable[[], int]) -> int:
         _error("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (`| head`): say nothing more, and let no flush at exit fail.
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_INPUT
+        # The reader went away (`| head`) outside the report itself: say nothing more.
+        silence_stdout()
+        return EXIT_HEALTHY
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             raise
@@ -193,6 +226,7 @@ def _doctor(
     as_json: bool,
     prometheus: Path | None,
     fail_on: Severity,
+    inconclusive_ok: bool,
     plain: bool,
     root: Path,
     exec_version: bool,
@@ -230,15 +264,22 @@ def _doctor(
         manifest=manifest,
     )
 
+    # A reader that stops early (`| head`) ends the output, not the run: the exit status
+    # is the diagnosis's and the metrics file is still written.
+    with reader_may_leave():
+        if as_json:
+            sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+            sys.stdout.flush()
+        else:
+            render(report, _console(plain), title=title, fail_on=fail_on)
+            sys.stdout.flush()
     if as_json:
-        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
-        sys.stdout.flush()
         for problem in report.input_problems:
             _error(str(problem))
-    else:
-        render(report, _console(plain), title=title, fail_on=fail_on)
 
     code = EXIT_HEALTHY
+    if report.inconclusive and not inconclusive_ok:
+        code = EXIT_INCONCLUSIVE
     if report.at_or_above(fail_on):
         code = EXIT_FINDINGS
     if report.input_problems:
@@ -246,6 +287,9 @@ def _doctor(
     if prometheus is not None:
         from ipvslab.doctor.prometheus import write_textfile
 
+        if not prometheus.name.endswith(".prom"):
+            # node_exporter's textfile collector reads only *.prom files.
+            warn(f"--prometheus {prometheus}: node_exporter reads only files ending in .prom")
         try:
             write_textfile(report, prometheus)
         except OSError as exc:
@@ -263,10 +307,7 @@ def _tolerant_output() -> None:
 
 
 def _console(plain: bool) -> Console:
-    # Colour only on a terminal (rich's own detection); plain forces no styling at all.
-    if plain:
-        return Console(color_system=None, no_color=True, highlight=False, emoji=False)
-    return Console(highlight=False, emoji=False)
+    return make_console(plain)
 
 
 def _capture_files(sources: Sequence[str]) -> Capture:
@@ -289,30 +330,38 @@ def apply_overrides(
 
     notes = list(snapshot.notes)
     if kernel is not None:
-        parsed = parse_kernel_release(kernel, "--kernel")
-        if parsed.value is None:
-            _fail(f"--kernel {kernel!r}: not a kernel release (expected like 5.15.0-91-generic)")
+        try:
+            resolution = checked_kernel(kernel)
+        except typer.BadParameter as exc:
+            _fail(f"--kernel {kernel!r}: {exc.message}")
+        release = parse_kernel_release(kernel, "--kernel").value
+        if release is None:  # a preset name: its base version, resolved by name later
+            major, minor, patch = resolution.version
+            release = KernelRelease(kernel.strip(), major, minor, patch)
         if snapshot.kernel_release is None:
-            snapshot = replace(snapshot, kernel_release=parsed.value)
-            notes.append(f"kernel release {parsed.value.text} from --kernel")
-        elif snapshot.kernel_release.text != parsed.value.text:
+            snapshot = replace(snapshot, kernel_release=release)
+            notes.append(f"kernel release {release.text} from --kernel")
+        elif snapshot.kernel_release.text != release.text:
             notes.append(
                 f"--kernel {kernel} ignored: the inputs say {snapshot.kernel_release.text}"
             )
     if kube_proxy_version is not None:
-        version = parse_kube_proxy_version(kube_proxy_version, "--kube-proxy-version").value
+        version = parse_kube_proxy_version(kube_proxy_version, "--kube-proxy").value
         if version is None:
-            _fail(f"--kube-proxy-version {kube_proxy_version!r}: not a version (like v1.28.2)")
+            _fail(f"--kube-proxy {kube_proxy_version!r}: not a version (like v1.28.2)")
+        try:
+            checked_kube_proxy(kube_proxy_version)
+        except typer.BadParameter as exc:
+            _fail(f"--kube-proxy {kube_proxy_version!r}: {exc.message}")
         kp = snapshot.kube_proxy
         if kp is None:
-            kp = KubeProxyInfo(settings=KubeProxySettings(), source="--kube-proxy-version")
+            kp = KubeProxyInfo(settings=KubeProxySettings(), source="--kube-proxy")
         if kp.version is None:
             snapshot = replace(snapshot, kube_proxy=replace(kp, version=version))
-            notes.append(f"kube-proxy version {version.text} from --kube-proxy-version")
+            notes.append(f"kube-proxy version {version.text} from --kube-proxy")
         elif kp.version.text != version.text:
             notes.append(
-                f"--kube-proxy-version {kube_proxy_version} ignored: the inputs say"
-                f" {kp.version.text}"
+                f"--kube-proxy {kube_proxy_version} ignored: the inputs say {kp.version.text}"
             )
     return replace(snapshot, notes=tuple(notes))
 
@@ -325,8 +374,15 @@ LIVE_KINDS = tuple(
 )
 
 
-def _collect(output: Path | None, root: Path, *, exec_version: bool) -> int:
+def _collect(output: Path | None, root: Path, *, exec_version: bool, force: bool = False) -> int:
     from ipvslab.doctor.archive import write_archive
+
+    if not root.is_dir():
+        _error(f"--root {root}: no such directory")
+        return EXIT_INPUT
+    if output is not None and output.exists() and not output.is_dir() and not force:
+        _error(f"{output} exists; pass --force to overwrite it")
+        return EXIT_INPUT
 
     capture = _capture_live(root, exec_version=exec_version)
     collected_at = datetime.now(UTC)

@@ -9,6 +9,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ipvslab.cli.options import (
+    KERNEL_HELP,
+    NO_COLOR_HELP,
+    checked_kernel,
+    checked_kube_proxy,
+    make_console,
+    reader_may_leave,
+    warn,
+)
 from ipvslab.explain import (
     DEFAULT_KUBE_PROXY,
     ExplainError,
@@ -61,13 +70,12 @@ def explain_command(
         None,
         "--kernel",
         "-k",
-        help="Kernel version (4.19, 6.1.192), uname -r string or preset name "
-        "(ipvslab presets). Without it: every preset side by side.",
+        help=KERNEL_HELP + " Without it: every preset side by side.",
     ),
     kube_proxy: str = typer.Option(
         DEFAULT_KUBE_PROXY,
         "--kube-proxy",
-        help="kube-proxy version whose sysctls apply, or 'none' for the node's defaults.",
+        help="kube-proxy version whose sysctls apply (v1.28.2), or 'none' for the node's defaults.",
     ),
     conn_reuse_mode: int | None = typer.Option(None, help="Override net.ipv4.vs.conn_reuse_mode."),
     conntrack: int | None = typer.Option(None, help="Override net.ipv4.vs.conntrack."),
@@ -99,8 +107,21 @@ def explain_command(
     ),
     age: int = typer.Option(1, "--age", min=0, help="Seconds since the old entry's last packet."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    no_color: bool = typer.Option(False, "--no-color", help=NO_COLOR_HELP),
 ) -> None:
     """What does the kernel do with a SYN from a reused client port?"""
+    resolution = checked_kernel(kernel) if kernel else None
+    if kube_proxy.lower() != "none":
+        checked_kube_proxy(kube_proxy)
+    if conn_reuse_old_conntrack is not None and (
+        resolution is None or not resolution.features.reuse_old_conntrack
+    ):
+        # The sysctl is TencentOS-kernel's own (PR #17): elsewhere it does not exist.
+        where = f"kernel {kernel}" if kernel else "the presets other than tencentos-5.4"
+        warn(
+            "--conn-reuse-old-conntrack: net.ipv4.vs.conn_reuse_old_conntrack exists only in"
+            f" TencentOS kernels; it has no effect on {where}"
+        )
     request = ExplainRequest(
         kernel=kernel or "6.1",
         kube_proxy=None if kube_proxy.lower() == "none" else kube_proxy,
@@ -122,15 +143,16 @@ def explain_command(
         message = err.args[0] if err.args else str(err)
         typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
-    if as_json:
-        payload = results[0].as_dict() if kernel else [r.as_dict() for r in results]
-        typer.echo(json.dumps(payload, indent=2))
-        return
-    console = Console()
-    if kernel:
-        _print_one(console, results[0])
-    else:
-        _print_matrix(console, request, results)
+    with reader_may_leave():
+        if as_json:
+            payload = results[0].as_dict() if kernel else [r.as_dict() for r in results]
+            typer.echo(json.dumps(payload, indent=2))
+            return
+        console = make_console(no_color)
+        if kernel:
+            _print_one(console, results[0])
+        else:
+            _print_matrix(console, request, results)
 
 
 def _print_one(console: Console, e: Explanation) -> None:

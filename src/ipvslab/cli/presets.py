@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from ipvslab.cli.options import NO_COLOR_HELP, make_console, reader_may_leave
 from ipvslab.kernel.features import Feature
 from ipvslab.kernel.presets import list_presets
 
 
 def presets_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    no_color: bool = typer.Option(False, "--no-color", help=NO_COLOR_HELP),
 ) -> None:
     """List the kernel presets (distro kernels) with their IPVS features and evidence."""
+    with reader_may_leave():
+        _presets(as_json, plain=no_color)
+
+
+def _presets(as_json: bool, *, plain: bool) -> None:
     presets = list_presets()
     if as_json:
         typer.echo(
@@ -40,7 +46,7 @@ def presets_command(
         )
         return
     # One block per preset: a table with a column per feature does not fit a terminal.
-    console = Console()
+    console = make_console(plain)
     for p in presets:
         has = [f.value for f in Feature if p.features.has(f)]
         lacks = [f.value for f in Feature if not p.features.has(f)]

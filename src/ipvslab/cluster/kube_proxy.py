@@ -13,6 +13,26 @@ from dataclasses import dataclass
 from ipvslab.kernel.sysctls import Sysctls
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+# The newest kube-proxy minor release whose IPVS proxier the reference covers: v1.35, the
+# release that deprecates IPVS mode (KEP-5495, kubernetes PR #134539). Later versions are
+# assumed to set what it sets.
+NEWEST_KNOWN_KUBE_PROXY = (1, 35)
+
+
+def kube_version_warning(version: tuple[int, int, int]) -> str | None:
+    """Why a kube-proxy version lies outside what ipvslab knows, or None."""
+    text = ".".join(map(str, version))
+    if version[0] != 1:
+        return f"v{text} is not a Kubernetes 1.x version"
+    if version[:2] > NEWEST_KNOWN_KUBE_PROXY:
+        newest = "v{}.{}".format(*NEWEST_KNOWN_KUBE_PROXY)
+        return (
+            f"v{text} is newer than any kube-proxy ipvslab knows ({newest}); it is assumed to"
+            f" set what {newest} sets"
+        )
+    if version[:2] < (1, 8):
+        return f"v{text} predates kube-proxy's IPVS mode (alpha in v1.8)"
+    return None
 
 
 def parse_kube_version(text: str) -> tuple[int, int, int]:

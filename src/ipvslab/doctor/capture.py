@@ -14,6 +14,8 @@ The capture layout (archive members and directory paths, relative to its root)::
     proc/net/ip_vs_stats          /proc/net/ip_vs_stats
     sysctl.txt                    net.ipv4.vs.* and friends, in `sysctl -a` form
     uname-r.txt                   the kernel release (/proc/sys/kernel/osrelease)
+    proc/version                  /proc/version (Debian prints the stable version there)
+    proc/version_signature        Ubuntu's /proc/version_signature (the stable version)
     etc/os-release                /etc/os-release
     kube-proxy/cmdline            /proc/<pid>/cmdline of kube-proxy (NUL-separated)
     kube-proxy/config.yaml        its --config file (KubeProxyConfiguration)
@@ -24,8 +26,9 @@ The capture layout (archive members and directory paths, relative to its root)::
 An archive keeps these under one top directory (``ipvslab-capture/``).
 
 ``capture_from`` reads what a user hands over (``--from``): ``-`` (stdin), a
-directory or tar archive in the layout, any other directory or archive (every
-file in it is sniffed), or single files (sniffed; gzip-compressed files too).
+directory or tar archive in the layout (files outside the layout are sniffed, never
+skipped), any other directory or archive (every file in it is sniffed), or single
+files (sniffed; gzip-compressed files too).
 Nothing it meets raises: a missing path, an unknown format, a damaged archive or
 a second input of a kind already read becomes a ``problems`` entry naming the file.
 """
@@ -50,6 +53,15 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TextIO
 
+from ipvslab.doctor.bounded import (
+    DECOMPRESSED_LIMIT,
+    READ_TIMEOUT,
+    STREAM_LIMIT,
+    bounded_text,
+    open_special,
+    size_text,
+    wait_readable,
+)
 from ipvslab.doctor.conn_summary import (
     ConnSummary,
     state_timeouts_of,
@@ -69,12 +81,17 @@ from ipvslab.doctor.parsers import (
     parse_os_release,
     parse_proc_ip_vs,
     parse_proc_ip_vs_stats,
+    parse_proc_version,
     parse_sysctl,
+    parse_version_signature,
     sniff_format,
 )
+from ipvslab.doctor.parsers._common import clip
+from ipvslab.doctor.parsers.paste import split_paste
 from ipvslab.doctor.parsers.sniff import SNIFF_LINES
 from ipvslab.doctor.records import KubeProxySettings, ParseIssue, ParseResult, SysctlMap
 from ipvslab.doctor.snapshot import KubeProxyInfo, NodeSnapshot
+from ipvslab.doctor.wording import plural
 
 
 class InputKind(Enum):
@@ -86,6 +103,8 @@ class InputKind(Enum):
     PROC_IP_VS_STATS = "proc/net/ip_vs_stats"
     SYSCTL = "sysctl.txt"
     KERNEL_RELEASE = "uname-r.txt"
+    PROC_VERSION = "proc/version"
+    VERSION_SIGNATURE = "proc/version_signature"
     OS_RELEASE = "etc/os-release"
     KUBE_PROXY_CMDLINE = "kube-proxy/cmdline"
     KUBE_PROXY_CONFIG = "kube-proxy/config.yaml"
@@ -112,6 +131,11 @@ ARCHIVE_TOP = "ipvslab-capture"
 SNIFF_BYTES = 32 << 10
 # stdin and pipes are read once and kept in memory up to this size, then on disk.
 SPOOL_MEMORY = 8 << 20
+# Pasted files up to this size are read whole, decoded (UTF-16 too) and split into the
+# outputs they hold (doctor.parsers.paste); larger ones are streamed as one input.
+PASTE_LIMIT = 8 << 20
+# An archive member's name is echoed (in sources and problems) up to this many characters.
+MEMBER_NAME_ECHO = 120
 TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 LAYOUT_PATHS: dict[str, InputKind] = {kind.path: kind for kind in InputKind}
 
@@ -127,6 +151,8 @@ FORMAT_KINDS: dict[DoctorFormat, InputKind] = {
     DoctorFormat.SYSCTL: InputKind.SYSCTL,
     DoctorFormat.OS_RELEASE: InputKind.OS_RELEASE,
     DoctorFormat.KERNEL_RELEASE: InputKind.KERNEL_RELEASE,
+    DoctorFormat.PROC_VERSION: InputKind.PROC_VERSION,
+    DoctorFormat.VERSION_SIGNATURE: InputKind.VERSION_SIGNATURE,
     DoctorFormat.KUBE_PROXY_CMDLINE: InputKind.KUBE_PROXY_CMDLINE,
     DoctorFormat.KUBE_PROXY_CONFIG: InputKind.KUBE_PROXY_CONFIG,
     DoctorFormat.KUBE_PROXY_VERSION: InputKind.KUBE_PROXY_VERSION,
@@ -166,6 +192,8 @@ class Capture:
     problems: tuple[ParseIssue, ...] = ()
     notes: tuple[str, ...] = ()
     manifest: dict[str, Any] = field(default_factory=dict)
+    # Filled while the files are read (a size cap reached): reported with the parse issues.
+    read_issues: list[ParseIssue] = field(default_factory=list)
 
     def with_file(self, file: CaptureFile) -> Capture:
         return replace(self, files={**self.files, file.kind: file})
@@ -191,6 +219,7 @@ class CaptureBuilder:
         self.manifest: dict[str, Any] = {}
         self.ipvs_present: bool | None = None
         self.live = live
+        self.read_issues: list[ParseIssue] = []
 
     def add(self, kind: InputKind, source: str, opener: Opener) -> bool:
         """Adds an input; a second one of the same kind becomes a problem (False)."""
@@ -220,6 +249,7 @@ class CaptureBuilder:
             problems=tuple(self.problems),
             notes=tuple(self.notes),
             manifest=dict(self.manifest),
+            read_issues=self.read_issues,
         )
 
 
@@ -228,10 +258,11 @@ class CaptureBuilder:
 
 
 def path_opener(path: Path) -> Opener:
-    """Opens a file as text, replacing undecodable bytes (never raises on content)."""
+    """Opens a file as text, replacing undecodable bytes (never raises on content); lines
+    are cut at ``bounded.MAX_LINE_BYTES``."""
 
     def opener() -> contextlib.AbstractContextManager[IO[str]]:
-        return path.open(encoding="utf-8", errors="replace", newline="")
+        return bounded_text(path.open("rb"), source=str(path))
 
     return opener
 
@@ -255,26 +286,26 @@ def _data_errors_as_os_errors(what: str) -> Iterator[None]:
         raise OSError(f"{what} is damaged ({type(exc).__name__}: {exc})") from exc
 
 
-def _text(raw: IO[bytes]) -> io.TextIOWrapper:
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-
-
-def gzip_opener(path: Path) -> Opener:
-    """A gzip-compressed text file, decompressed as it is read."""
+def gzip_opener(path: Path, sink: list[ParseIssue] | None = None) -> Opener:
+    """A gzip-compressed text file, decompressed as it is read (up to DECOMPRESSED_LIMIT)."""
 
     @contextlib.contextmanager
     def opener() -> Iterator[IO[str]]:
+        raw = gzip.open(path, "rb")  # noqa: SIM115 (closed with the text stream)
         with (
             _data_errors_as_os_errors("the gzip data"),
-            gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="") as stream,
+            bounded_text(raw, source=str(path), limit=DECOMPRESSED_LIMIT, sink=sink) as stream,
         ):
             yield stream
 
     return opener
 
 
-def member_opener(archive: Path, name: str) -> Opener:
-    """A regular-file member of a tar archive, streamed (the archive is reopened each time)."""
+def member_opener(
+    archive: Path, name: str, source: str = "", sink: list[ParseIssue] | None = None
+) -> Opener:
+    """A regular-file member of a tar archive, streamed (the archive is reopened each time)
+    and capped at DECOMPRESSED_LIMIT bytes (a small .tar.gz can hold gigabytes of NULs)."""
 
     @contextlib.contextmanager
     def opener() -> Iterator[IO[str]]:
@@ -287,7 +318,9 @@ def member_opener(archive: Path, name: str) -> Opener:
                     raw = tar.extractfile(member)
                     if raw is None:
                         break
-                    with _text(raw) as stream:
+                    where = source or f"{archive}:{name}"
+                    limit = DECOMPRESSED_LIMIT
+                    with bounded_text(raw, source=where, limit=limit, sink=sink) as stream:
                         yield stream
                     return
             raise OSError(f"archive member {name} not found")
@@ -301,11 +334,9 @@ def _spool_opener(spool: IO[bytes]) -> Opener:
     @contextlib.contextmanager
     def opener() -> Iterator[IO[str]]:
         spool.seek(0)
-        stream = _text(spool)
-        try:
+        stream = bounded_text(_Unclosed(spool), source="<stream>")
+        with stream:
             yield stream
-        finally:
-            stream.detach()
 
     return opener
 
@@ -330,28 +361,32 @@ _TEXT_CONTROLS = frozenset("\t\n\r\0")
 
 
 def _looks_binary(head: str) -> bool:
-    """NULs (a /proc cmdline has them) along with bytes no text has: an image, a core file.
+    """NULs (a /proc cmdline has them) along with bytes no text has: an image, a core file;
+    or nothing but NULs (/dev/zero, a zeroed disk image).
 
     Without this the sniffer would take any binary file for a kube-proxy command line.
     """
     if "\0" not in head:
         return False
+    if not head.strip("\0\n"):
+        return True
     return "\ufffd" in head or any(c < " " and c not in _TEXT_CONTROLS for c in head)
 
 
-def _add_sniffed(
-    builder: CaptureBuilder, source: str, head: str, complete: bool, opener: Opener
-) -> None:
+def _sniffed_kind(
+    builder: CaptureBuilder, source: str, head: str, complete: bool
+) -> InputKind | None:
+    """The input kind of a head, or None with a problem or note saying why it is skipped."""
     if _looks_binary(head):
         builder.problem(source, "a binary file, not one of the doctor's inputs; skipped")
-        return
+        return None
     fmt = sniff_head(head, complete)
     if fmt is DoctorFormat.PROC_IP_VS_CONN_SYNC:
         builder.note(
             f"{source}: this is /proc/net/ip_vs_conn_sync, which the doctor does not diagnose; "
             "skipped. Give /proc/net/ip_vs_conn (or `ipvsadm -Lnc`) instead."
         )
-        return
+        return None
     kind = FORMAT_KINDS.get(fmt)
     if kind is None:
         if not head.strip():
@@ -360,11 +395,18 @@ def _add_sniffed(
             builder.problem(
                 source,
                 "could not tell which input this is (expected /proc/net/ip_vs*, ipvsadm -Ln / "
-                "-Lnc / --stats, sysctl -a, uname -r, /etc/os-release or kube-proxy's "
-                "command line, config or --version); skipped",
+                "-Lnc / --stats, sysctl -a, uname -r, /proc/version, /proc/version_signature, "
+                "/etc/os-release or kube-proxy's command line, config or --version); skipped",
             )
-        return
-    builder.add(kind, source, opener)
+    return kind
+
+
+def _add_sniffed(
+    builder: CaptureBuilder, source: str, head: str, complete: bool, opener: Opener
+) -> None:
+    kind = _sniffed_kind(builder, source, head, complete)
+    if kind is not None:
+        builder.add(kind, source, opener)
 
 
 def _is_gzip(path: Path) -> bool:
@@ -372,10 +414,47 @@ def _is_gzip(path: Path) -> bool:
         return raw.read(2) == b"\x1f\x8b"
 
 
+def decode_input(data: bytes) -> tuple[str, bool]:
+    """Text of a pasted input, and whether it needed more than plain UTF-8: UTF-16
+    (PowerShell's `>` writes it, with a BOM) or a UTF-8 BOM. Undecodable bytes are
+    replaced; CRLF is left to the parsers."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", "replace").removeprefix("\ufeff"), True
+    sample = data[:64]
+    if len(sample) >= 8 and not sample[1::2].strip(b"\0") and b"\0" not in sample[0::2]:
+        return data.decode("utf-16-le", "replace"), True  # no BOM: ASCII with NULs between
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", "replace"), True
+    return data.decode("utf-8", "replace"), False
+
+
+def _add_paste(builder: CaptureBuilder, source: str, text: str, *, decoded: bool) -> bool:
+    """A pasted text as one input per output it holds; False to read it as it is."""
+    if _looks_binary(text[:SNIFF_BYTES]):
+        return False
+    parts = split_paste(text)
+    if len(parts) >= 2:
+        for part in parts:
+            where = f"{source} (part from line {part.first_line})"
+            _add_sniffed(builder, where, part.text, True, text_opener(part.text))
+        return True
+    if parts and (decoded or parts[0].text != text):  # UTF-16, a prompt or indentation
+        _add_sniffed(builder, source, parts[0].text, True, text_opener(parts[0].text))
+        return True
+    return False
+
+
 def _add_plain_file(builder: CaptureBuilder, path: Path, source: str) -> None:
-    """A single file of any known format; gzip-compressed files are decompressed."""
+    """A single file of any known format; gzip-compressed files are decompressed, small
+    ones split when they hold several outputs (a ticket paste)."""
     try:
-        opener = gzip_opener(path) if _is_gzip(path) else path_opener(path)
+        gzipped = _is_gzip(path)
+        if not gzipped and path.stat().st_size <= PASTE_LIMIT:
+            data = path.read_bytes()
+            text, decoded = decode_input(data)
+            if _add_paste(builder, source, text, decoded=decoded):
+                return
+        opener = gzip_opener(path, builder.read_issues) if gzipped else path_opener(path)
         with opener() as stream:
             head = stream.read(SNIFF_BYTES)
     except OSError as exc:
@@ -384,26 +463,92 @@ def _add_plain_file(builder: CaptureBuilder, path: Path, source: str) -> None:
     _add_sniffed(builder, source, head, len(head) < SNIFF_BYTES, opener)
 
 
-def _add_stream(builder: CaptureBuilder, stream: TextIO | BinaryIO, source: str) -> None:
-    """stdin or a pipe: read once into a spool (memory, then disk when large), then sniffed."""
+class _Unclosed(io.RawIOBase):
+    """The spool seen through a stream that may be closed without closing the spool."""
+
+    def __init__(self, spool: IO[bytes]) -> None:
+        super().__init__()
+        self._spool = spool
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._spool.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _add_stream(
+    builder: CaptureBuilder,
+    stream: TextIO | BinaryIO | IO[bytes],
+    source: str,
+    timeout: float | None = None,
+) -> None:
+    """stdin, a pipe or a device: its head sniffed first (so /dev/zero or an unknown
+    stream is not read on), then the rest spooled (memory, then disk) up to STREAM_LIMIT.
+    With ``timeout``, each wait for data is bounded (a FIFO whose writer stalls)."""
+    binary = getattr(stream, "buffer", None) if isinstance(stream, io.TextIOBase) else None
+    source_stream: TextIO | BinaryIO | IO[bytes] = binary if binary is not None else stream
+    fd = _fileno(source_stream) if timeout is not None else None
+
+    def read(size: int) -> bytes:
+        if fd is not None and timeout is not None and not wait_readable(fd, timeout):
+            raise TimeoutError(f"no data for {timeout:g} s; stopped reading")
+        chunk = source_stream.read(size)
+        return chunk.encode("utf-8", "replace") if isinstance(chunk, str) else chunk
+
     # Lives as long as the capture's opener; removed when closed or collected.
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
     try:
-        binary = getattr(stream, "buffer", None) if isinstance(stream, io.TextIOBase) else None
-        source_stream: TextIO | BinaryIO = binary if binary is not None else stream
-        while True:
-            chunk = source_stream.read(1 << 16)
+        head = b""
+        while len(head) < SNIFF_BYTES:
+            chunk = read(SNIFF_BYTES - len(head))
             if not chunk:
                 break
-            spool.write(chunk.encode("utf-8", "replace") if isinstance(chunk, str) else chunk)
-        spool.seek(0)
-        first = spool.read(SNIFF_BYTES)
+            head += chunk
+        text, _ = decode_input(head)
+        complete = len(head) < SNIFF_BYTES
+        pasted = not _looks_binary(text) and len(split_paste(text)) >= 2
+        kind = None if pasted else _sniffed_kind(builder, source, text, complete)
+        if kind is None and not pasted:
+            spool.close()
+            return
+        spool.write(head)
+        total = len(head)
+        while chunk := read(1 << 16):
+            if total + len(chunk) > STREAM_LIMIT:
+                spool.write(chunk[: STREAM_LIMIT - total])
+                builder.problem(
+                    source, f"larger than {size_text(STREAM_LIMIT)}; read only up to there"
+                )
+                break
+            spool.write(chunk)
+            total += len(chunk)
     except (OSError, ValueError) as exc:  # ValueError: a closed stream, or strict decoding
         spool.close()
         builder.problem(source, f"cannot read: {exc}")
         return
-    head = first.decode("utf-8", "replace")
-    _add_sniffed(builder, source, head, len(first) < SNIFF_BYTES, _spool_opener(spool))
+    if total <= PASTE_LIMIT:
+        spool.seek(0)
+        data = spool.read()
+        whole, decoded = decode_input(data)
+        if _add_paste(builder, source, whole, decoded=decoded):
+            spool.close()
+            return
+    if kind is None:
+        kind = _sniffed_kind(builder, source, text, complete)
+        if kind is None:
+            spool.close()
+            return
+    builder.add(kind, source, _spool_opener(spool))
+
+
+def _fileno(stream: TextIO | BinaryIO | IO[bytes]) -> int | None:
+    try:
+        return stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 # ---------------------------------------------------------------------------
@@ -561,20 +706,14 @@ def _add_layout_dir(builder: CaptureBuilder, root: Path) -> None:
         added = builder.add(kind, str(path), path_opener(path))
         if added and kind is InputKind.MANIFEST:
             _read_manifest_file(builder, path, str(path))
-    extra: list[str] = []
+    # Any other file is sniffed like a pasted one: a ticket directory that happens to
+    # hold a sysctl.txt must not have its other files silently skipped.
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
-            rel = (Path(dirpath) / name).relative_to(root).as_posix()
-            if rel not in LAYOUT_PATHS:
-                extra.append(rel)
-    _note_extra(builder, str(root), extra)
-
-
-def _note_extra(builder: CaptureBuilder, source: str, extra: list[str]) -> None:
-    if extra:
-        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
-        builder.note(f"{source}: ignored files that are not part of the capture layout: {shown}")
+            path = Path(dirpath) / name
+            if path.relative_to(root).as_posix() not in LAYOUT_PATHS and _is_file(path):
+                _add_file(builder, path, str(path))
 
 
 def capture_from_layout(root: Path) -> Capture:
@@ -653,7 +792,7 @@ def _list_archive(path: Path) -> tuple[list[_Member], str | None]:
 def _add_archive(builder: CaptureBuilder, path: Path, source: str) -> None:
     members, damage = _list_archive(path)
     if damage is not None:
-        read = f"; {len(members)} file(s) before the damage were read" if members else ""
+        read = f"; {plural(len(members), 'file')} before the damage were read" if members else ""
         builder.problem(source, f"damaged or unreadable archive ({damage}){read}")
     if not members:
         if damage is None:
@@ -664,24 +803,34 @@ def _add_archive(builder: CaptureBuilder, path: Path, source: str) -> None:
     manifest = by_path.get(InputKind.MANIFEST.path)
     if not _is_layout(lambda rel: rel in by_path, lambda: manifest.head if manifest else b""):
         for member in members:
-            _add_sniffed(
-                builder,
-                f"{source}:{member.name}",
-                member.head.decode("utf-8", "replace"),
-                member.complete,
-                member_opener(path, member.name),
-            )
+            _add_sniffed_member(builder, path, source, member)
         return
     for kind in InputKind:
         found = by_path.get(kind.path)
         if found is None:
             continue
-        member_source = f"{source}:{found.name}"
-        added = builder.add(kind, member_source, member_opener(path, found.name))
+        member_source = f"{source}:{clip(found.name, MEMBER_NAME_ECHO)}"
+        opener = member_opener(path, found.name, member_source, builder.read_issues)
+        added = builder.add(kind, member_source, opener)
         if added and kind is InputKind.MANIFEST:
             apply_manifest(builder, found.head, member_source)
-    _note_extra(
-        builder, source, sorted(m.name for r, m in by_path.items() if r not in LAYOUT_PATHS)
+    for rel, member in sorted(by_path.items()):
+        if rel not in LAYOUT_PATHS:  # sniffed, as in a layout directory
+            _add_sniffed_member(builder, path, source, member)
+
+
+def _add_sniffed_member(builder: CaptureBuilder, path: Path, source: str, member: _Member) -> None:
+    _add_sniffed(
+        builder,
+        f"{source}:{clip(member.name, MEMBER_NAME_ECHO)}",
+        member.head.decode("utf-8", "replace"),
+        member.complete,
+        member_opener(
+            path,
+            member.name,
+            f"{source}:{clip(member.name, MEMBER_NAME_ECHO)}",
+            builder.read_issues,
+        ),
     )
 
 
@@ -704,10 +853,17 @@ def _add_path(builder: CaptureBuilder, text: str) -> None:
         return
     if not stat.S_ISREG(info.st_mode):  # a pipe (`--from <(ipvsadm -Ln)`), a device
         try:
-            with path.open("rb") as raw:
-                _add_stream(builder, raw, text)
+            raw = open_special(text, READ_TIMEOUT)
         except OSError as exc:
             builder.problem(text, f"cannot read: {os_error_text(exc)}")
+            return
+        if raw is None:
+            builder.problem(
+                text, f"no data within {READ_TIMEOUT:g} s (a FIFO nobody writes to?); skipped"
+            )
+            return
+        with raw:
+            _add_stream(builder, raw, text, timeout=READ_TIMEOUT)
         return
     _add_file(builder, path, text)
 
@@ -735,6 +891,7 @@ def capture_from(paths: Sequence[str], stdin: TextIO | None = None) -> Capture:
     * ``-``: stdin (pasted text), sniffed;
     * a directory in the capture layout (it has ``manifest.json`` or any layout
       path, itself or in its only subdirectory): read by layout, with its manifest;
+      any other file in it is sniffed;
     * any other directory: every regular file under it, sniffed;
     * a tar archive (``.tar``, ``.tgz``, ``.tar.gz`` ...; members may sit under one
       top directory): by layout when it has one, else every member sniffed;
@@ -783,6 +940,11 @@ def snapshot_from_capture(capture: Capture) -> NodeSnapshot:
         return result.value
 
     release = parse(InputKind.KERNEL_RELEASE, parse_kernel_release)
+    proc_version = parse(InputKind.PROC_VERSION, parse_proc_version)
+    signature = parse(InputKind.VERSION_SIGNATURE, parse_version_signature)
+    if release is None and proc_version is not None:
+        # Only /proc/version was given: it names the release too.
+        release = parse_kernel_release(proc_version.release, sources["proc/version"]).value
     os_release = parse(InputKind.OS_RELEASE, parse_os_release)
     sysctls = parse(InputKind.SYSCTL, parse_sysctl) or SysctlMap()
     ipvs = parse(InputKind.PROC_IP_VS, parse_proc_ip_vs)
@@ -807,8 +969,11 @@ def snapshot_from_capture(capture: Capture) -> NodeSnapshot:
     conns = parse(InputKind.PROC_IP_VS_CONN, proc_conns)
     if conns is None:
         conns = parse(InputKind.IPVSADM_CONN, ipvsadm_conns)
+    issues.extend(capture.read_issues)  # size caps reached while parsing
     return NodeSnapshot(
         kernel_release=release,
+        proc_version=proc_version,
+        version_signature=signature,
         os_release=os_release,
         sysctls=sysctls,
         ipvs=ipvs if ipvs is not None else listed,

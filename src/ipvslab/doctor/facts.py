@@ -87,8 +87,11 @@ class NodeFacts:
     kube_actions: tuple[SysctlAction, ...]
     sysctls: dict[str, EffectiveSysctl]
     sysctl_problems: tuple[str, ...]
-    exposure: Exposure | None  # None when the kernel era is unknown
+    exposure: Exposure | None  # None when the kernel era is unknown or uncertain
     timeouts: dict[tuple[str, str], int]
+    # When the era is uncertain: the exposure if the kernel behaved like its guess (shown
+    # as such, never used for findings).
+    guessed_exposure: Exposure | None = None
 
     @property
     def effective(self) -> Sysctls | None:
@@ -135,6 +138,9 @@ def node_facts(snapshot: NodeSnapshot) -> NodeFacts:
         assumed = VERSION_INDEPENDENT_ACTIONS
     sysctls, problems = _effective_sysctls(snapshot, kernel, kube_actions or assumed)
     exposure = _exposure(kernel, sysctls) if kernel is not None else None
+    guessed = None
+    if kernel is not None and kernel.uncertain is not None:
+        guessed, exposure = exposure, None
     settings = snapshot.kube_proxy.settings if snapshot.kube_proxy else None
     timeouts = state_timeouts_of(snapshot.ipvs_timeouts, settings)
     return NodeFacts(
@@ -146,6 +152,7 @@ def node_facts(snapshot: NodeSnapshot) -> NodeFacts:
         sysctl_problems=problems,
         exposure=exposure,
         timeouts=timeouts,
+        guessed_exposure=guessed,
     )
 
 
@@ -164,9 +171,26 @@ def _kernel(snapshot: NodeSnapshot) -> tuple[KernelResolution | None, str | None
     if release is None:
         return None, "the kernel release was not captured (uname -r)"
     try:
-        return resolve_kernel(release.text), None
+        kernel = resolve_kernel(release.text, kernel_upstream(snapshot))
     except ValueError as exc:
         return None, str(exc)
+    return kernel, kernel.uncertain
+
+
+def kernel_upstream(snapshot: NodeSnapshot) -> tuple[int, int, int] | None:
+    """The stable version the running release is built from, when the node tells it:
+    Ubuntu's /proc/version_signature, else the Debian tag of /proc/version. Each counts
+    only when it names the same release as ``uname -r`` (files of one boot)."""
+    release = snapshot.kernel_release
+    if release is None:
+        return None
+    signature = snapshot.version_signature
+    if signature is not None and signature.release == release.text:
+        return signature.upstream
+    proc_version = snapshot.proc_version
+    if proc_version is not None and proc_version.release == release.text:
+        return proc_version.upstream
+    return None
 
 
 def _effective_sysctls(
@@ -296,6 +320,7 @@ def exposure_for(kernel: KernelResolution, values: Mapping[str, int]) -> Exposur
     for condition in EXPOSURE_CONDITIONS:
         request = ExplainRequest(
             kernel=kernel.text,
+            kernel_upstream=kernel.upstream,
             kube_proxy=None,
             old_state=TcpState.TIME_WAIT,
             server=condition,

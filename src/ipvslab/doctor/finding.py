@@ -57,6 +57,7 @@ class FindingKind(Enum):
     PORT_REUSE_PRESSURE = "port-reuse-pressure"
     PERSISTENCE_TRAP = "persistence-trap"
     SETTINGS_DIFFER_FROM_KUBE_PROXY = "settings-differ-from-kube-proxy"
+    IPVS_MODE_DEPRECATED = "ipvs-mode-deprecated"  # kube-proxy v1.35, KEP-5495
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from ipvslab.doctor.finding import Severity
 from ipvslab.doctor.report import ExposureInfo, FindingInfo, NodeInfo, Report
+from ipvslab.doctor.wording import plural
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold red",
@@ -144,7 +145,8 @@ def _kernel_rows(node: NodeInfo, arrow: str) -> Iterable[tuple[str, Text]]:
             text.append(", ")
         text.append(f"mainline-equivalent {k.version}, era {k.era}")
     if k.problem is not None:
-        text.append(f" {arrow} unknown: {k.problem}", style="yellow")
+        doubt = "era uncertain" if k.version is not None else "unknown"
+        text.append(f" {arrow} {doubt}: {k.problem}", style="yellow")
     yield "Kernel", text
     if k.version is not None:
         features = ", ".join(k.features) or "none of the tracked IPVS changes"
@@ -181,8 +183,8 @@ def _ipvs_rows(report: Report) -> Iterable[tuple[str, Text]]:
         return
     parts: list[str] = []
     if node.services is not None:
-        parts.append(f"{_plural(node.services, 'virtual service')}, ")
-        parts.append(f"{_plural(node.real_servers or 0, 'real server')}")
+        parts.append(f"{plural(node.services, 'virtual service')}, ")
+        parts.append(f"{plural(node.real_servers or 0, 'real server')}")
         if node.ipvs_version:
             parts.append(f" (IPVS {node.ipvs_version})")
     else:
@@ -190,11 +192,11 @@ def _ipvs_rows(report: Report) -> Iterable[tuple[str, Text]]:
     conns = report.connections
     if conns is not None:
         states = ", ".join(f"{n} {s}" for s, n in conns.by_state.items())
-        parts.append(f"; {_plural(conns.total, 'connection entry', 'connection entries')}")
+        parts.append(f"; {plural(conns.total, 'connection entry', 'connection entries')}")
         if states:
             parts.append(f" ({states})")
         if conns.templates:
-            parts.append(f", {_plural(conns.templates, 'persistence template')}")
+            parts.append(f", {plural(conns.templates, 'persistence template')}")
     yield "IPVS", Text("".join(parts))
     for s in report.stuck_real_servers:
         where = f"[{s.address}]:{s.port}" if ":" in s.address else f"{s.address}:{s.port}"
@@ -226,10 +228,6 @@ def _exposure_rows(
     if exposure.known:
         reason = f"a SYN from a reused client port, old entry in {exposure.old_state}: {reason}"
     yield "", Text(reason, style="dim")
-
-
-def _plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 # --------------------------------------------------------------------------- findings
@@ -295,15 +293,20 @@ def render_result(report: Report, console: Console, *, fail_on: Severity) -> Non
     failing = report.at_or_above(fail_on)
     if failing:
         text = Text(
-            f"Result: {_plural(len(failing), 'finding')} at or above {fail_on.value}",
+            f"Result: {plural(len(failing), 'finding')} at or above {fail_on.value}",
             style=SEVERITY_STYLE[max((f.severity for f in failing), key=lambda s: s.rank)],
+        )
+    elif report.inconclusive:
+        text = Text(
+            f"Result: inconclusive: no finding at or above {fail_on.value}, but the node"
+            " could not be judged (" + "; ".join(report.inconclusive) + ")",
+            style="yellow",
         )
     else:
         text = Text(f"Result: healthy (no finding at or above {fail_on.value})", style="green")
     if report.input_problems:
         text.append(
-            f"; {_plural(len(report.input_problems), 'input problem')}: the diagnosis is"
-            " incomplete",
+            f"; {plural(len(report.input_problems), 'input problem')}: the diagnosis is incomplete",
             style="yellow",
         )
     print_wrapped(console, text)

@@ -201,6 +201,10 @@ class _Live:
         path = self.root / "proc/sys/kernel/osrelease"
         if self.add_small(InputKind.KERNEL_RELEASE, path) is None:
             self.builder.note(f"{path} does not exist: the kernel release is unknown")
+        # The stable version behind a distro release: Debian prints it in /proc/version,
+        # Ubuntu in /proc/version_signature (which only Ubuntu kernels have).
+        self.add_small(InputKind.PROC_VERSION, self.root / "proc/version")
+        self.add_small(InputKind.VERSION_SIGNATURE, self.root / "proc/version_signature")
 
     def os_release(self) -> None:
         for rel in ("etc/os-release", "usr/lib/os-release"):

@@ -36,6 +36,7 @@ __all__ = [
     "OsRelease",
     "ParseIssue",
     "ParseResult",
+    "ProcVersion",
     "Protocol",
     "RealServerEntry",
     "ServiceEntry",
@@ -44,6 +45,7 @@ __all__ = [
     "StatsCounters",
     "SysctlMap",
     "TimeoutUnit",
+    "VersionSignature",
 ]
 
 T = TypeVar("T")
@@ -283,6 +285,33 @@ class OsRelease:
     version_codename: str | None = None
     pretty_name: str | None = None
     fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcVersion:
+    """``/proc/version``: the release it names and, on Debian, the real stable version.
+
+    ``Linux version 4.19.0-25-amd64 (...) #1 SMP Debian 4.19.289-2 (2023-08-08)`` ->
+    release ``4.19.0-25-amd64``, upstream (4, 19, 289).
+    """
+
+    release: str
+    upstream: tuple[int, int, int] | None = None
+    distro: str | None = None  # "Debian" when the upstream version came from its tag
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSignature:
+    """Ubuntu's ``/proc/version_signature``: ``Ubuntu 5.4.0-150.167-generic 5.4.233``.
+
+    ``release`` is the ``uname -r`` it belongs to (``5.4.0-150-generic``), ``upstream``
+    the kernel.org stable version the build is based on.
+    """
+
+    distro: str
+    package: str  # 5.4.0-150.167-generic
+    release: str
+    upstream: tuple[int, int, int]
 
 
 @dataclass(frozen=True, slots=True)

@@ -307,6 +307,11 @@ class Report(BaseModel):
     connections: Connections | None = Field(description="null when no table was captured.")
     stuck_real_servers: list[StuckRealServer]
     input_problems: list[InputProblem]
+    inconclusive: list[str] = Field(
+        description="Why the node could not be judged (empty when it could): the exposure is"
+        " unknown or uncertain, so 'no findings' does not mean healthy. `ipvslab doctor`"
+        " then exits 3 unless --inconclusive-ok."
+    )
 
     def at_or_above(self, severity: Severity) -> list[FindingInfo]:
         return [f for f in self.findings if f.severity >= severity]
@@ -328,12 +333,13 @@ def build_report(
     for f in diagnosis.findings:
         tally[f.severity.value] += 1
     manifest = manifest or {}
+    exposure = _exposure_info(facts)
     return Report(
         generated_by=GeneratedBy(version=__version__),
         generated_at=generated_at,
         input=_input_info(snapshot, live, manifest),
         node=_node_info(snapshot, facts),
-        exposure=_exposure_info(facts),
+        exposure=exposure,
         findings=[_finding_info(f) for f in diagnosis.findings],
         summary=Summary(
             findings=len(diagnosis.findings),
@@ -343,7 +349,16 @@ def build_report(
         connections=_connections(snapshot),
         stuck_real_servers=stuck_real_servers(snapshot),
         input_problems=input_problems(snapshot, facts, diagnosis.check_errors),
+        inconclusive=inconclusive_reasons(exposure),
     )
+
+
+def inconclusive_reasons(exposure: ExposureInfo) -> list[str]:
+    """Why no verdict can be given: without a known exposure, "no findings" proves nothing
+    (the exposure checks need the kernel era and the sysctls)."""
+    if exposure.known:
+        return []
+    return [f"exposure {exposure.verdict}: {exposure.reason}"]
 
 
 def input_problems(
@@ -408,7 +423,12 @@ def _node_info(snapshot: NodeSnapshot, facts: NodeFacts) -> NodeInfo:
         version=kernel.version_text if kernel is not None else None,
         era=era_for(*kernel.version[:2]).label if kernel is not None else None,
         features=[f.value for f in kernel.features.enabled] if kernel is not None else [],
-        warnings=list(kernel.warnings) if kernel is not None else [],
+        # The uncertainty is the kernel's `problem`; not repeated among the warnings.
+        warnings=[
+            w for w in kernel.warnings if kernel.uncertain is None or kernel.uncertain not in w
+        ]
+        if kernel is not None
+        else [],
         problem=facts.kernel_problem,
     )
     os_release = snapshot.os_release
@@ -487,7 +507,13 @@ _PROBLEM_NAMES = {
 def _exposure_info(facts: NodeFacts) -> ExposureInfo:
     exposure: Exposure | None = facts.exposure
     if exposure is None:
-        if facts.kernel_problem is not None:
+        uncertain = facts.kernel is not None and facts.kernel.uncertain is not None
+        if uncertain and facts.kernel_problem is not None:
+            why = facts.kernel_problem
+            if facts.guessed_exposure is not None:
+                guess, _, _ = _verdict(facts.guessed_exposure)
+                why += f". If it behaved like that guess it would be {guess}"
+        elif facts.kernel_problem is not None:
             why = f"the kernel era is unknown: {facts.kernel_problem}"
         elif facts.sysctl_problems:
             why = "the sysctls are not valid: " + "; ".join(facts.sysctl_problems)
@@ -497,11 +523,25 @@ def _exposure_info(facts: NodeFacts) -> ExposureInfo:
             known=False,
             stale_forwarding=None,
             syn_drop=None,
-            verdict="unknown",
+            verdict="uncertain" if uncertain else "unknown",
             reason=why,
             old_state="TIME_WAIT",
             conditions=[],
         )
+    verdict, reason, conditions = _verdict(exposure)
+    return ExposureInfo(
+        known=True,
+        stale_forwarding=exposure.stale_forwarding,
+        syn_drop=exposure.syn_drop,
+        verdict=verdict,
+        reason=reason,
+        old_state="TIME_WAIT",
+        conditions=conditions,
+    )
+
+
+def _verdict(exposure: Exposure) -> tuple[str, str, list[ExposureCondition]]:
+    """The verdict ("exposed to ...", "not exposed ..."), its reason and the conditions."""
     conditions = []
     for condition, e in exposure.explanations.items():
         conditions.append(
@@ -533,15 +573,7 @@ def _exposure_info(facts: NodeFacts) -> ExposureInfo:
         verdict = "exposed to " + " and ".join(names)
     else:
         verdict = "not exposed to either reuse problem"
-    return ExposureInfo(
-        known=True,
-        stale_forwarding=exposure.stale_forwarding,
-        syn_drop=exposure.syn_drop,
-        verdict=verdict,
-        reason=reason,
-        old_state="TIME_WAIT",
-        conditions=conditions,
-    )
+    return verdict, reason, conditions
 
 
 def _decisive(condition: ExposureCondition) -> list[str]:

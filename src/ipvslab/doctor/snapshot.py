@@ -21,7 +21,9 @@ from ipvslab.doctor.records import (
     KubeProxyVersion,
     OsRelease,
     ParseIssue,
+    ProcVersion,
     SysctlMap,
+    VersionSignature,
 )
 
 
@@ -49,6 +51,10 @@ class NodeSnapshot:
     """Parsed inputs, with where each came from (``sources``: input kind -> file)."""
 
     kernel_release: KernelRelease | None = None
+    # /proc/version and Ubuntu's /proc/version_signature: the stable version behind a
+    # distro release that hides it (4.19.0-25-amd64 is 4.19.289).
+    proc_version: ProcVersion | None = None
+    version_signature: VersionSignature | None = None
     os_release: OsRelease | None = None
     sysctls: SysctlMap = field(default_factory=SysctlMap)
     ipvs: IpvsTable | None = None

@@ -3,7 +3,12 @@
 Pure data plus a resolver. ``resolve_kernel`` accepts a preset name or alias
 ("centos-7.6", "ubuntu-20.04"), a mainline version ("4.19", "5.4.59") or a full
 ``uname -r`` string ("3.10.0-957.el7.x86_64", "5.15.0-91-generic") and returns the
-features of that kernel, the normalized version and any warnings.
+features of that kernel, the normalized version and any warnings. Given the
+kernel.org stable version a distro build is based on (``upstream``: Debian's
+/proc/version, Ubuntu's /proc/version_signature), it uses that instead of the
+sublevel 0 that such releases show. When the era cannot be decided (a vendor tree
+such as RHEL 8/9 or Oracle UEK, or a distro release hiding its stable sublevel),
+the resolution says why in ``uncertain``.
 
 Every preset carries the evidence for its flags; rows or flags that rest on
 reasoning rather than a source say so ("assumed"). docs/kernel-presets.md holds
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ipvslab.kernel.features import FEATURE_INFO, Feature, KernelFeatures
 
@@ -307,7 +312,7 @@ PRESETS: tuple[KernelPreset, ...] = (
         aliases=("xenial", "ubuntu16.04"),
         distro="Ubuntu 16.04 (GA kernel)",
         release_examples=("4.4.0-210-generic", "4.4.0-21-generic"),
-        release_pattern=re.compile(r"^4\.4\.0-\d{1,3}-[a-z]"),
+        release_pattern=re.compile(r"^4\.4\.0-\d{1,4}-[a-z]"),
         base_version=(4, 4, 0),
         features=_m(4, 4).with_features(_F.FIRST_SYN_DROP),
         evidence=(
@@ -321,7 +326,7 @@ PRESETS: tuple[KernelPreset, ...] = (
         aliases=("bionic", "ubuntu18.04"),
         distro="Ubuntu 18.04 (GA kernel)",
         release_examples=("4.15.0-213-generic", "4.15.0-20-generic"),
-        release_pattern=re.compile(r"^4\.15\.0-\d{1,3}-[a-z]"),
+        release_pattern=re.compile(r"^4\.15\.0-\d{1,4}-[a-z]"),
         base_version=(4, 15, 0),
         features=_m(4, 15),
         evidence=(
@@ -336,7 +341,7 @@ PRESETS: tuple[KernelPreset, ...] = (
         aliases=("focal", "ubuntu20.04"),
         distro="Ubuntu 20.04 (GA kernel)",
         release_examples=("5.4.0-26-generic", "5.4.0-91-generic", "5.4.0-200-generic"),
-        release_pattern=re.compile(r"^5\.4\.0-\d{1,3}-[a-z]"),
+        release_pattern=re.compile(r"^5\.4\.0-\d{1,4}-[a-z]"),
         base_version=(5, 4, 0),
         features=_m(5, 4).with_features(
             _F.UNCONFIRMED_CONNTRACK_REUSE, _F.WEIGHT0_RESCHEDULE_ANY_MODE
@@ -365,7 +370,7 @@ PRESETS: tuple[KernelPreset, ...] = (
         aliases=("jammy", "ubuntu22.04"),
         distro="Ubuntu 22.04 (GA kernel)",
         release_examples=("5.15.0-91-generic", "5.15.0-25-generic"),
-        release_pattern=re.compile(r"^5\.15\.0-\d{1,3}-[a-z]"),
+        release_pattern=re.compile(r"^5\.15\.0-\d{1,4}-[a-z]"),
         base_version=(5, 15, 0),
         features=_m(5, 15).with_features(_F.WEIGHT0_RESCHEDULE_ANY_MODE),
         evidence=(
@@ -454,11 +459,20 @@ class KernelResolution:
     features: KernelFeatures
     version: Version
     warnings: tuple[str, ...] = ()
+    # Why the features are only a guess (None: decided). The features are still filled
+    # in, as the closest mainline/preset guess, for what-if questions.
+    uncertain: str | None = None
+    # The stable version given with the release (/proc/version, version_signature).
+    upstream: Version | None = None
 
     @property
     def version_text(self) -> str:
         return ".".join(str(n) for n in self.version)
 
+
+# The oldest kernel modelled: CentOS/RHEL 7's 3.10 (the oldest preset). IPVS's
+# conn_reuse_mode (d752c3645717, v4.1) and everything after it are newer still.
+OLDEST_MODELLED_KERNEL = (3, 10)
 
 _PLAIN = re.compile(r"^(?:v|linux-|mainline-)?(\d+)\.(\d+)(?:\.(\d+))?$")
 _RELEASE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?([-+.~_][0-9A-Za-z._+~-]*)$")
@@ -483,7 +497,51 @@ def _euleros29_build(release: str) -> tuple[bool, tuple[int, ...]] | None:
     return None
 
 
-def _resolve_release(text: str) -> KernelResolution | None:
+# Ubuntu's derivative kernels (-aws, -gcp, -azure, -oracle, -kvm ...) number their ABI
+# from 1000 and upload less often than -generic: cloud ABI 1000+N is no older than
+# generic ABI N of the same series (5.4.0-1103-aws and 5.4.0-150-generic are both of
+# 2023-05). So N decides a build backport only when it is recent enough; else unknown.
+UBUNTU_DERIVATIVE_ABI = 1000
+
+# Vendor trees: built from an old base with backports ipvslab has no record of.
+# (RHEL/CentOS 7 have presets of their own, from the Huawei CCE FAQ.)
+_VENDOR_TREES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\.el(\d+)uek\b"), "Oracle UEK for EL{0}"),
+    (re.compile(r"\.el([89]|1\d)(?:_\d+)?(?:\.|$)"), "RHEL {0} family"),
+)
+
+
+def _vendor_tree(release: str) -> str | None:
+    for pattern, name in _VENDOR_TREES:
+        found = pattern.search(release)
+        if found:
+            return name.format(found.group(1))
+    return None
+
+
+def _features_for_upstream(preset: KernelPreset, upstream: Version) -> KernelFeatures:
+    """A preset's features at a known stable version: its build backports are the stable
+    series' ones (STABLE_BACKPORTS), present from their sublevel on."""
+    missing = []
+    for backport in preset.build_backports:
+        stable = next(
+            (
+                b
+                for b in STABLE_BACKPORTS
+                if b.feature is backport.feature and b.series == upstream[:2]
+            ),
+            None,
+        )
+        if stable is not None and upstream[2] < stable.sublevel:
+            missing.append(backport.feature)
+    return preset.features.with_features(remove=tuple(missing)) if missing else preset.features
+
+
+def _upstream_text(upstream: Version) -> str:
+    return ".".join(str(n) for n in upstream)
+
+
+def _resolve_release(text: str, upstream: Version | None) -> KernelResolution | None:
     """A `uname -r` string that belongs to a preset, or None."""
     for preset in PRESETS:
         if not preset.release_pattern.search(text):
@@ -508,23 +566,46 @@ def _resolve_release(text: str) -> KernelResolution | None:
                 fixed = key >= (_EULER29_FIXED_ARM if is_arm else _EULER29_FIXED_X86)
                 preset = get_preset("euleros-2.9-fixed" if fixed else "euleros-2.9")
             return KernelResolution(text, preset, preset.features, version, tuple(warnings))
-        abi = re.match(r"^\d+\.\d+\.\d+-(\d+)", text)
-        build_key = (int(abi.group(1)),) if abi and preset.build_backports else None
         if preset.name == "centos-7":
             warnings.append(
                 f"{text!r} is a RHEL/CentOS 7 kernel other than 7.6; its features are"
                 " assumed to match CentOS 7.6"
             )
+        features = preset.features
+        uncertain: str | None = None
+        abi = re.match(r"^\d+\.\d+\.\d+-(\d+)", text)
+        if preset.build_backports and upstream is not None and upstream[:2] == version[:2]:
+            features = _features_for_upstream(preset, upstream)
+            warnings.append(f"built from stable {_upstream_text(upstream)} (version signature)")
+        elif preset.build_backports and abi is not None:
+            number = int(abi.group(1))
+            derivative = number >= UBUNTU_DERIVATIVE_ABI
+            abi_build = number - UBUNTU_DERIVATIVE_ABI if derivative else number
+            features = preset.features_for_build((abi_build,))
+            if derivative and features != preset.features:
+                uncertain = (
+                    f"{text} is an Ubuntu cloud kernel whose ABI ({number}) does not tell"
+                    f" which {version[0]}.{version[1]}.y stable fixes it carries; give"
+                    " /proc/version_signature (or `cat /proc/version_signature`)"
+                )
         return KernelResolution(
-            text, preset, preset.features_for_build(build_key), version, tuple(warnings)
+            text,
+            preset,
+            features,
+            version,
+            tuple(warnings) + ((f"exposure uncertain: {uncertain}",) if uncertain else ()),
+            uncertain,
         )
     return None
 
 
-def resolve_kernel(text: str) -> KernelResolution:
+def resolve_kernel(text: str, upstream: Version | None = None) -> KernelResolution:
     """Resolve a preset name, a mainline version or a `uname -r` string.
 
-    Raises ValueError naming the text when it is none of these.
+    ``upstream`` is the kernel.org stable version a distro release is built from, when
+    known (Debian's /proc/version, Ubuntu's /proc/version_signature); it is used only
+    for a release of the same major.minor. Raises ValueError naming the text when it is
+    none of these.
     """
     stripped = text.strip()
     if not stripped:
@@ -539,22 +620,66 @@ def resolve_kernel(text: str) -> KernelResolution:
         version = _version(plain.group(1), plain.group(2), plain.group(3), text)
         return KernelResolution(stripped, None, mainline_features(version), version)
 
-    by_release = _resolve_release(stripped)
+    by_release = _resolve_release(stripped, upstream)
+    if by_release is None:
+        release = _RELEASE.match(stripped)
+        if release:
+            version = _version(release.group(1), release.group(2), release.group(3), text)
+            by_release = _resolve_unlisted(stripped, version, upstream)
     if by_release is not None:
-        return by_release
-
-    release = _RELEASE.match(stripped)
-    if release:
-        version = _version(release.group(1), release.group(2), release.group(3), text)
-        era = era_for(version[0], version[1])
-        warning = (
-            f"{stripped!r} matches no kernel preset; using mainline {version[0]}.{version[1]}"
-            f" (era {era.label}) with stable backports up to sublevel {version[2]}; distro"
-            " backports are not known"
-        )
-        return KernelResolution(stripped, None, mainline_features(version), version, (warning,))
+        return replace(by_release, upstream=upstream) if upstream is not None else by_release
 
     raise ValueError(
         f"not a kernel preset, mainline version or `uname -r` string: {text!r}"
         f" (presets: {', '.join(p.name for p in PRESETS)})"
     )
+
+
+def _resolve_unlisted(text: str, version: Version, upstream: Version | None) -> KernelResolution:
+    """A release no preset knows: mainline at its stable version, when that is known."""
+    series = f"{version[0]}.{version[1]}"
+    era = era_for(version[0], version[1])
+    vendor = _vendor_tree(text)
+    if vendor is not None:
+        # RHEL 8/9 and UEK keep an old base version and backport selectively: neither
+        # the base nor its sublevel says which IPVS fixes a build has.
+        why = (
+            f"{text} is a vendor kernel ({vendor}): built from {series} with vendor backports that"
+            " ipvslab has no record of, so its IPVS era cannot be decided (judged as"
+            f" mainline {series}.{version[2]} only as a guess)"
+        )
+        return KernelResolution(
+            text, None, mainline_features(version), version, (f"exposure uncertain: {why}",), why
+        )
+    if upstream is not None and upstream[:2] == version[:2]:
+        warning = (
+            f"{text!r} matches no kernel preset; built from stable {_upstream_text(upstream)}"
+            f" (/proc/version or /proc/version_signature): mainline {series} (era {era.label})"
+            f" with stable backports up to sublevel {upstream[2]}; distro backports are not known"
+        )
+        return KernelResolution(text, None, mainline_features(upstream), upstream, (warning,))
+    warning = (
+        f"{text!r} matches no kernel preset; using mainline {series}"
+        f" (era {era.label}) with stable backports up to sublevel {version[2]}; distro"
+        " backports are not known"
+    )
+    hidden = version[2] == 0 and text[len(f"{series}.0") :].startswith("-")
+    later = [b for b in STABLE_BACKPORTS if b.series == version[:2] and b.sublevel > version[2]]
+    if hidden and later:
+        # Debian (4.19.0-25-amd64) and Ubuntu name the ABI, not the stable sublevel: the
+        # fixes that reached this series at .{sublevel} may or may not be in.
+        fixes = ", ".join(f"{series}.{b.sublevel}" for b in later)
+        why = (
+            f"{text} does not say which {series}.y stable release it is built from, and"
+            f" reuse fixes reached {series} in {fixes}; give /proc/version (Debian prints"
+            " the stable version there) or /proc/version_signature (Ubuntu)"
+        )
+        return KernelResolution(
+            text,
+            None,
+            mainline_features(version),
+            version,
+            (warning, f"exposure uncertain: {why}"),
+            why,
+        )
+    return KernelResolution(text, None, mainline_features(version), version, (warning,))

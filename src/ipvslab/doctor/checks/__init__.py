@@ -20,6 +20,7 @@ def all_checks() -> tuple[Check, ...]:
     from ipvslab.doctor.checks import (
         exposure,
         graceful_termination,
+        ipvs_deprecation,
         kube_proxy_settings,
         persistence,
         port_pressure,
@@ -33,4 +34,5 @@ def all_checks() -> tuple[Check, ...]:
         removed_servers.check,
         persistence.check,
         port_pressure.check,
+        ipvs_deprecation.check,
     )

@@ -289,8 +289,11 @@ def feature_where(feature: Feature) -> str:
 
 
 def has_feature(facts: NodeFacts, feature: Feature) -> bool | None:
-    """Whether the node's kernel has a feature; None when the kernel era is unknown."""
-    return None if facts.kernel is None else facts.kernel.features.has(feature)
+    """Whether the node's kernel has a feature; None when the kernel era is unknown or
+    uncertain (a vendor tree, a hidden stable sublevel)."""
+    if facts.kernel is None or facts.kernel.uncertain is not None:
+        return None
+    return facts.kernel.features.has(feature)
 
 
 def kernel_text(facts: NodeFacts) -> str:

@@ -48,6 +48,7 @@ from ipvslab.doctor.facts import (
 )
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.snapshot import NodeSnapshot
+from ipvslab.doctor.wording import n_entries, plural
 from ipvslab.explain import DEFAULT_KUBE_PROXY, Explanation, ServerCondition
 from ipvslab.kernel.features import FEATURE_INFO, Feature
 from ipvslab.kernel.presets import STABLE_BACKPORTS, KernelResolution, get_preset
@@ -98,7 +99,7 @@ class LiveServer:
         where = "removed from the service" if self.weight is None else "weight 0"
         states = ", ".join(f"{s} {n}" for s, n in sorted(self.states.items(), key=lambda x: -x[1]))
         return (
-            f"{self.service} -> {self.dest} ({where}): {self.entries} entries ({states}),"
+            f"{self.service} -> {self.dest} ({where}): {n_entries(self.entries)} ({states}),"
             f" {self.recent} touched in the last 10 s"
         )
 
@@ -192,7 +193,7 @@ def _stale(
         f" (problem 1, #81775) on kernel {kernel.text}"
     )
     if happening:
-        title += f": happening now on {len(happening)} real server(s)"
+        title += f": happening now on {plural(len(happening), 'real server')}"
     hold = facts.timeouts.get(("TCP", "TIME_WAIT"), 120)
     meaning = (
         "A new connection from a client port that still has an IPVS entry (a closed"

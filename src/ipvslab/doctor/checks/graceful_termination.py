@@ -51,6 +51,7 @@ from ipvslab.doctor.records import (
     ServiceEntry,
 )
 from ipvslab.doctor.snapshot import NodeSnapshot
+from ipvslab.doctor.wording import n_entries, plural
 from ipvslab.explain import ServerCondition
 from ipvslab.kernel.features import Feature
 
@@ -120,7 +121,7 @@ def _finding(
     if held is not None:
         last = held.max_expires
         evidence.append(
-            f"{conn_source(snapshot)}: {held.total} entries {label} -> {rip}: "
+            f"{conn_source(snapshot)}: {n_entries(held.total)} {label} -> {rip}: "
             f"{states_text(held.by_state)}"
         )
         evidence.append(
@@ -130,7 +131,7 @@ def _finding(
         )
         if held.recent:
             evidence.append(
-                f"touched in the last {RECENT_WINDOW} s: {held.recent} entries "
+                f"touched in the last {RECENT_WINDOW} s: {n_entries(held.recent)} "
                 f"({states_text(held.recent_by_state)})"
             )
         else:
@@ -153,10 +154,11 @@ def _finding(
             + list_command(dest.address, dest.port)
         )
     if clients.clients:
-        busiest = ", ".join(f"{c} ({n} entries, {r} recent)" for c, n, r in clients.busiest)
+        busiest = ", ".join(f"{c} ({n_entries(n)}, {r} recent)" for c, n, r in clients.busiest)
         evidence.append(
-            f"{clients.opening} of {clients.clients} clients with {CLIENT_SERVICE_MIN}+ entries "
-            f"to {label} touched {clients.recent} entries in the last {RECENT_WINDOW} s: "
+            f"{clients.opening} of {plural(clients.clients, 'client')}"
+            f" with {CLIENT_SERVICE_MIN}+ entries "
+            f"to {label} touched {n_entries(clients.recent)} in the last {RECENT_WINDOW} s: "
             f"{busiest}"
         )
     if weight0 is not None:
@@ -274,9 +276,11 @@ def _finding(
             "cannot finish removing it"
         )
     elif severity is Severity.WARNING:
-        title = f"Weight-0 server {rip} of {label} still holds {total} entries and may never drain"
+        title = (
+            f"Weight-0 server {rip} of {label} still holds {n_entries(total)} and may never drain"
+        )
     else:
-        title = f"Weight-0 server {rip} of {label} is draining: {total} entries left"
+        title = f"Weight-0 server {rip} of {label} is draining: {n_entries(total)} left"
     return Finding(
         kind=FindingKind.STUCK_GRACEFUL_TERMINATION,
         severity=severity,

@@ -49,6 +49,7 @@ from ipvslab.doctor.facts import NodeFacts
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.records import IPAddress, RealServerEntry, ServiceEntry
 from ipvslab.doctor.snapshot import NodeSnapshot
+from ipvslab.doctor.wording import plural
 
 
 @dataclass
@@ -153,7 +154,8 @@ def _finding(
     for s in servers:
         rip = addrport(s.dest.address, s.dest.port)
         line = (
-            f"{conn_source(snapshot)}: {s.templates} persistence templates (client port 0) of "
+            f"{conn_source(snapshot)}: {plural(s.templates, 'persistence template')}"
+            " (client port 0) of "
             f"{label} -> {rip}, the longest lives {duration(s.max_expires)} more"
         )
         if _renewed(svc, s.max_expires):
@@ -161,7 +163,8 @@ def _finding(
         evidence.append(line)
         if s.entries is not None:
             evidence.append(
-                f"{conn_source(snapshot)}: {s.entries.total} connections {label} -> {rip} "
+                f"{conn_source(snapshot)}: {plural(s.entries.total, 'connection')}"
+                f" {label} -> {rip} "
                 f"({states_text(s.entries.by_state)}), {s.entries.recent} touched in the last "
                 f"{RECENT_WINDOW} s"
             )
@@ -178,7 +181,7 @@ def _finding(
     meaning = (
         f"{label} has session affinity (IPVS persistence). With expire_quiescent_template=0 "
         "the kernel keeps a client's template even though its server has weight 0, so the "
-        f"clients behind these {templates} templates are sent to {rips} for every new "
+        f"clients behind these {plural(templates, 'template')} are sent to {rips} for every new "
         f"connection, and each one renews the template for another {lasting}. kube-proxy "
         "cannot delete the server while those connections exist; once the pod exits, these "
         "clients get refused or time out ('no route to host') until their template expires "
@@ -240,7 +243,7 @@ def _finding(
         ],
     }
     title = (
-        f"Session affinity keeps sending {templates} clients of {label} to weight-0 "
+        f"Session affinity keeps sending {plural(templates, 'client')} of {label} to weight-0 "
         f"server{'s' if len(servers) != 1 else ''} {rips} (expire_quiescent_template=0)"
     )
     return Finding(

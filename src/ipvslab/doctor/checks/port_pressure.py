@@ -39,6 +39,7 @@ from ipvslab.doctor.facts import NodeFacts, sysctl_fixes
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.records import IPAddress
 from ipvslab.doctor.snapshot import NodeSnapshot
+from ipvslab.doctor.wording import n_entries
 from ipvslab.explain import ServerCondition
 
 # inet_init_net(): 32768-60999 since 07f4c90062f8 (2015).
@@ -214,7 +215,7 @@ def check(snapshot: NodeSnapshot, facts: NodeFacts) -> list[Finding]:
     for item in found[:TOP]:
         sat = " (saturated: every even port in client TIME_WAIT)" if item.saturated else ""
         evidence.append(
-            f"{item.label}: {item.entries} entries, {item.closed} closed, {item.recent} in the "
+            f"{item.label}: {n_entries(item.entries)}, {item.closed} closed, {item.recent} in the "
             f"last 10 s; N ≈ {item.rate:.1f} conn/s; p ≈ {item.p_server_closes:.1%} if the "
             f"server closes first, {item.p_client_closes:.1%} if the client does{sat}"
         )
@@ -222,7 +223,7 @@ def check(snapshot: NodeSnapshot, facts: NodeFacts) -> list[Finding]:
         evidence.append(f"... and {len(found) - TOP} more client/service pairs at p >= 1 %")
     conns = snapshot.conns
     if conns is not None:
-        top_clients = ", ".join(f"{c} ({n} entries)" for c, n in conns.top_clients(3))
+        top_clients = ", ".join(f"{c} ({n_entries(n)})" for c, n in conns.top_clients(3))
         evidence.append(f"clients holding the most entries: {top_clients}")
     if facts.kernel is not None and facts.kernel.version[:2] < RANDOM_MODEL_SINCE:
         edge = ports / hold

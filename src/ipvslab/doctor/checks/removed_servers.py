@@ -48,6 +48,7 @@ from ipvslab.doctor.facts import NodeFacts
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.records import IPAddress, ServiceEntry
 from ipvslab.doctor.snapshot import NodeSnapshot
+from ipvslab.doctor.wording import n_entries, plural
 from ipvslab.explain import ServerCondition
 from ipvslab.kernel.features import Feature
 
@@ -226,18 +227,20 @@ def _finding(snapshot: NodeSnapshot, facts: NodeFacts, group: _Orphans) -> Findi
         parts = []
         if server.entries is not None:
             parts.append(
-                f"{server.total} entries ({states_text(server.entries.by_state)}), longest "
+                f"{n_entries(server.total)} ({states_text(server.entries.by_state)}), longest "
                 f"expires in {server.entries.max_expires} s"
             )
         if server.templates:
             parts.append(
-                f"{server.templates} persistence templates (client port 0), longest "
+                f"{plural(server.templates, 'persistence template')} (client port 0), longest "
                 f"{server.template_max_expires} s"
             )
         evidence.append(f"{conn_source(snapshot)}: {group.label} -> {rip}: " + "; ".join(parts))
     if len(servers) > MAX_LISTED:
         rest = sum(s.total + s.templates for _, s in servers[MAX_LISTED:])
-        evidence.append(f"... and {len(servers) - MAX_LISTED} more servers ({rest} entries)")
+        evidence.append(
+            f"... and {plural(len(servers) - MAX_LISTED, 'more server')} ({n_entries(rest)})"
+        )
     examples = sorted(group.groups, key=lambda gs: (-gs[1].count, gs[0].state))[:3]
     for g, stats in examples:
         evidence.append(
@@ -308,7 +311,8 @@ def _finding(snapshot: NodeSnapshot, facts: NodeFacts, group: _Orphans) -> Findi
         )
     if group.templates:
         meaning += (
-            f" The {group.templates} persistence templates are given up at their client's "
+            f" The {plural(group.templates, 'persistence template')} are given up at their"
+            " client's "
             "next connection (ip_vs_check_template())."
         )
 
@@ -362,9 +366,13 @@ def _finding(snapshot: NodeSnapshot, facts: NodeFacts, group: _Orphans) -> Findi
             for dest, s in servers
         ],
     }
-    what = f"{group.entries} connection entries" if group.entries else ""
+    what = (
+        f"{plural(group.entries, 'connection entry', 'connection entries')}"
+        if group.entries
+        else ""
+    )
     if group.templates:
-        what += (" and " if what else "") + f"{group.templates} persistence templates"
+        what += (" and " if what else "") + f"{plural(group.templates, 'persistence template')}"
     if exists:
         title = (
             f"{what} of {group.label} still point at {len(servers)} removed real "

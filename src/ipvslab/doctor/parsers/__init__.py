@@ -20,6 +20,7 @@ from ipvslab.doctor.parsers.proc_ip_vs_conn import (
     parse_proc_ip_vs_conn_sync,
 )
 from ipvslab.doctor.parsers.proc_ip_vs_stats import parse_proc_ip_vs_stats
+from ipvslab.doctor.parsers.proc_version import parse_proc_version, parse_version_signature
 from ipvslab.doctor.parsers.sniff import DoctorFormat, parse_any, sniff_format
 from ipvslab.doctor.parsers.sysctl import parse_proc_sys_vs, parse_sysctl
 
@@ -44,6 +45,8 @@ __all__ = [
     "parse_proc_ip_vs_conn_sync",
     "parse_proc_ip_vs_stats",
     "parse_proc_sys_vs",
+    "parse_proc_version",
     "parse_sysctl",
+    "parse_version_signature",
     "sniff_format",
 ]

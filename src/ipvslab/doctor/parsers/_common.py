@@ -12,6 +12,23 @@ Stream = Iterable[str]
 """A text stream: an open text file, a list of lines, or a whole ``str``."""
 
 DEFAULT_MAX_ISSUES = 1000
+# No input text is echoed beyond this many characters (a 1 MB line stays one short issue).
+ECHO_LIMIT = 80
+MESSAGE_LIMIT = 300
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, the rest counted."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def shown(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters with the rest counted."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text) - limit} more characters)"
 
 
 def lines_of(stream: Stream) -> Iterator[str]:
@@ -41,7 +58,8 @@ class IssueLog:
         if len(self.issues) >= self.max_issues:
             self.suppressed += 1
             return
-        self.issues.append(ParseIssue(self.source, line_no, field, message))
+        # However a parser quotes the input, no issue echoes more than MESSAGE_LIMIT.
+        self.issues.append(ParseIssue(self.source, line_no, field, clip(message, MESSAGE_LIMIT)))
 
     def finish(self) -> tuple[ParseIssue, ...]:
         """Adds a summary of suppressed issues (once) and returns all issues."""

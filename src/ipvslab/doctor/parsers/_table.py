@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
-from ipvslab.doctor.parsers._common import IssueLog, signed_dec_int
+from ipvslab.doctor.parsers._common import IssueLog, shown, signed_dec_int
 from ipvslab.doctor.records import (
     Family,
     ForwardMethod,
@@ -81,11 +81,11 @@ def parse_dest_row(
         return None
     found = addrport(fields[1])
     if found is None:
-        log.add(line_no, "address", f"expected {address_form}, got {fields[1]!r}")
+        log.add(line_no, "address", f"expected {address_form}, got {shown(fields[1])}")
         return None
     forward = FORWARD_BY_NAME.get(fields[2])
     if forward is None:
-        log.add(line_no, "forward", f"unknown forwarding method {fields[2]!r}")
+        log.add(line_no, "forward", f"unknown forwarding method {shown(fields[2])}")
         return None
     weight = signed_dec_int(fields[3])
     active = counter(fields[4])

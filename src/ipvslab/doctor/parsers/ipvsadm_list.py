@@ -24,6 +24,7 @@ from ipvslab.doctor.parsers._common import (
     LineTracker,
     Stream,
     dec_int,
+    shown,
     text_addrport,
 )
 from ipvslab.doctor.parsers._table import (
@@ -73,7 +74,7 @@ def _parse_line(line: str, line_no: int, builder: TableBuilder, log: IssueLog) -
     if fields[:3] == ["IP", "Virtual", "Server"]:
         match = VERSION_RE.match(line.rstrip("\r\n"))
         if match is None:
-            log.add(line_no, "version", f"unreadable version line: {line.strip()!r}")
+            log.add(line_no, "version", f"unreadable version line: {shown(line.strip())}")
             return False
         builder.version = match.group(1)
         builder.size = int(match.group(2))
@@ -123,7 +124,7 @@ def parse_service_key(fields: list[str], line_no: int, log: IssueLog) -> Service
     if name == "FWM":
         fwmark = dec_int(key, 0xFFFFFFFF)
         if fwmark is None:
-            log.add(line_no, "fwmark", f"expected a decimal fwmark, got {key!r}")
+            log.add(line_no, "fwmark", f"expected a decimal fwmark, got {shown(key)}")
             return None
         rest = fields[2:]
         family = Family.IPV4
@@ -132,11 +133,11 @@ def parse_service_key(fields: list[str], line_no: int, log: IssueLog) -> Service
             rest = rest[1:]
         return None, None, 0, fwmark, family, rest
     if name not in SERVICE_PROTOCOLS:
-        log.add(line_no, "protocol", f"unknown protocol {name!r}")
+        log.add(line_no, "protocol", f"unknown protocol {shown(name)}")
         return None
     addrport = text_addrport(key)
     if addrport is None:
-        log.add(line_no, "address", f"expected numeric ADDR:PORT (ipvsadm -n), got {key!r}")
+        log.add(line_no, "address", f"expected numeric ADDR:PORT (ipvsadm -n), got {shown(key)}")
         return None
     address, port = addrport
     return Protocol[name], address, port, None, Family(address.version), fields[2:]
@@ -158,24 +159,24 @@ def _parse_flags(
             i += 1
             continue
         if i + 1 >= len(rest):
-            log.add(line_no, "flags", f"flag {word!r} without a value")
+            log.add(line_no, "flags", f"flag {shown(word)} without a value")
             return None
         value = rest[i + 1]
         if word == "persistent":
             timeout = dec_int(value)
             if timeout is None:
-                log.add(line_no, "persistent", f"expected seconds, got {value!r}")
+                log.add(line_no, "persistent", f"expected seconds, got {shown(value)}")
                 return None
             persistent = True
         elif word == "mask":
             netmask = _mask(value, family)
             if netmask is None:
-                log.add(line_no, "mask", f"unreadable netmask {value!r}")
+                log.add(line_no, "mask", f"unreadable netmask {shown(value)}")
                 return None
         elif word == "pe":
             pe_name = value
         else:
-            log.add(line_no, "flags", f"unknown service flag {word!r}")
+            log.add(line_no, "flags", f"unknown service flag {shown(word)}")
             return None
         i += 2
     if persistent and netmask is None:

@@ -22,6 +22,7 @@ from ipvslab.doctor.parsers._common import (
     LineTracker,
     Stream,
     dec_int,
+    shown,
     text_addrport,
 )
 from ipvslab.doctor.parsers._table import VERSION_RE
@@ -77,7 +78,7 @@ def parse_ipvsadm_stats(
         if fields[:3] == ["IP", "Virtual", "Server"]:
             match = VERSION_RE.match(line.rstrip("\r\n"))
             if match is None:
-                log.add(line_no, "version", f"unreadable version line: {line.strip()!r}")
+                log.add(line_no, "version", f"unreadable version line: {shown(line.strip())}")
                 parsed = False
             else:
                 version, size = match.group(1), int(match.group(2))
@@ -101,7 +102,7 @@ def parse_ipvsadm_stats(
             addrport = text_addrport(fields[1])
             counters = _counters(fields[2:], line_no, log)
             if addrport is None:
-                log.add(line_no, "address", f"expected numeric ADDR:PORT, got {fields[1]!r}")
+                log.add(line_no, "address", f"expected numeric ADDR:PORT, got {shown(fields[1])}")
             if addrport is None or counters is None:
                 parsed = False
                 continue
@@ -147,7 +148,7 @@ def _counters(words: list[str], line_no: int, log: IssueLog) -> StatsCounters | 
     for column, word in zip(COLUMNS, words, strict=True):
         parsed = parse_largenum(word)
         if parsed is None:
-            log.add(line_no, column, f"expected a number with optional K/M/G/T, got {word!r}")
+            log.add(line_no, column, f"expected a number with optional K/M/G/T, got {shown(word)}")
             return None
         values.append(parsed[0])
         approximate = approximate or parsed[1]

@@ -3,8 +3,10 @@
 * Command line: ``/proc/<pid>/cmdline`` (NUL-separated) or a space-separated line
   as ``ps`` shows it. Flags follow pflag: ``--name=value``, ``--name value`` for
   non-boolean flags, ``--name`` alone for booleans.
-* Config: YAML read with ``yaml.safe_load_all``; a multi-document file or the
-  kubeadm ``kube-proxy`` ConfigMap (``data: config.conf: |``) is searched for the
+* Config: YAML read with a safe loader that refuses aliases (``*name``: a dozen lines
+  of nested aliases expand to gigabytes, and kube-proxy configs never need them) and
+  at most ``CONFIG_LIMIT`` characters; a multi-document file or the kubeadm
+  ``kube-proxy`` ConfigMap (``data: config.conf: |``) is searched for the
   ``KubeProxyConfiguration`` document.
 * Version: ``Kubernetes v1.22.3`` (``kube-proxy --version``), ``v1.28.2-eks-a5df82a``.
 
@@ -20,7 +22,14 @@ from typing import Any
 
 import yaml
 
-from ipvslab.doctor.parsers._common import DEFAULT_MAX_ISSUES, IssueLog, Stream, lines_of
+from ipvslab.doctor.parsers._common import (
+    DEFAULT_MAX_ISSUES,
+    IssueLog,
+    Stream,
+    clip,
+    lines_of,
+    shown,
+)
 from ipvslab.doctor.records import (
     KubeProxyCommandLine,
     KubeProxySettings,
@@ -33,6 +42,24 @@ CMDLINE_SOURCE = "/proc/<pid>/cmdline"
 CONFIG_SOURCE = "kube-proxy config"
 VERSION_SOURCE = "kube-proxy --version"
 KIND = "KubeProxyConfiguration"
+# A kube-proxy config (or its ConfigMap) is a few KiB.
+CONFIG_LIMIT = 1 << 20
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: each ``*name`` is refused where it stands."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "YAML aliases (*name) are not accepted in a kube-proxy config",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
 
 # kube-proxy flags that take no separate value (pflag booleans).
 BOOL_FLAGS = frozenset(
@@ -159,16 +186,16 @@ def parse_kube_proxy_cmdline(
         # hyperkube images (before v1.17) run kube-proxy as `hyperkube kube-proxy|proxy`.
         i = 2
     elif argv and i == 1 and "kube-proxy" not in program:
-        log.add(1, "argv[0]", f"program is {argv[0]!r}, not kube-proxy")
+        log.add(1, "argv[0]", f"program is {shown(argv[0])}, not kube-proxy")
     while i < len(argv):
         arg = argv[i]
         i += 1
         if not arg.startswith("-") or arg in ("-", "--"):
-            log.add(1, "argument", f"unexpected positional argument {arg!r}")
+            log.add(1, "argument", f"unexpected positional argument {shown(arg)}")
             continue
         name, sep, value = arg.lstrip("-").partition("=")
         if not name:
-            log.add(1, "argument", f"unreadable flag {arg!r}")
+            log.add(1, "argument", f"unreadable flag {shown(arg)}")
             continue
         if not sep:
             if name in BOOL_FLAGS:
@@ -191,7 +218,7 @@ def _settings_from_flags(flags: Mapping[str, str], log: IssueLog) -> KubeProxySe
             return None
         value = parse_go_duration(text)
         if value is None:
-            log.add(1, name, f"not a duration: {text!r}")
+            log.add(1, name, f"not a duration: {shown(text)}")
         return value
 
     def boolean(name: str) -> bool | None:
@@ -200,7 +227,7 @@ def _settings_from_flags(flags: Mapping[str, str], log: IssueLog) -> KubeProxySe
             return None
         value = parse_go_bool(text)
         if value is None:
-            log.add(1, name, f"not a boolean: {text!r}")
+            log.add(1, name, f"not a boolean: {shown(text)}")
         return value
 
     exclude = flags.get("ipvs-exclude-cidrs")
@@ -227,7 +254,15 @@ def parse_kube_proxy_config(
 ) -> ParseResult[KubeProxySettings | None]:
     """The KubeProxyConfiguration in a YAML stream (plain, multi-document or ConfigMap)."""
     log = IssueLog(source, max_issues=max_issues)
-    text = "".join(lines_of(stream))
+    parts: list[str] = []
+    size = 0
+    for line in lines_of(stream):
+        size += len(line)
+        if size > CONFIG_LIMIT:
+            log.add(0, "input", f"larger than {CONFIG_LIMIT >> 20} MiB: not a kube-proxy config")
+            return ParseResult(None, log.finish())
+        parts.append(line)
+    text = "".join(parts)
     if not text.strip():
         log.add(0, "input", "empty input")
         return ParseResult(None, log.finish())
@@ -241,11 +276,13 @@ def parse_kube_proxy_config(
 
 def _find_config(text: str, log: IssueLog, depth: int) -> dict[str, Any] | None:
     try:
-        documents = list(yaml.safe_load_all(text))
+        documents = list(yaml.load_all(text, Loader=_NoAliasLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line_no = mark.line + 1 if mark is not None else 0
-        log.add(line_no, "yaml", str(exc).splitlines()[0] if str(exc) else "invalid YAML")
+        problem = getattr(exc, "problem", None)
+        message = problem if isinstance(problem, str) else str(exc).splitlines()[0]
+        log.add(line_no, "yaml", message[:200] if message else "invalid YAML")
         return None
     except (ValueError, RecursionError, TypeError) as exc:  # pathological input
         log.add(0, "yaml", f"unreadable YAML: {type(exc).__name__}")
@@ -285,7 +322,7 @@ def _settings_from_config(config: Mapping[str, Any], log: IssueLog) -> KubeProxy
             return None if value is None else ""
         if isinstance(value, str):
             return value
-        log.add(0, name, f"expected a string, got {value!r}")
+        log.add(0, name, f"expected a string, got {clip(repr(value))}")
         return None
 
     def duration(key: str) -> float | None:
@@ -294,13 +331,13 @@ def _settings_from_config(config: Mapping[str, Any], log: IssueLog) -> KubeProxy
             return None
         parsed = parse_go_duration(value) if isinstance(value, str) else None
         if parsed is None:
-            log.add(0, f"ipvs.{key}", f"not a duration: {value!r}")
+            log.add(0, f"ipvs.{key}", f"not a duration: {clip(repr(value))}")
         return parsed
 
     def boolean(value: Any, name: str) -> bool | None:
         if value is None or isinstance(value, bool):
             return value
-        log.add(0, name, f"expected true/false, got {value!r}")
+        log.add(0, name, f"expected true/false, got {clip(repr(value))}")
         return None
 
     exclude = ipvs.get("excludeCIDRs")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipvslab.doctor.parsers._common import DEFAULT_MAX_ISSUES, IssueLog, LineTracker, Stream
+from ipvslab.doctor.parsers._common import DEFAULT_MAX_ISSUES, IssueLog, LineTracker, Stream, shown
 from ipvslab.doctor.records import OsRelease, ParseResult
 
 SOURCE = "/etc/os-release"
@@ -22,12 +22,12 @@ def parse_os_release(
             continue
         key, sep, raw = text.partition("=")
         if not sep or not key or not (key.replace("_", "").isalnum() and key.isascii()):
-            log.add(line_no, "line", f"expected KEY=value, got {text!r}")
+            log.add(line_no, "line", f"expected KEY=value, got {shown(text)}")
             parsed = False
             continue
         value = unquote(raw)
         if value is None:
-            log.add(line_no, key, f"unbalanced quotes in {raw!r}")
+            log.add(line_no, key, f"unbalanced quotes in {shown(raw)}")
             parsed = False
             continue
         fields[key] = value

@@ -16,6 +16,7 @@ from ipvslab.doctor.parsers._common import (
     dec_int,
     hex_int,
     proc_addrport,
+    shown,
     signed_dec_int,
 )
 from ipvslab.doctor.parsers._table import (
@@ -63,7 +64,7 @@ def _parse_line(line: str, line_no: int, builder: TableBuilder, log: IssueLog) -
     if fields[0] == "IP" and fields[1:3] == ["Virtual", "Server"]:
         match = VERSION_RE.match(line.rstrip("\r\n"))
         if match is None:
-            log.add(line_no, "version", f"unreadable version line: {line.strip()!r}")
+            log.add(line_no, "version", f"unreadable version line: {shown(line.strip())}")
             return False
         builder.version = match.group(1)
         builder.size = int(match.group(2))
@@ -92,7 +93,7 @@ def _parse_service(fields: list[str], line_no: int, log: IssueLog) -> ServiceEnt
     if proto_name == "FWM":
         fwmark = hex_int(key, 8)
         if fwmark is None:
-            log.add(line_no, "fwmark", f"expected 8 hex digits, got {key!r}")
+            log.add(line_no, "fwmark", f"expected 8 hex digits, got {shown(key)}")
             return None
         protocol = None
         address = None
@@ -101,14 +102,14 @@ def _parse_service(fields: list[str], line_no: int, log: IssueLog) -> ServiceEnt
     elif proto_name in SERVICE_PROTOCOLS:
         addrport = proc_addrport(key)
         if addrport is None:
-            log.add(line_no, "address", f"expected HEXADDR:PORT or [IPv6]:PORT, got {key!r}")
+            log.add(line_no, "address", f"expected HEXADDR:PORT or [IPv6]:PORT, got {shown(key)}")
             return None
         address, port = addrport
         fwmark = None
         protocol = Protocol[proto_name]
         family = Family(address.version)
     else:
-        log.add(line_no, "protocol", f"unknown protocol {proto_name!r}")
+        log.add(line_no, "protocol", f"unknown protocol {shown(proto_name)}")
         return None
     flags = _parse_flags(fields[3:], line_no, log)
     if flags is None:
@@ -143,7 +144,7 @@ def _parse_flags(rest: list[str], line_no: int, log: IssueLog) -> ServiceFlags |
             persistent = True
             i += 3
         else:
-            log.add(line_no, "flags", f"unknown service flag {word!r}")
+            log.add(line_no, "flags", f"unknown service flag {shown(word)}")
             return None
     return ServiceFlags(
         persistent=persistent,

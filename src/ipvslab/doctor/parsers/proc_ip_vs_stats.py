@@ -18,6 +18,7 @@ from ipvslab.doctor.parsers._common import (
     LineTracker,
     Stream,
     hex_word,
+    shown,
 )
 from ipvslab.doctor.records import GlobalStats, ParseResult, StatsCounters
 
@@ -40,7 +41,7 @@ def parse_proc_ip_vs_stats(
             continue
         values = [hex_word(f) for f in fields]
         if len(fields) != 5 or any(v is None for v in values):
-            log.add(line_no, "line", f"expected 5 hex counters, got {line.strip()!r}")
+            log.add(line_no, "line", f"expected 5 hex counters, got {shown(line.strip())}")
             parsed = False
             continue
         if len(rows) == 2:

@@ -26,6 +26,7 @@ from ipvslab.doctor.parsers.proc_ip_vs_conn import (
     parse_proc_ip_vs_conn_sync,
 )
 from ipvslab.doctor.parsers.proc_ip_vs_stats import parse_proc_ip_vs_stats
+from ipvslab.doctor.parsers.proc_version import parse_proc_version, parse_version_signature
 from ipvslab.doctor.parsers.sysctl import parse_sysctl
 from ipvslab.doctor.records import ParseIssue, ParseResult
 
@@ -44,6 +45,8 @@ class DoctorFormat(Enum):
     SYSCTL = "sysctl -a"
     OS_RELEASE = "/etc/os-release"
     KERNEL_RELEASE = "uname -r"
+    PROC_VERSION = "/proc/version"
+    VERSION_SIGNATURE = "/proc/version_signature"
     KUBE_PROXY_CMDLINE = "kube-proxy command line"
     KUBE_PROXY_CONFIG = "kube-proxy config"
     KUBE_PROXY_VERSION = "kube-proxy --version"
@@ -54,6 +57,7 @@ _SYSCTL_RE = re.compile(r"^[a-z0-9_\-]+(?:[./][A-Za-z0-9_\-@:]+)+\s*=", re.ASCII
 _OS_RELEASE_RE = re.compile(r"^[A-Z][A-Z0-9_]*=", re.ASCII)
 _MMSS_RE = re.compile(r"^\d{2,}:\d{2}$", re.ASCII)
 _VERSION_RE = re.compile(r"^(?:Kubernetes\s+)?v\d+\.\d+\.\d+\S*$", re.ASCII)
+_SIGNATURE_RE = re.compile(r"^[A-Za-z][\w.-]* \d+\.\d+\.\d+-\d+\.\d+\S* \d+\.\d+\.\d+", re.ASCII)
 _DOTTED_ADDRPORT = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d+$", re.ASCII)
 
 
@@ -76,8 +80,12 @@ def sniff_format(lines: Iterable[str]) -> DoctorFormat:
         return DoctorFormat.KUBE_PROXY_CMDLINE
     if len(stripped) == 1 and _VERSION_RE.match(first):
         return DoctorFormat.KUBE_PROXY_VERSION
-    if len(stripped) == 1 and (first.startswith("Linux version ") or RELEASE_RE.fullmatch(first)):
+    if len(stripped) == 1 and first.startswith("Linux version "):
+        return DoctorFormat.PROC_VERSION
+    if len(stripped) == 1 and RELEASE_RE.fullmatch(first):
         return DoctorFormat.KERNEL_RELEASE
+    if len(stripped) == 1 and _SIGNATURE_RE.match(first):
+        return DoctorFormat.VERSION_SIGNATURE
     if all(_OS_RELEASE_RE.match(s) or s.startswith("#") for s in stripped) and any(
         s.startswith(("ID=", "NAME=")) for s in stripped
     ):
@@ -104,10 +112,14 @@ def _sniff_ipvs(head: list[str], stripped: list[str]) -> DoctorFormat | None:
             return DoctorFormat.IPVSADM_CONN
         if words[:1] == ["Prot"] and "Conns" in words:
             return DoctorFormat.IPVSADM_STATS
-        if raw.startswith("  -> RemoteAddress:Port"):
-            if raw.startswith("  -> RemoteAddress:Port Forward"):
+        if words[:2] == ["->", "RemoteAddress:Port"]:
+            # /proc prints one space before Forward, ipvsadm pads the column; a header
+            # re-spaced by a paste (tabs) leaves it to the data lines below.
+            if "RemoteAddress:Port Forward" in raw:
                 return DoctorFormat.PROC_IP_VS
-            return DoctorFormat.IPVSADM_LIST if "Forward" in words else None
+            if "RemoteAddress:Port  " in raw:
+                return DoctorFormat.IPVSADM_LIST if "Forward" in words else None
+            continue
         if words[:1] == ["->"] and len(words) >= 2:
             if _DOTTED_ADDRPORT.match(words[1]):
                 return DoctorFormat.IPVSADM_LIST if len(words) == 6 else DoctorFormat.IPVSADM_STATS
@@ -148,6 +160,8 @@ _PARSERS: dict[DoctorFormat, Callable[[Stream, str], ParseResult[Any]]] = {
     DoctorFormat.SYSCTL: parse_sysctl,
     DoctorFormat.OS_RELEASE: parse_os_release,
     DoctorFormat.KERNEL_RELEASE: parse_kernel_release,
+    DoctorFormat.PROC_VERSION: parse_proc_version,
+    DoctorFormat.VERSION_SIGNATURE: parse_version_signature,
     DoctorFormat.KUBE_PROXY_CMDLINE: parse_kube_proxy_cmdline,
     DoctorFormat.KUBE_PROXY_CONFIG: parse_kube_proxy_config,
     DoctorFormat.KUBE_PROXY_VERSION: parse_kube_proxy_version,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ipvslab.doctor.parsers._common import DEFAULT_MAX_ISSUES, IssueLog, LineTracker, Stream
+from ipvslab.doctor.parsers._common import DEFAULT_MAX_ISSUES, IssueLog, LineTracker, Stream, shown
 from ipvslab.doctor.records import ParseResult, SysctlMap
 
 SOURCE = "sysctl -a"
@@ -37,7 +37,7 @@ def parse_sysctl(
         key, sep, value = text.partition("=")
         key = key.strip()
         if not sep or not key or any(c.isspace() for c in key):
-            log.add(line_no, "line", f"expected 'key = value', got {text!r}")
+            log.add(line_no, "line", f"expected 'key = value', got {shown(text)}")
             parsed = False
             continue
         key = key.replace("/", ".")
@@ -49,7 +49,7 @@ def parse_sysctl(
             log.add(
                 line_no,
                 key,
-                f"given again with another value ({value!r}; line {first} has"
+                f"given again with another value ({shown(value)}; line {first} has"
                 f" {values[key]!r}): the node's value is unknown, line {first} was used",
             )
             parsed = False
@@ -89,7 +89,7 @@ def parse_proc_sys_vs(
     for index, (name, text) in enumerate(files, start=1):
         key = sysctl_key(name)
         if key is None:
-            log.add(index, "name", f"not a sysctl name: {name!r}")
+            log.add(index, "name", f"not a sysctl name: {shown(name)}")
             continue
         if not text.endswith("\n") and text:
             log.add(index, key, "value has no trailing newline (truncated read?)")
