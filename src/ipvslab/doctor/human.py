@@ -198,7 +198,11 @@ def _ipvs_rows(report: Report) -> Iterable[tuple[str, Text]]:
     yield "IPVS", Text("".join(parts))
     for s in report.stuck_real_servers:
         where = f"[{s.address}]:{s.port}" if ":" in s.address else f"{s.address}:{s.port}"
-        entries = f", {s.entries} in the connection table" if s.entries is not None else ""
+        entries = (
+            f", {_plural(s.entries, 'entry', 'entries')} of this service in the connection table"
+            if s.entries is not None
+            else ""
+        )
         yield (
             "",
             Text(

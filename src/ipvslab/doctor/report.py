@@ -34,6 +34,7 @@ from ipvslab.doctor.facts import Exposure, NodeFacts, ValueOrigin
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.parsers._common import format_text_addrport
 from ipvslab.doctor.records import KubeProxySettings, ParseIssue, ServiceEntry
+from ipvslab.doctor.service_conns import index_services
 from ipvslab.doctor.snapshot import NodeSnapshot
 from ipvslab.explain import ServerCondition
 from ipvslab.kernel.presets import era_for
@@ -253,7 +254,11 @@ class Connections(BaseModel):
 
 
 class StuckRealServer(BaseModel):
-    """A real server at weight 0 that still holds connection entries."""
+    """A real server at weight 0 of one service that still holds entries of that service.
+
+    Counted per (service, real server): the same pod behind its ClusterIP and the
+    NodePorts is listed only under the services whose entries hold it.
+    """
 
     model_config = _STRICT
 
@@ -264,10 +269,10 @@ class StuckRealServer(BaseModel):
     active_conns: int
     inactive_conns: int
     entries: int | None = Field(
-        description="Entries to this address:port in the connection table (all services);"
-        " null when the table was not captured."
+        description="Entries of this service to this server in the connection table (not"
+        " those of other services sharing the server); null when the table was not captured."
     )
-    by_state: dict[str, int]
+    by_state: dict[str, int] = Field(description="Those entries by state.")
 
 
 class InputProblem(BaseModel):
@@ -621,32 +626,27 @@ def service_name(service: ServiceEntry) -> str:
 
 
 def stuck_real_servers(snapshot: NodeSnapshot) -> list[StuckRealServer]:
-    """Real servers at weight 0 still holding entries (by the IPVS table or the conn table)."""
+    """Real servers at weight 0 still counted or holding entries, per (service, server).
+
+    A pod is a real server of its ClusterIP and of the NodePort on every node IP:
+    only the services whose own entries (or counters) hold it are listed.
+    """
     if snapshot.ipvs is None:
         return []
-    by_dest = snapshot.conns.by_dest if snapshot.conns is not None else None
-    out = []
-    for service in snapshot.ipvs.services:
-        for d in service.destinations:
-            if d.weight != 0:
-                continue
-            found = by_dest.get((d.address, d.port)) if by_dest is not None else None
-            entries = None if by_dest is None else (found.total if found is not None else 0)
-            if d.active_conns + d.inactive_conns == 0 and not entries:
-                continue
-            out.append(
-                StuckRealServer(
-                    service=service_name(service),
-                    address=str(d.address),
-                    port=d.port,
-                    weight=d.weight,
-                    active_conns=d.active_conns,
-                    inactive_conns=d.inactive_conns,
-                    entries=entries,
-                    by_state=dict(sorted(found.by_state.items())) if found is not None else {},
-                )
-            )
-    return out
+    index = index_services(snapshot.ipvs, snapshot.conns)
+    return [
+        StuckRealServer(
+            service=service_name(service),
+            address=str(server.dest.address),
+            port=server.dest.port,
+            weight=server.dest.weight,
+            active_conns=server.dest.active_conns,
+            inactive_conns=server.dest.inactive_conns,
+            entries=server.total if index.table_read else None,
+            by_state=dict(sorted(server.entries.by_state.items())) if server.entries else {},
+        )
+        for service, server in index.stuck()
+    ]
 
 
 # --------------------------------------------------------------------------- schema
