@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ipvslab import __version__
+from ipvslab.doctor.conn_summary import TOP_CLIENT_SERVICES
 from ipvslab.doctor.diagnose import Diagnosis
 from ipvslab.doctor.facts import Exposure, NodeFacts, ValueOrigin
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
@@ -41,6 +42,8 @@ from ipvslab.kernel.presets import era_for
 
 # Bump on any change a consumer must know about (a field removed, renamed or retyped).
 SCHEMA_VERSION = 1
+# Clients `connections.busiest_clients` lists.
+BUSIEST_LISTED = 10
 SCHEMA_PATH = Path("docs") / "doctor-report.schema.json"
 
 _STRICT = ConfigDict(extra="forbid")
@@ -251,6 +254,35 @@ class Connections(BaseModel):
     by_protocol: dict[str, int]
     templates: int = Field(description="Persistence templates (client port 0).")
     invalidated_templates: int
+    busiest_clients: list[BusyClient] = Field(
+        description=f"The {BUSIEST_LISTED} clients holding the most entries, from the sketch."
+    )
+    client_counts: ClientCountBound
+
+
+class BusyClient(BaseModel):
+    model_config = _STRICT
+
+    client: str
+    entries: int
+    closed: int = Field(description="Entries of connections already closed (FIN/RST seen).")
+    recent: int = Field(description="Entries touched in the last 10 s.")
+
+
+class ClientCountBound(BaseModel):
+    """How far per-client counts can be trusted: they come from a bounded sketch.
+
+    Memory grows with the IPVS table, not with clients: (client, service) pairs are
+    counted in a top-K (Misra-Gries) sketch of at most `tracked_pairs_limit` pairs.
+    """
+
+    model_config = _STRICT
+
+    tracked_pairs_limit: int
+    count_error: int = Field(
+        description="0: every per-client count is exact. Else each may be low by up to this"
+        " many entries, and a client or pair not listed holds at most this many."
+    )
 
 
 class StuckRealServer(BaseModel):
@@ -612,6 +644,18 @@ def _connections(snapshot: NodeSnapshot) -> Connections | None:
         by_protocol=dict(sorted(conns.by_protocol.items())),
         templates=conns.templates,
         invalidated_templates=conns.invalidated_templates,
+        busiest_clients=[
+            BusyClient(
+                client=str(client),
+                entries=count,
+                closed=conns.busiest_clients[client].closed,
+                recent=conns.busiest_clients[client].recent,
+            )
+            for client, count in conns.top_clients(BUSIEST_LISTED)
+        ],
+        client_counts=ClientCountBound(
+            tracked_pairs_limit=TOP_CLIENT_SERVICES, count_error=conns.client_service_error
+        ),
     )
 
 
