@@ -93,3 +93,84 @@ def test_only_an_invalidated_template_on_a_weight0_server_raises_no_warning(
     assert report.connections is not None and report.connections.invalidated_templates == 1
     assert metrics(TEMPLATE, tmp_path)[("ipvslab_doctor_stuck_real_servers", ())] == 0
     assert "weight 0 but still holding entries" not in result.output
+
+
+# --------------------------------------------------------------------------- the tables
+
+
+def test_json_services_list_each_server_with_the_entries_of_that_service() -> None:
+    report = json_report(SHARED)
+    names = [s.name for s in report.services]
+    assert names == [
+        "TCP 10.96.0.1:443",
+        "UDP 10.96.0.10:53",
+        "TCP 10.96.45.12:80",
+        "TCP 10.96.45.13:9090",
+        "TCP 10.0.1.11:30080",
+        "TCP 172.17.0.1:30080",
+        "TCP 10.244.1.0:30080",
+        "TCP 10.244.1.1:30080",
+        "FWM 100",
+    ]
+    by_name = {s.name: s for s in report.services}
+    cluster_ip = by_name["TCP 10.96.45.12:80"]
+    assert (cluster_ip.protocol, cluster_ip.address, cluster_ip.port) == ("TCP", "10.96.45.12", 80)
+    assert cluster_ip.scheduler == "rr" and cluster_ip.flags == []
+    servers = {(rs.address, rs.port): rs for rs in cluster_ip.real_servers}
+    old = servers[("10.244.1.7", 8080)]
+    assert (old.forward, old.weight, old.active_conns, old.inactive_conns) == ("Masq", 0, 2, 37)
+    assert (old.entries, old.by_state) == (39, {"ESTABLISHED": 2, "TIME_WAIT": 37})
+    # ipvsadm -Ln --stats of the same node: the server's own counters, not the service's.
+    assert old.stats is not None and old.stats.conns == 28097
+    assert cluster_ip.stats is not None and cluster_ip.stats.conns == 48210
+    for twin in ("TCP 172.17.0.1:30080", "TCP 10.244.1.0:30080", "TCP 10.244.1.1:30080"):
+        assert [rs.entries for rs in by_name[twin].real_servers] == [0, 0]
+    nodeport = {rs.address: rs.entries for rs in by_name["TCP 10.0.1.11:30080"].real_servers}
+    assert nodeport == {"10.244.2.9": 5, "10.244.1.7": 0}
+    fwmark = by_name["FWM 100"]
+    assert (fwmark.fwmark, fwmark.protocol, fwmark.address) == (100, None, None)
+    assert {rs.address: rs.entries for rs in fwmark.real_servers} == {
+        "10.244.2.9": 2,
+        "10.244.1.7": 0,
+    }
+    assert report.unattributed_entries == 0
+    # /proc/net/ip_vs_stats prints hex: 19C7B conns since boot, 29 (hex) conns/s now.
+    assert report.ipvs_stats is not None
+    assert (report.ipvs_stats.totals.conns, report.ipvs_stats.rates.conns) == (105595, 41)
+
+
+def test_persistence_and_templates_per_server_in_json() -> None:
+    svc = {s.name: s for s in json_report(TEMPLATE).services}["TCP 10.96.7.7:80"]
+    assert svc.flags == ["persistent"]
+    # /proc/net/ip_vs prints the timeout in jiffies: 2700000 is 10800 s at HZ=250.
+    assert (svc.persistence_timeout, svc.persistence_unit) == (2700000, "jiffies")
+    assert 10800 in svc.persistence_seconds
+    assert svc.netmask == 0xFFFFFFFF
+    templates = {rs.address: (rs.templates, rs.invalidated_templates) for rs in svc.real_servers}
+    assert templates == {"10.244.3.6": (1, 0), "10.244.3.5": (1, 1)}
+
+
+def test_human_output_has_the_table_section() -> None:
+    out = doctor("--from", SHARED, "--no-color").output
+    assert "IPVS table (9 services)" in out
+    lines = [line.strip() for line in out.splitlines()]
+    assert "TCP 10.96.45.12:80 rr  (48210 conns, 385680/337470 packets in/out in all)" in lines
+    assert (
+        "-> 10.244.1.7:8080 Masq weight 0, ActiveConn 2, InActConn 37; 39 entries"
+        " (TIME_WAIT 37, ESTABLISHED 2); 28097 conns in all"
+    ) in lines
+    assert any(line.startswith("since boot: 105595 conns") for line in lines)
+
+
+def test_metrics_carry_the_ipvs_statistics(tmp_path: Path) -> None:
+    values = metrics(SHARED, tmp_path)
+    assert values[("ipvslab_doctor_ipvs_since_boot", (("counter", "conns"),))] == 105595
+    assert values[("ipvslab_doctor_ipvs_rate", (("counter", "in_bytes"),))] == 0x5190
+    key = (("counter", "out_bytes"), ("service", "TCP 10.96.45.12:80"))
+    assert values[("ipvslab_doctor_service_stats", key)] == 212845250
+    server = (
+        ("counter", "conns"),
+        ("real_server", "10.244.2.9:8080"),
+        ("service", "FWM 100"),
+    )
+    assert values[("ipvslab_doctor_real_server_stats", server)] == 41

@@ -63,6 +63,9 @@ def render(
         print_wrapped(console, Text(NO_IPVS, style="bold"))
         console.print()
     render_header(report, console)
+    if report.services:
+        console.print()
+        render_services(report, console)
     console.print()
     render_findings(report.findings, console)
     if report.input_problems:
@@ -246,6 +249,103 @@ def _exposure_rows(
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+# --------------------------------------------------------------------------- IPVS table
+
+# Services the human output lists (the ones worth a look first); --json has them all.
+SERVICES_SHOWN = 12
+
+
+def render_services(report: Report, console: Console) -> None:
+    """The IPVS table, compact: each service, its real servers, and the entries of that
+    service to each by state (weight-0 servers and busy services first)."""
+    shown = sorted(report.services, key=_service_rank)[:SERVICES_SHOWN]
+    order = {id(svc): i for i, svc in enumerate(report.services)}
+    shown.sort(key=lambda svc: order[id(svc)])
+    head = f"IPVS table ({_plural(len(report.services), 'service')}"
+    if len(shown) < len(report.services):
+        head += f", the {len(shown)} with weight-0 servers or the most entries; --json has all"
+    console.print(Text(head + ")", style="bold"), soft_wrap=True)
+    for svc in shown:
+        line = Text(f"  {svc.name} {svc.scheduler}")
+        if svc.persistence_timeout is not None:
+            line.append(f" persistent {_persistence(svc)}")
+        if "ops" in svc.flags:
+            line.append(" ops")
+        if svc.stats is not None:
+            line.append(
+                f"  ({svc.stats.conns} conns, {svc.stats.in_packets}/{svc.stats.out_packets}"
+                " packets in/out in all)",
+                style="dim",
+            )
+        if svc.removed_entries:
+            line.append(
+                f"  {_plural(svc.removed_entries, 'entry', 'entries')} to removed servers",
+                style="yellow",
+            )
+        console.print(line, soft_wrap=True)
+        for rs in svc.real_servers:
+            where = f"[{rs.address}]:{rs.port}" if ":" in rs.address else f"{rs.address}:{rs.port}"
+            row = Text(
+                f"    -> {where} {rs.forward} weight {rs.weight}, ActiveConn {rs.active_conns},"
+                f" InActConn {rs.inactive_conns}",
+                style="yellow" if rs.weight == 0 and (rs.entries or rs.active_conns) else "",
+            )
+            if rs.entries is not None:
+                states = ", ".join(
+                    f"{state} {n}" for state, n in sorted(rs.by_state.items(), key=lambda x: -x[1])
+                )
+                row.append(f"; {_plural(rs.entries, 'entry', 'entries')}")
+                if states:
+                    row.append(f" ({states})")
+            if rs.templates:
+                row.append(f", {_plural(rs.templates, 'template')}")
+                if rs.invalidated_templates:
+                    row.append(f" ({rs.invalidated_templates} given up)")
+            if rs.stats is not None:
+                row.append(f"; {rs.stats.conns} conns in all", style="dim")
+            console.print(row, soft_wrap=True)
+    if report.unattributed_entries:
+        console.print(
+            Text(
+                f"  {_plural(report.unattributed_entries, 'entry', 'entries')} of services no"
+                " longer in the table",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
+    stats = report.ipvs_stats
+    if stats is not None:
+        console.print(
+            Text(
+                f"  since boot: {_counters_text(stats.totals)}; now: {stats.rates.conns} conn/s,"
+                f" {stats.rates.in_packets}/{stats.rates.out_packets} packets/s in/out,"
+                f" {stats.rates.in_bytes}/{stats.rates.out_bytes} bytes/s in/out",
+                style="dim",
+            ),
+            soft_wrap=True,
+        )
+
+
+def _service_rank(svc: Any) -> tuple[int, int]:
+    attention = any(rs.weight == 0 and (rs.entries or rs.active_conns) for rs in svc.real_servers)
+    entries = sum(rs.entries or 0 for rs in svc.real_servers) + svc.removed_entries
+    return (0 if attention or svc.removed_entries else 1, -entries)
+
+
+def _persistence(svc: Any) -> str:
+    if svc.persistence_unit == "seconds" or len(svc.persistence_seconds) == 1:
+        return f"{svc.persistence_seconds[0]} s" if svc.persistence_seconds else ""
+    return f"{svc.persistence_timeout} jiffies"
+
+
+def _counters_text(c: Any) -> str:
+    approx = " (at least)" if c.approximate else ""
+    return (
+        f"{c.conns} conns, {c.in_packets}/{c.out_packets} packets in/out,"
+        f" {c.in_bytes}/{c.out_bytes} bytes in/out{approx}"
+    )
 
 
 # --------------------------------------------------------------------------- findings

@@ -29,12 +29,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ipvslab import __version__
+from ipvslab.doctor.checks._common import persistence_seconds
 from ipvslab.doctor.conn_summary import TOP_CLIENT_SERVICES
 from ipvslab.doctor.diagnose import Diagnosis
 from ipvslab.doctor.facts import Exposure, NodeFacts, ValueOrigin
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.parsers._common import format_text_addrport
-from ipvslab.doctor.records import KubeProxySettings, ParseIssue, ServiceEntry
+from ipvslab.doctor.records import (
+    IPAddress,
+    IpvsStatsTable,
+    KubeProxySettings,
+    ParseIssue,
+    ServiceEntry,
+    ServiceStats,
+    StatsCounters,
+)
 from ipvslab.doctor.service_conns import index_services
 from ipvslab.doctor.snapshot import NodeSnapshot
 from ipvslab.explain import ServerCondition
@@ -307,6 +316,87 @@ class StuckRealServer(BaseModel):
     by_state: dict[str, int] = Field(description="Those entries by state.")
 
 
+class Counters(BaseModel):
+    """IPVS counters: totals since the service (or boot) or per-second rates."""
+
+    model_config = _STRICT
+
+    conns: int
+    in_packets: int
+    out_packets: int
+    in_bytes: int
+    out_bytes: int
+    approximate: bool = Field(
+        description="ipvsadm printed a K/M/G/T suffix: the values are lower bounds."
+    )
+
+
+class IpvsStats(BaseModel):
+    """/proc/net/ip_vs_stats: totals since boot and the estimator's rates."""
+
+    model_config = _STRICT
+
+    totals: Counters
+    rates: Counters = Field(description="Per second (conns/s, packets/s, bytes/s).")
+
+
+class RealServerInfo(BaseModel):
+    """One real server of one service, with the entries of that service to it."""
+
+    model_config = _STRICT
+
+    address: str
+    port: int
+    forward: str = Field(description="Masq, Local, Tunnel or Route.")
+    weight: int
+    active_conns: int = Field(description="ActiveConn as the table printed it.")
+    inactive_conns: int = Field(description="InActConn as the table printed it.")
+    entries: int | None = Field(
+        description="Entries of this service to this server in the connection table; null"
+        " when no table was read."
+    )
+    by_state: dict[str, int] = Field(description="Those entries by state.")
+    templates: int = Field(description="Persistence templates of this service to it.")
+    invalidated_templates: int = Field(
+        description="Of those, templates ip_vs_check_template() gave up (ports 0xFFFF)."
+    )
+    stats: Counters | None = Field(description="From `ipvsadm -Ln --stats`, when captured.")
+
+
+class ServiceInfo(BaseModel):
+    """A virtual service of the IPVS table."""
+
+    model_config = _STRICT
+
+    name: str = Field(description="'TCP 10.96.0.10:80', 'FWM 1'.")
+    protocol: str | None = Field(description="TCP, UDP, SCTP; null for an fwmark service.")
+    address: str | None = Field(description="The VIP; null for an fwmark service.")
+    port: int
+    fwmark: int | None
+    family: int = Field(description="4 or 6.")
+    scheduler: str
+    flags: list[str] = Field(description="'persistent', 'ops' (one-packet scheduling), 'pe'.")
+    persistence_timeout: int | None = Field(
+        description="As the source printed it (see persistence_unit); null if not persistent."
+    )
+    persistence_unit: str | None = Field(
+        description="'seconds' (ipvsadm) or 'jiffies' (/proc/net/ip_vs prints timeout × HZ)."
+    )
+    persistence_seconds: list[int] = Field(
+        description="The timeout in seconds; from jiffies, one value per usual HZ that divides it."
+    )
+    netmask: int | None = Field(
+        description="Persistence netmask as printed: the IPv4 mask as a number"
+        " (4294967295 = /32), or the IPv6 prefix length from ipvsadm."
+    )
+    pe_name: str | None = Field(description="Persistence engine (sip), if any.")
+    stats: Counters | None = Field(description="From `ipvsadm -Ln --stats`, when captured.")
+    real_servers: list[RealServerInfo]
+    removed_entries: int = Field(
+        description="Entries of this service to real servers it no longer has."
+    )
+
+
 class InputProblem(BaseModel):
     """A line or input that could not be read (it was skipped; the rest was diagnosed)."""
 
@@ -343,6 +433,15 @@ class Report(BaseModel):
     summary: Summary
     connections: Connections | None = Field(description="null when no table was captured.")
     stuck_real_servers: list[StuckRealServer]
+    services: list[ServiceInfo] = Field(
+        description="The IPVS table: every virtual service with its real servers, their"
+        " counters and the entries of that service to each (per service, never pooled)."
+    )
+    unattributed_entries: int = Field(
+        description="Entries whose (protocol, VIP, port) is no service and whose server no"
+        " single fwmark service holds (a deleted service)."
+    )
+    ipvs_stats: IpvsStats | None = Field(description="/proc/net/ip_vs_stats, when captured.")
     input_problems: list[InputProblem]
 
     def at_or_above(self, severity: Severity) -> list[FindingInfo]:
@@ -379,6 +478,19 @@ def build_report(
         ),
         connections=_connections(snapshot),
         stuck_real_servers=stuck_real_servers(snapshot),
+        services=services(snapshot),
+        unattributed_entries=(
+            index_services(snapshot.ipvs, snapshot.conns).unattributed_entries
+            if snapshot.ipvs is not None
+            else 0
+        ),
+        ipvs_stats=(
+            IpvsStats(
+                totals=_counters(snapshot.stats.totals), rates=_counters(snapshot.stats.rates)
+            )
+            if snapshot.stats is not None
+            else None
+        ),
         input_problems=input_problems(snapshot, facts, diagnosis.check_errors),
     )
 
@@ -691,6 +803,103 @@ def stuck_real_servers(snapshot: NodeSnapshot) -> list[StuckRealServer]:
         )
         for service, server in index.stuck()
     ]
+
+
+def services(snapshot: NodeSnapshot) -> list[ServiceInfo]:
+    """The IPVS table with, per (service, real server), its entries, templates and stats."""
+    if snapshot.ipvs is None:
+        return []
+    index = index_services(snapshot.ipvs, snapshot.conns)
+    stats = _service_stats(snapshot.service_stats)
+    out = []
+    for s in index.services:
+        svc = s.service
+        flags = svc.flags
+        service_counters, dest_counters = stats.get(_stats_key(svc), (None, {}))
+        out.append(
+            ServiceInfo(
+                name=service_name(svc),
+                protocol=svc.protocol.name if svc.protocol is not None else None,
+                address=str(svc.address) if svc.address is not None else None,
+                port=svc.port,
+                fwmark=svc.fwmark,
+                family=int(svc.family),
+                scheduler=svc.scheduler,
+                flags=[
+                    name
+                    for name, on in (
+                        ("persistent", flags.persistent),
+                        ("ops", flags.one_packet),
+                        ("pe", flags.pe_name is not None),
+                    )
+                    if on
+                ],
+                persistence_timeout=flags.timeout if flags.persistent else None,
+                persistence_unit=flags.timeout_unit.value if flags.persistent else None,
+                persistence_seconds=list(persistence_seconds(flags)),
+                netmask=flags.netmask,
+                pe_name=flags.pe_name,
+                stats=_counters(service_counters) if service_counters is not None else None,
+                real_servers=[
+                    RealServerInfo(
+                        address=str(server.dest.address),
+                        port=server.dest.port,
+                        forward=server.dest.forward.value,
+                        weight=server.dest.weight,
+                        active_conns=server.dest.active_conns,
+                        inactive_conns=server.dest.inactive_conns,
+                        entries=server.total if index.table_read else None,
+                        by_state=(
+                            dict(sorted(server.entries.by_state.items())) if server.entries else {}
+                        ),
+                        templates=server.templates,
+                        invalidated_templates=server.invalidated_templates,
+                        stats=(_counters(dest_counters[key]) if key in dest_counters else None),
+                    )
+                    for key, server in s.servers.items()
+                ],
+                removed_entries=s.removed_entries,
+            )
+        )
+    return out
+
+
+StatsKey = tuple[str | None, str | None, int, int | None]
+
+
+def _stats_key(svc: ServiceEntry | ServiceStats) -> StatsKey:
+    protocol = svc.protocol.name if svc.protocol is not None else None
+    address = str(svc.address) if svc.address is not None else None
+    return (protocol, address, svc.port, svc.fwmark)
+
+
+def _service_stats(
+    table: IpvsStatsTable | None,
+) -> dict[StatsKey, tuple[StatsCounters, dict[tuple[IPAddress, int], StatsCounters]]]:
+    if table is None:
+        return {}
+    return {
+        _stats_key(s): (s.counters, {(d.address, d.port): d.counters for d in s.destinations})
+        for s in table.services
+    }
+
+
+def _ipvs_stats(snapshot: NodeSnapshot) -> IpvsStats | None:
+    stats = snapshot.stats
+    if stats is None:
+        return None
+    return IpvsStats(totals=_counters(stats.totals), rates=_counters(stats.rates))
+
+
+def _counters(c: StatsCounters) -> Counters:
+    return Counters(
+        conns=c.conns,
+        in_packets=c.in_packets,
+        out_packets=c.out_packets,
+        in_bytes=c.in_bytes,
+        out_bytes=c.out_bytes,
+        approximate=c.approximate,
+    )
 
 
 # --------------------------------------------------------------------------- schema
