@@ -198,3 +198,36 @@ def test_json_of_a_table_from_many_clients_stays_small_and_states_its_bound(
     assert conns.client_counts.tracked_pairs_limit == conn_summary.TOP_CLIENT_SERVICES
     assert conns.client_counts.count_error >= 1
     assert len(json.dumps(report.model_dump(mode="json"))) < 40_000
+
+
+GOOD = "TCP 0AF40315 D3D4 0A64141E 0050 0AF40107 1F90 TIME_WAIT        92\n"
+ODD_INPUTS = {
+    "NUL in an address": GOOD + "TCP 0AF40315 D3D4 0A64141E 0050 0AF4\x000107 1F90 CLOSE  9\n",
+    "unit separator": GOOD + "TCP 0AF40315 D3D4 0A64141E 0050 0AF40107 1F90 CLOSE \x1f  9\n",
+    "CRLF (a paste from Windows)": (HEADER + "\n" + GOOD * 3).replace("\n", "\r\n"),
+    "a lone CR": GOOD + "junk\r" + GOOD,
+    "byte-order mark": "\ufeff" + HEADER + "\n" + GOOD,
+    "a quote": GOOD + '"' + GOOD + GOOD,
+    "last line cut": GOOD + GOOD + "TCP 0AF40315 D3D4",
+    "last line without newline": GOOD + GOOD.rstrip("\n"),
+    "blank lines": "\n\n" + GOOD + "\n   \n" + GOOD,
+    "nothing": "",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_INPUTS))
+@pytest.mark.parametrize("damage", [False, True])
+def test_odd_bytes_are_read_as_a_text_file_reads_them(name: str, damage: bool) -> None:
+    raw = ODD_INPUTS[name].encode()
+    if damage:  # a byte that is not UTF-8, replaced by U+FFFD as the text file does
+        raw = raw.replace(b"0AF40107", b"0AF4\xff107", 1)
+    expected: list[ParseIssue] = []
+    entries = list(iter_proc_ip_vs_conn(_bytes_file(raw), "conn", expected))
+    found: list[ParseIssue] = []
+    summary = summarize_proc_ip_vs_conn(_bytes_file(raw), "conn", found)
+    assert found == expected
+    assert summary == summarize_conns(entries)
+
+
+def _bytes_file(raw: bytes) -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8", errors="replace", newline="")

@@ -165,6 +165,74 @@ class DestConnSummary:
     max_expires: int
 
 
+# States a fresh connection passes through before ESTABLISHED (tcp_states[]): an entry
+# in one of them that a packet touched in the last RECENT_WINDOW seconds is a new
+# connection being opened.
+OPENING_STATES = frozenset({"SYN_RECV", "SYN_SENT", "SYNACK"})
+EntryKey = tuple[str, IPAddress, int, IPAddress, int]  # (protocol, VIP, port) + real server
+
+
+@dataclass(frozen=True)
+class DestEntries:
+    """Connection entries (templates not included) of one service to one real server."""
+
+    by_state: dict[str, int]
+    recent_by_state: dict[str, int]
+    min_expires: int
+    max_expires: int
+    longest_state: str  # the state of the longest-lived entry
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_state.values())
+
+    @property
+    def recent(self) -> int:
+        return sum(self.recent_by_state.values())
+
+    @property
+    def opening_recent(self) -> int:
+        """Connections being opened on the server right now (a SYN in the last seconds)."""
+        return sum(n for s, n in self.recent_by_state.items() if s in OPENING_STATES)
+
+    @property
+    def closed_recent(self) -> int:
+        """Connections that closed (FIN/RST seen) in the last seconds."""
+        return sum(n for s, n in self.recent_by_state.items() if s in CLOSED_STATES)
+
+    @property
+    def live(self) -> int:
+        """Entries of connections not closed yet (UDP entries count as live)."""
+        return sum(n for s, n in self.by_state.items() if s not in CLOSED_STATES)
+
+
+@dataclass
+class _EntriesBuilder:
+    by_state: dict[str, int] = field(default_factory=dict)
+    recent_by_state: dict[str, int] = field(default_factory=dict)
+    low: int | None = None
+    high: int | None = None
+    longest_state: str = ""
+
+    def add(self, state: str, count: int, low: int, high: int, recent: int) -> None:
+        self.by_state[state] = self.by_state.get(state, 0) + count
+        if recent:
+            self.recent_by_state[state] = self.recent_by_state.get(state, 0) + recent
+        self.low = low if self.low is None else min(self.low, low)
+        if self.high is None or high > self.high:
+            self.high = high
+            self.longest_state = state
+
+    def build(self) -> DestEntries:
+        return DestEntries(
+            self.by_state,
+            self.recent_by_state,
+            self.low or 0,
+            self.high or 0,
+            self.longest_state,
+        )
+
+
 @dataclass(frozen=True)
 class ConnSummary:
     """Counters of a connection table: exact per group, bounded per client.
@@ -214,6 +282,19 @@ class ConnSummary:
             k: DestConnSummary(k[0], k[1], sum(v.values()), v, low[k], high[k])
             for k, v in states.items()
         }
+
+    @cached_property
+    def by_service_dest(self) -> dict[EntryKey, DestEntries]:
+        """The groups per (service, real server), states together (built once: the
+        checks and the report each look entries up this way)."""
+        builders: dict[EntryKey, _EntriesBuilder] = {}
+        for g, stats in self.groups.items():
+            key = (g.protocol, g.virtual_addr, g.virtual_port, g.dest_addr, g.dest_port)
+            builder = builders.get(key)
+            if builder is None:
+                builder = builders[key] = _EntriesBuilder()
+            builder.add(g.state, stats.count, stats.min_expires, stats.max_expires, stats.recent)
+        return {k: b.build() for k, b in builders.items()}
 
     @cached_property
     def templates_by_dest(self) -> dict[DestKey, int]:
@@ -404,7 +485,11 @@ def summarize_proc_ip_vs_conn(
         return entry is not None
 
     for chunk in _chunks(stream):
-        frame = read_lines(chunk) if isinstance(chunk, bytes) and b"\r" not in chunk else None
+        # polars would drop a byte-order mark and split at a lone \r: the careful parser
+        # reads such chunks as a text file does.
+        frame = None
+        if isinstance(chunk, bytes) and b"\r" not in chunk and not chunk.startswith(BOM):
+            frame = read_lines(chunk)
         if frame is None:
             text = chunk if isinstance(chunk, str) else chunk.decode("utf-8", "replace")
             if isinstance(stream, str):
@@ -442,8 +527,9 @@ def summarize_proc_ip_vs_conn(
     return careful.summary()
 
 
-# Bytes per chunk of /proc/net/ip_vs_conn (about 250,000 rows): memory holds one.
-CHUNK_BYTES = 1 << 24
+BOM = "\ufeff".encode()
+# Bytes per chunk of /proc/net/ip_vs_conn (about 60,000 rows): memory holds one.
+CHUNK_BYTES = 1 << 22
 # Characters str.splitlines() ends a line at but a text stream does not.
 _OTHER_LINE_ENDS = ("\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 

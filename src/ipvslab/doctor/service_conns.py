@@ -27,13 +27,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ipvslab.doctor.checks._common import (
-    DestEntries,
     index_entries,
     services_by_fwmark,
     services_by_key,
     template_service,
 )
-from ipvslab.doctor.conn_summary import ConnSummary
+from ipvslab.doctor.conn_summary import ConnSummary, DestEntries
 from ipvslab.doctor.records import IPAddress, IpvsTable, RealServerEntry, ServiceEntry
 
 DestKey = tuple[IPAddress, int]
