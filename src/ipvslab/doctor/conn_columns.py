@@ -54,28 +54,22 @@ ROW_SCHEMA: dict[str, Any] = {
 GROUP_KEYS = ("proto", "vaddr", "vport", "daddr", "dport", "state")
 TEMPLATE_KEYS = ("proto", "vaddr", "vport", "daddr", "dport")
 PAIR_KEYS = ("client", "proto", "vaddr", "vport")
-_STATS = ("n", "closed", "recent")
 
 
 @dataclass
-class TopK:
-    """A Misra-Gries summary over ``keys`` of (n, closed, recent) counts, merged in batches.
+class Totals:
+    """Per-key totals of batches, merged by polars once ``MERGE_ROWS`` rows are pending
+    (rows are grouped a few times, not per chunk, and never one by one in Python).
 
-    Batches (one row per entry, or already summed) wait until ``MERGE_ROWS`` rows are
-    pending, so rows are grouped once rather than per chunk; merging sums the counters per
-    key, and when more than ``k`` keys remain the (k+1)-th largest ``n`` is taken off
-    every key and those left at 0 are dropped (Agarwal et al., "Mergeable summaries",
-    2012). ``error`` adds up what was taken: every count kept is low by at most
-    ``error``, and a key not kept held at most ``error``. ``closed`` and ``recent`` are
-    cut to the reduced ``n``, so they are lower bounds too.
+    ``merged`` says how each column combines (``pl.col("n").sum()``, ...); batches may be
+    one row per entry or already combined, as long as ``merged`` applies to both.
     """
 
-    keys: tuple[str, ...]
-    k: int
+    key: str
+    merged: tuple[pl.Expr, ...]
     frame: pl.DataFrame | None = None
     pending: list[pl.DataFrame] = field(default_factory=list)
     pending_rows: int = 0
-    error: int = 0
 
     def add(self, batch: pl.DataFrame) -> None:
         self.pending.append(batch)
@@ -88,37 +82,63 @@ class TopK:
             return
         frames = ([self.frame] if self.frame is not None else []) + self.pending
         self.pending, self.pending_rows = [], 0
-        merged = pl.concat(frames).group_by(self.keys).agg(pl.col(c).sum() for c in _STATS)
-        if merged.height > self.k:
-            cut = merged.get_column("n").top_k(self.k + 1).min()
-            assert isinstance(cut, int)
-            merged = (
-                merged.with_columns(pl.col("n") - cut)
-                .filter(pl.col("n") > 0)
-                .with_columns(
-                    pl.min_horizontal("closed", "n").alias("closed"),
-                    pl.min_horizontal("recent", "n").alias("recent"),
-                )
-            )
-            self.error += cut
-        self.frame = merged
+        self.frame = self.reduce(pl.concat(frames).group_by(self.key).agg(self.merged))
+
+    def reduce(self, merged: pl.DataFrame) -> pl.DataFrame:
+        return merged
 
     def rows(self) -> list[tuple[Any, ...]]:
+        """``(key, *columns)`` sorted by key: polars groups in no fixed order, and the
+        output must not vary."""
         self.merge()
         if self.frame is None:
             return []
-        return self.frame.select(*self.keys, *_STATS).rows()
+        names = [e.meta.output_name() for e in self.merged]
+        return sorted(self.frame.select(self.key, *names).rows())
+
+
+_SUMS = tuple(pl.col(c).sum() for c in ("n", "closed", "recent"))
+
+
+@dataclass
+class TopK(Totals):
+    """A Misra-Gries summary of (n, closed, recent) counts per key, at most ``k`` keys.
+
+    After each merge, when more than ``k`` keys remain, the (k+1)-th largest ``n`` is
+    taken off every key and those left at 0 are dropped (Agarwal et al., "Mergeable
+    summaries", 2012). ``error`` adds up what was taken: every count kept is low by at
+    most ``error``, and a key not kept held at most ``error``. ``closed`` and ``recent``
+    are cut to the reduced ``n``, so they are lower bounds too.
+    """
+
+    merged: tuple[pl.Expr, ...] = _SUMS
+    k: int = 0
+    error: int = 0
+
+    def reduce(self, merged: pl.DataFrame) -> pl.DataFrame:
+        if merged.height <= self.k:
+            return merged
+        cut = merged.get_column("n").top_k(self.k + 1).min()
+        assert isinstance(cut, int)
+        self.error += cut
+        return (
+            merged.with_columns(pl.col("n") - cut)
+            .filter(pl.col("n") > 0)
+            .with_columns(
+                pl.min_horizontal("closed", "n").alias("closed"),
+                pl.min_horizontal("recent", "n").alias("recent"),
+            )
+        )
 
 
 @dataclass
 class ConnCounts:
     """What ``ConnCounter`` ends with, keys still in /proc text."""
 
-    # GROUP_KEYS -> [count, min expires, max expires, recent] (joined by blanks until
-    # `finish`)
-    groups: dict[Any, list[int]] = field(default_factory=dict)
+    # GROUP_KEYS -> [count, min expires, max expires, recent]
+    groups: dict[tuple[str, ...], list[int]] = field(default_factory=dict)
     # TEMPLATE_KEYS -> [count, max expires]
-    templates: dict[Any, list[int]] = field(default_factory=dict)
+    templates: dict[tuple[str, ...], list[int]] = field(default_factory=dict)
     # PAIR_KEYS + (n, closed, recent)
     client_services: list[tuple[Any, ...]] = field(default_factory=list)
     client_service_error: int = 0
@@ -131,8 +151,7 @@ class ConnCounter:
         # An entry is recent when its remaining time is within RECENT_WINDOW of the
         # state's full timeout; a state without a known timeout never is.
         floor: pl.Expr = pl.lit(EXPIRES_LIMIT, dtype=pl.Int64)
-        protocols = sorted({p for p, _ in timeouts})
-        for proto in protocols:
+        for proto in sorted({p for p, _ in timeouts}):
             floors = {s: t - RECENT_WINDOW for (p, s), t in timeouts.items() if p == proto}
             floor = (
                 pl.when(pl.col("proto") == proto)
@@ -145,54 +164,47 @@ class ConnCounter:
             )
         self.recent = (pl.col("expires") >= floor).cast(pl.Int64).alias("recent")
         self.closed = pl.col("state").is_in(sorted(CLOSED_STATES)).cast(pl.Int64).alias("closed")
-        self.counts = ConnCounts()
-        self.pairs = TopK(("key",), TOP_CLIENT_SERVICES)
+        self.groups = Totals(
+            "key",
+            (
+                pl.col("n").sum(),
+                pl.col("lo").min(),
+                pl.col("hi").max(),
+                pl.col("recent").sum(),
+            ),
+        )
+        self.templates = Totals("key", (pl.col("n").sum(), pl.col("hi").max()))
+        self.pairs = TopK("key", k=TOP_CLIENT_SERVICES)
 
     def add(self, rows: pl.DataFrame) -> None:
         if rows.height == 0:
             return
         conns = rows.filter(~pl.col("template")).with_columns(self.recent, self.closed)
         # Grouping on one string key is several times faster than on several columns.
-        groups = conns.group_by(_joined(GROUP_KEYS)).agg(
-            pl.len().alias("n"),
-            pl.col("expires").min().alias("lo"),
-            pl.col("expires").max().alias("hi"),
-            pl.col("recent").sum(),
+        self.groups.add(
+            conns.group_by(_joined(GROUP_KEYS)).agg(
+                pl.len().cast(pl.Int64).alias("n"),
+                pl.col("expires").min().alias("lo"),
+                pl.col("expires").max().alias("hi"),
+                pl.col("recent").sum(),
+            )
         )
-        known = self.counts.groups
-        for key, n, lo, hi, recent in groups.iter_rows():
-            stats = known.get(key)
-            if stats is None:
-                known[key] = [n, lo, hi, recent]
-            else:
-                stats[0] += n
-                stats[1] = min(stats[1], lo)
-                stats[2] = max(stats[2], hi)
-                stats[3] += recent
-        templates = (
+        self.templates.add(
             rows.filter(pl.col("template"))
             .group_by(_joined(TEMPLATE_KEYS))
-            .agg(pl.len().alias("n"), pl.col("expires").max().alias("hi"))
+            .agg(pl.len().cast(pl.Int64).alias("n"), pl.col("expires").max().alias("hi"))
         )
-        kept = self.counts.templates
-        for key, n, hi in templates.iter_rows():
-            tstats = kept.get(key)
-            if tstats is None:
-                kept[key] = [n, hi]
-            else:
-                tstats[0] += n
-                tstats[1] = max(tstats[1], hi)
         self.pairs.add(
             conns.select(_joined(PAIR_KEYS), pl.lit(1, pl.Int64).alias("n"), "closed", "recent")
         )
 
     def finish(self) -> ConnCounts:
-        out = self.counts
-        out.groups = {tuple(k.split(" ")): v for k, v in out.groups.items()}
-        out.templates = {tuple(k.split(" ")): v for k, v in out.templates.items()}
-        out.client_services = [(*key.split(" "), *stats) for key, *stats in self.pairs.rows()]
-        out.client_service_error = self.pairs.error
-        return out
+        return ConnCounts(
+            groups={tuple(k.split(" ")): list(v) for k, *v in self.groups.rows()},
+            templates={tuple(k.split(" ")): list(v) for k, *v in self.templates.rows()},
+            client_services=[(*k.split(" "), *v) for k, *v in self.pairs.rows()],
+            client_service_error=self.pairs.error,
+        )
 
 
 def _joined(keys: tuple[str, ...]) -> pl.Expr:
