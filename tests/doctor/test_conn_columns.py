@@ -17,11 +17,13 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from ipvslab.doctor import conn_columns, conn_summary
 from ipvslab.doctor.capture import capture_from_layout, snapshot_from_capture
 from ipvslab.doctor.conn_summary import summarize_conns, summarize_proc_ip_vs_conn
 from ipvslab.doctor.diagnose import diagnose
+from ipvslab.doctor.human import render_header
 from ipvslab.doctor.parsers.proc_ip_vs_conn import HEADER, iter_proc_ip_vs_conn
 from ipvslab.doctor.records import ParseIssue
 from ipvslab.doctor.report import build_report
@@ -198,6 +200,10 @@ def test_json_of_a_table_from_many_clients_stays_small_and_states_its_bound(
     assert conns.client_counts.tracked_pairs_limit == conn_summary.TOP_CLIENT_SERVICES
     assert conns.client_counts.count_error >= 1
     assert len(json.dumps(report.model_dump(mode="json"))) < 40_000
+    console = Console(file=io.StringIO(), width=200)
+    render_header(report, console)
+    text = " ".join(console.file.getvalue().split())  # type: ignore[attr-defined]
+    assert "no client holds more than 1 entry to one service (top-10000 sketch" in text
 
 
 GOOD = "TCP 0AF40315 D3D4 0A64141E 0050 0AF40107 1F90 TIME_WAIT        92\n"

@@ -199,18 +199,21 @@ def _ipvs_rows(report: Report) -> Iterable[tuple[str, Text]]:
         if conns.templates:
             parts.append(f", {_plural(conns.templates, 'persistence template')}")
     yield "IPVS", Text("".join(parts))
-    if conns is not None and conns.busiest_clients:
-        busiest = ", ".join(f"{c.client} ({c.entries})" for c in conns.busiest_clients[:3])
+    if conns is not None and (conns.busiest_clients or conns.client_counts.count_error):
         bound = conns.client_counts
-        how = "exact" if bound.count_error == 0 else f"each may be low by up to {bound.count_error}"
-        yield (
-            "",
-            Text(
-                f"busiest clients by entries: {busiest}; counts {how} (top-"
-                f"{bound.tracked_pairs_limit} sketch of client/service pairs)",
-                style="dim",
-            ),
-        )
+        sketch = f"top-{bound.tracked_pairs_limit} sketch of client/service pairs"
+        if conns.busiest_clients:
+            busiest = ", ".join(f"{c.client} ({c.entries})" for c in conns.busiest_clients[:3])
+            how = (
+                "exact"
+                if bound.count_error == 0
+                else f"each may be low by up to {bound.count_error}"
+            )
+            text = f"busiest clients by entries: {busiest}; counts {how} ({sketch})"
+        else:
+            most = _plural(bound.count_error, "entry", "entries")
+            text = f"no client holds more than {most} to one service ({sketch})"
+        yield "", Text(text, style="dim")
     for s in report.stuck_real_servers:
         where = f"[{s.address}]:{s.port}" if ":" in s.address else f"{s.address}:{s.port}"
         entries = (
