@@ -44,7 +44,7 @@ from ipvslab.doctor.records import (
     ServiceStats,
     StatsCounters,
 )
-from ipvslab.doctor.service_conns import index_services
+from ipvslab.doctor.service_conns import ServiceConnIndex, index_services
 from ipvslab.doctor.snapshot import NodeSnapshot
 from ipvslab.explain import ServerCondition
 from ipvslab.kernel.presets import era_for
@@ -464,6 +464,7 @@ def build_report(
     for f in diagnosis.findings:
         tally[f.severity.value] += 1
     manifest = manifest or {}
+    index = service_index(snapshot)
     return Report(
         generated_by=GeneratedBy(version=__version__),
         generated_at=generated_at,
@@ -477,13 +478,9 @@ def build_report(
             worst=diagnosis.worst,
         ),
         connections=_connections(snapshot),
-        stuck_real_servers=stuck_real_servers(snapshot),
-        services=services(snapshot),
-        unattributed_entries=(
-            index_services(snapshot.ipvs, snapshot.conns).unattributed_entries
-            if snapshot.ipvs is not None
-            else 0
-        ),
+        stuck_real_servers=stuck_real_servers(snapshot, index),
+        services=services(snapshot, index),
+        unattributed_entries=index.unattributed_entries if index is not None else 0,
         ipvs_stats=(
             IpvsStats(
                 totals=_counters(snapshot.stats.totals), rates=_counters(snapshot.stats.rates)
@@ -781,15 +778,24 @@ def service_name(service: ServiceEntry) -> str:
     return f"{protocol} {format_text_addrport(service.address, service.port)}"
 
 
-def stuck_real_servers(snapshot: NodeSnapshot) -> list[StuckRealServer]:
+def service_index(snapshot: NodeSnapshot) -> ServiceConnIndex | None:
+    """The IPVS table's services with their entries (None without a table)."""
+    if snapshot.ipvs is None:
+        return None
+    return index_services(snapshot.ipvs, snapshot.conns)
+
+
+def stuck_real_servers(
+    snapshot: NodeSnapshot, index: ServiceConnIndex | None = None
+) -> list[StuckRealServer]:
     """Real servers at weight 0 still counted or holding entries, per (service, server).
 
     A pod is a real server of its ClusterIP and of the NodePort on every node IP:
     only the services whose own entries (or counters) hold it are listed.
     """
-    if snapshot.ipvs is None:
+    index = index or service_index(snapshot)
+    if index is None:
         return []
-    index = index_services(snapshot.ipvs, snapshot.conns)
     return [
         StuckRealServer(
             service=service_name(service),
@@ -805,11 +811,11 @@ def stuck_real_servers(snapshot: NodeSnapshot) -> list[StuckRealServer]:
     ]
 
 
-def services(snapshot: NodeSnapshot) -> list[ServiceInfo]:
+def services(snapshot: NodeSnapshot, index: ServiceConnIndex | None = None) -> list[ServiceInfo]:
     """The IPVS table with, per (service, real server), its entries, templates and stats."""
-    if snapshot.ipvs is None:
+    index = index or service_index(snapshot)
+    if index is None:
         return []
-    index = index_services(snapshot.ipvs, snapshot.conns)
     stats = _service_stats(snapshot.service_stats)
     out = []
     for s in index.services:
