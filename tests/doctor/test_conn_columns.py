@@ -95,6 +95,7 @@ def test_a_heavy_client_among_many_one_off_clients_stands_out(
     # 3,000 clients with one entry each (a NodePort behind a NAT-less LB) and one pod
     # that reuses ports on one service: the sketch keeps 50 pairs.
     monkeypatch.setattr(conn_columns, "TOP_CLIENT_SERVICES", 50)
+    monkeypatch.setattr(conn_columns, "TOP_CLIENTS", 50)
     monkeypatch.setattr(conn_columns, "MERGE_ROWS", 500)
     monkeypatch.setattr(conn_summary, "CHUNK_BYTES", 8192)
     lines = [HEADER + "\n"]
@@ -104,9 +105,12 @@ def test_a_heavy_client_among_many_one_off_clients_stands_out(
     assert summary.total == 3400
     assert sum(summary.by_state.values()) == 3400  # exact, sketch or not
     assert 0 < summary.client_service_error <= 3000 // 50
+    assert 0 < summary.client_error <= 3000 // 50
     (client, count), *_ = summary.top_clients(1)
     assert str(client) == "10.244.0.3"
-    assert 400 - summary.client_service_error <= count <= 400
+    assert 400 - summary.client_error <= count <= 400
+    pair = next(k for k in summary.client_services if str(k.client) == "10.244.0.3")
+    assert 400 - summary.client_service_error <= summary.client_services[pair].count <= 400
     assert len(summary.client_services) <= 50
 
 
@@ -198,12 +202,13 @@ def test_json_of_a_table_from_many_clients_stays_small_and_states_its_bound(
     assert conns is not None and conns.total == 20_000
     assert len(conns.busiest_clients) <= 10
     assert conns.client_counts.tracked_pairs_limit == conn_summary.TOP_CLIENT_SERVICES
-    assert conns.client_counts.count_error >= 1
+    assert conns.client_counts.tracked_clients_limit == conn_summary.TOP_CLIENTS
+    assert conns.client_counts.count_error >= 1 and conns.client_counts.pair_count_error >= 1
     assert len(json.dumps(report.model_dump(mode="json"))) < 40_000
     console = Console(file=io.StringIO(), width=200)
     render_header(report, console)
     text = " ".join(console.file.getvalue().split())  # type: ignore[attr-defined]
-    assert "no client holds more than 1 entry to one service (top-10000 sketch" in text
+    assert "no client holds more than 1 entry (top-10000 sketch of clients)" in text
 
 
 GOOD = "TCP 0AF40315 D3D4 0A64141E 0050 0AF40107 1F90 TIME_WAIT        92\n"
@@ -255,3 +260,22 @@ def test_same_table_same_report_byte_for_byte(tmp_path: Path) -> None:
 
     first = report_text()
     assert all(report_text() == first for _ in range(3))
+
+
+def test_a_client_spread_over_many_services_keeps_its_total(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A pod calling 200 services twice each, among 3,000 one-off clients: no pair of
+    # it stands out, but its total does, within the client sketch's own bound.
+    monkeypatch.setattr(conn_columns, "TOP_CLIENT_SERVICES", 50)
+    monkeypatch.setattr(conn_columns, "TOP_CLIENTS", 50)
+    monkeypatch.setattr(conn_columns, "MERGE_ROWS", 500)
+    monkeypatch.setattr(conn_summary, "CHUNK_BYTES", 8192)
+    lines = [HEADER + "\n"]
+    lines += [row(10 + i, 40000, 1, i % 7, "TIME_WAIT", 60) for i in range(3000)]
+    lines[700:700] = [row(3, 32768 + i, i % 200, 1, "TIME_WAIT", 100) for i in range(400)]
+    summary = summarize_proc_ip_vs_conn(io.StringIO("".join(lines)))
+    (client, count), *_ = summary.top_clients(1)
+    assert str(client) == "10.244.0.3"
+    assert 400 - summary.client_error <= count <= 400
+    assert not summary.client_services  # no pair reaches 16 entries

@@ -7,11 +7,11 @@ of rows, so memory holds one chunk plus counters that do not grow with clients:
 * per (protocol, virtual service, real server, state): exact count, expiry range and
   the entries touched in the last ``RECENT_WINDOW`` seconds;
 * per persistence template group: exact;
-* per (client, protocol, virtual service): a top-K sketch (Misra-Gries, mergeable)
-  of at most ``TOP_CLIENT_SERVICES`` pairs. Every count it keeps is a lower bound,
-  low by at most its ``error``; a pair it does not keep holds at most ``error``
-  entries. ``error`` is 0 (all exact) while the pairs fit. Per-client totals are
-  the sums of a client's pairs in the sketch.
+* per client address and per (client, protocol, virtual service): top-K sketches
+  (Misra-Gries, mergeable) of at most ``TOP_CLIENTS`` clients and
+  ``TOP_CLIENT_SERVICES`` pairs. Every count a sketch keeps is a lower bound, low by
+  at most its ``error``; a key it does not keep holds at most ``error`` entries.
+  ``error`` is 0 (all exact) while the keys fit.
 
 Rows arrive as text columns in the ``/proc/net/ip_vs_conn`` spelling (hex addresses
 and ports), whatever they were read from: ``conn_summary`` slices well-formed
@@ -30,7 +30,12 @@ from typing import Any
 
 import polars as pl
 
-from ipvslab.doctor.conn_summary import CLOSED_STATES, RECENT_WINDOW, TOP_CLIENT_SERVICES
+from ipvslab.doctor.conn_summary import (
+    CLOSED_STATES,
+    RECENT_WINDOW,
+    TOP_CLIENT_SERVICES,
+    TOP_CLIENTS,
+)
 from ipvslab.doctor.parsers._common import proc_address
 from ipvslab.doctor.parsers.proc_ip_vs_conn import EXPIRES_LIMIT
 from ipvslab.doctor.records import IPAddress
@@ -139,6 +144,9 @@ class ConnCounts:
     groups: dict[tuple[str, ...], list[int]] = field(default_factory=dict)
     # TEMPLATE_KEYS -> [count, max expires]
     templates: dict[tuple[str, ...], list[int]] = field(default_factory=dict)
+    # (client, n, closed, recent)
+    clients: list[tuple[Any, ...]] = field(default_factory=list)
+    client_error: int = 0
     # PAIR_KEYS + (n, closed, recent)
     client_services: list[tuple[Any, ...]] = field(default_factory=list)
     client_service_error: int = 0
@@ -174,6 +182,7 @@ class ConnCounter:
             ),
         )
         self.templates = Totals("key", (pl.col("n").sum(), pl.col("hi").max()))
+        self.clients = TopK("client", k=TOP_CLIENTS)
         self.pairs = TopK("key", k=TOP_CLIENT_SERVICES)
 
     def add(self, rows: pl.DataFrame) -> None:
@@ -194,14 +203,16 @@ class ConnCounter:
             .group_by(_joined(TEMPLATE_KEYS))
             .agg(pl.len().cast(pl.Int64).alias("n"), pl.col("expires").max().alias("hi"))
         )
-        self.pairs.add(
-            conns.select(_joined(PAIR_KEYS), pl.lit(1, pl.Int64).alias("n"), "closed", "recent")
-        )
+        one = pl.lit(1, pl.Int64).alias("n")
+        self.clients.add(conns.select("client", one, "closed", "recent"))
+        self.pairs.add(conns.select(_joined(PAIR_KEYS), one, "closed", "recent"))
 
     def finish(self) -> ConnCounts:
         return ConnCounts(
             groups={tuple(k.split(" ")): list(v) for k, *v in self.groups.rows()},
             templates={tuple(k.split(" ")): list(v) for k, *v in self.templates.rows()},
+            clients=self.clients.rows(),
+            client_error=self.clients.error,
             client_services=[(*k.split(" "), *v) for k, *v in self.pairs.rows()],
             client_service_error=self.pairs.error,
         )
@@ -245,11 +256,9 @@ def read_lines(data: bytes) -> pl.DataFrame | None:
 def split_proc_rows(lines: pl.DataFrame, first_line_no: int) -> tuple[pl.DataFrame, list[Any]]:
     """The well-formed rows as ``ROW_SCHEMA`` columns, and ``(line_no, text)`` of the rest."""
     line = pl.col("line")
-    ok = (line.str.len_bytes() == PROC_ROW_LENGTH) & line.str.contains(PROC_ROW)
-    marked = lines.with_row_index("no", offset=first_line_no).with_columns(
-        ok.fill_null(False).alias("ok")
-    )
-    rows = marked.filter(pl.col("ok")).select(
+    ok = ((line.str.len_bytes() == PROC_ROW_LENGTH) & line.str.contains(PROC_ROW)).fill_null(False)
+    mask = lines.select(ok).to_series()
+    rows = lines.filter(mask).select(
         line.str.slice(0, 3).alias("proto"),
         line.str.slice(4, 8).alias("client"),
         (line.str.slice(13, 4) == "0000").alias("template"),
@@ -260,8 +269,10 @@ def split_proc_rows(lines: pl.DataFrame, first_line_no: int) -> tuple[pl.DataFra
         line.str.slice(46, 11).str.strip_chars_end().alias("state"),
         line.str.slice(58).str.strip_chars_start().str.to_integer().alias("expires"),
     )
-    rest = marked.filter(~pl.col("ok")).select("no", "line").rows()
-    return rows, rest
+    if rows.height == lines.height:
+        return rows, []
+    rest = lines.with_row_index("no", offset=first_line_no).filter(~mask).select("no", "line")
+    return rows, rest.rows()
 
 
 def rows_frame(columns: Mapping[str, list[Any]]) -> pl.DataFrame:

@@ -55,8 +55,8 @@ DestKey = tuple[IPAddress, int]
 RECENT_WINDOW = 10
 # (client, service) pairs are reported from this many entries on.
 CLIENT_SERVICE_MIN = 16
-# Clients listed by ``ConnSummary.busiest_clients``.
-TOP_CLIENTS = 1000
+# Clients the per-client top-K sketch keeps (``ConnSummary.busiest_clients``).
+TOP_CLIENTS = 10_000
 # (client, service) pairs the top-K sketch keeps (``conn_columns.TopK``): the bound
 # the output states.
 TOP_CLIENT_SERVICES = 10_000
@@ -237,11 +237,11 @@ class _EntriesBuilder:
 class ConnSummary:
     """Counters of a connection table: exact per group, bounded per client.
 
-    ``client_services`` comes from a top-K sketch of (client, service) pairs (at most
-    ``TOP_CLIENT_SERVICES``, ``conn_columns``): each count is exact when
-    ``client_service_error`` is 0, else a lower bound low by at most that much, and a
-    pair not listed holds at most that many entries. ``busiest_clients`` (at most
-    ``TOP_CLIENTS``) sums each client's pairs in the sketch.
+    ``busiest_clients`` and ``client_services`` come from top-K sketches (at most
+    ``TOP_CLIENTS`` clients and ``TOP_CLIENT_SERVICES`` pairs, ``conn_columns``): each
+    count is exact when its ``client_error`` / ``client_service_error`` is 0, else a
+    lower bound low by at most that much, and a client or pair not listed holds at most
+    that many entries.
     """
 
     total: int
@@ -250,6 +250,7 @@ class ConnSummary:
     by_protocol: dict[str, int] = field(default_factory=dict)
     groups: dict[ConnGroup, GroupStats] = field(default_factory=dict)
     busiest_clients: dict[IPAddress, ClientStats] = field(default_factory=dict)
+    client_error: int = 0
     # Only pairs with at least CLIENT_SERVICE_MIN entries.
     client_services: dict[ClientKey, ClientStats] = field(default_factory=dict)
     client_service_error: int = 0
@@ -324,6 +325,7 @@ _COMPARED = (
     "by_protocol",
     "groups",
     "busiest_clients",
+    "client_error",
     "client_services",
     "client_service_error",
     "template_groups",
@@ -423,24 +425,22 @@ def _summary(counts: ConnCounts) -> ConnSummary:
         else:
             tkey = TemplateGroup(proto, addr(vaddr), vport, None, addr(daddr), int(dport, 16))
         templates[tkey] = TemplateStats(n, high)
-    pairs: dict[ClientKey, ClientStats] = {}
-    clients: dict[IPAddress, list[int]] = {}
-    for client, proto, vaddr, vport, n, closed, recent in counts.client_services:
-        ckey = ClientKey(addr(client), proto, addr(vaddr), int(vport, 16))
-        if n >= CLIENT_SERVICE_MIN:
-            pairs[ckey] = ClientStats(n, closed, recent)
-        total = clients.setdefault(ckey.client, [0, 0, 0])
-        total[0] += n
-        total[1] += closed
-        total[2] += recent
-    busiest = sorted(clients.items(), key=lambda kv: (-kv[1][0], str(kv[0])))[:TOP_CLIENTS]
+    pairs = {
+        ClientKey(addr(client), proto, addr(vaddr), int(vport, 16)): ClientStats(n, closed, recent)
+        for client, proto, vaddr, vport, n, closed, recent in counts.client_services
+        if n >= CLIENT_SERVICE_MIN
+    }
     return ConnSummary(
         total=sum(by_protocol.values()),
         templates=sum(t.count for t in templates.values()),
         invalidated_templates=invalidated,
         by_protocol=by_protocol,
         groups=groups,
-        busiest_clients={client: ClientStats(*stats) for client, stats in busiest},
+        busiest_clients={
+            addr(client): ClientStats(n, closed, recent)
+            for client, n, closed, recent in counts.clients
+        },
+        client_error=counts.client_error,
         client_services=pairs,
         client_service_error=counts.client_service_error,
         template_groups=templates,

@@ -201,7 +201,7 @@ def _ipvs_rows(report: Report) -> Iterable[tuple[str, Text]]:
     yield "IPVS", Text("".join(parts))
     if conns is not None and (conns.busiest_clients or conns.client_counts.count_error):
         bound = conns.client_counts
-        sketch = f"top-{bound.tracked_pairs_limit} sketch of client/service pairs"
+        sketch = f"top-{bound.tracked_clients_limit} sketch of clients"
         if conns.busiest_clients:
             busiest = ", ".join(f"{c.client} ({c.entries})" for c in conns.busiest_clients[:3])
             how = (
@@ -212,7 +212,7 @@ def _ipvs_rows(report: Report) -> Iterable[tuple[str, Text]]:
             text = f"busiest clients by entries: {busiest}; counts {how} ({sketch})"
         else:
             most = _plural(bound.count_error, "entry", "entries")
-            text = f"no client holds more than {most} to one service ({sketch})"
+            text = f"no client holds more than {most} ({sketch})"
         yield "", Text(text, style="dim")
     for s in report.stuck_real_servers:
         where = f"[{s.address}]:{s.port}" if ":" in s.address else f"{s.address}:{s.port}"

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ipvslab import __version__
 from ipvslab.doctor.checks._common import persistence_seconds
-from ipvslab.doctor.conn_summary import TOP_CLIENT_SERVICES
+from ipvslab.doctor.conn_summary import TOP_CLIENT_SERVICES, TOP_CLIENTS
 from ipvslab.doctor.diagnose import Diagnosis
 from ipvslab.doctor.facts import Exposure, NodeFacts, ValueOrigin
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
@@ -279,18 +279,23 @@ class BusyClient(BaseModel):
 
 
 class ClientCountBound(BaseModel):
-    """How far per-client counts can be trusted: they come from a bounded sketch.
+    """How far per-client counts can be trusted: they come from bounded sketches.
 
-    Memory grows with the IPVS table, not with clients: (client, service) pairs are
-    counted in a top-K (Misra-Gries) sketch of at most `tracked_pairs_limit` pairs.
+    Memory grows with the IPVS table, not with clients: clients and (client, service)
+    pairs are counted in top-K (Misra-Gries) sketches of at most `tracked_clients_limit`
+    clients and `tracked_pairs_limit` pairs.
     """
 
     model_config = _STRICT
 
-    tracked_pairs_limit: int
+    tracked_clients_limit: int
     count_error: int = Field(
         description="0: every per-client count is exact. Else each may be low by up to this"
-        " many entries, and a client or pair not listed holds at most this many."
+        " many entries, and a client not listed holds at most this many."
+    )
+    tracked_pairs_limit: int
+    pair_count_error: int = Field(
+        description="The same for (client, service) pairs (the port-reuse-pressure finding)."
     )
 
 
@@ -763,7 +768,10 @@ def _connections(snapshot: NodeSnapshot) -> Connections | None:
             for client, count in conns.top_clients(BUSIEST_LISTED)
         ],
         client_counts=ClientCountBound(
-            tracked_pairs_limit=TOP_CLIENT_SERVICES, count_error=conns.client_service_error
+            tracked_clients_limit=TOP_CLIENTS,
+            count_error=conns.client_error,
+            tracked_pairs_limit=TOP_CLIENT_SERVICES,
+            pair_count_error=conns.client_service_error,
         ),
     )
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ipvslab.doctor.conn_summary import TOP_CLIENT_SERVICES, ClientKey, ClientStats
+from ipvslab.doctor.conn_summary import TOP_CLIENT_SERVICES, TOP_CLIENTS, ClientKey, ClientStats
 from ipvslab.doctor.facts import NodeFacts, sysctl_fixes
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.records import IPAddress
@@ -226,10 +226,11 @@ def check(snapshot: NodeSnapshot, facts: NodeFacts) -> list[Finding]:
     if conns is not None:
         top_clients = ", ".join(f"{c} ({n} entries)" for c, n in conns.top_clients(3))
         evidence.append(f"clients holding the most entries: {top_clients}")
-        if conns.client_service_error:
+        if conns.client_error or conns.client_service_error:
             evidence.append(
-                f"counts per client come from a top-{TOP_CLIENT_SERVICES} sketch of (client,"
-                f" service) pairs: each may be low by up to {conns.client_service_error}"
+                f"counts come from top-{TOP_CLIENTS} / top-{TOP_CLIENT_SERVICES} sketches of"
+                f" clients and (client, service) pairs: each may be low by up to"
+                f" {conns.client_error} / {conns.client_service_error} entries"
             )
     if facts.kernel is not None and facts.kernel.version[:2] < RANDOM_MODEL_SINCE:
         edge = ports / hold
