@@ -73,7 +73,7 @@ def main() -> None:
             dt = time.perf_counter() - t0
         print(
             f"iterate + ConnAggregator: {summary.total:,} entries, {len(summary.by_dest)} dests, "
-            f"{len(summary.by_client)} clients, {dt:.3f} s, {n / dt:,.0f} lines/s"
+            f"{len(summary.busiest_clients)} clients, {dt:.3f} s, {n / dt:,.0f} lines/s"
         )
 
         with path.open() as f:
@@ -82,7 +82,7 @@ def main() -> None:
             dt = time.perf_counter() - t0
         print(
             f"one-pass summary:  {summary.total:,} entries, {len(summary.by_dest)} dests, "
-            f"{len(summary.by_client)} clients, {dt:.3f} s, {n / dt:,.0f} lines/s"
+            f"{len(summary.busiest_clients)} clients, {dt:.3f} s, {n / dt:,.0f} lines/s"
         )
 
         with path.open() as f:

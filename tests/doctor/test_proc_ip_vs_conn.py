@@ -171,7 +171,7 @@ def test_summary_counts_per_dest_state_client_and_expiry(fixture_text: Reader) -
         "SYN_RECV": 1,
     }
     assert summary.by_protocol == {"TCP": 5, "UDP": 2, "SCTP": 1, "IP": 1}
-    assert summary.by_client[CLIENT] == 2
+    assert summary.busiest_clients[CLIENT].count == 2
     dest = summary.by_dest[(V4("192.168.1.10"), 6443)]
     assert (dest.total, dest.by_state, dest.min_expires, dest.max_expires) == (
         1,

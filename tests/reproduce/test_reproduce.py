@@ -57,9 +57,7 @@ def test_load_frozen_on_terminating_pods_in_mode_0_only() -> None:
 
 def test_new_pods_starved_in_mode_0_and_fed_on_5_9() -> None:
     m = measures("starved-scale-out", "baseline", "kernel-5.9-kube-proxy-1.22", "kernel-5.16")
-    base, fixed, weight0_fix = (
-        m["baseline"], m["kernel-5.9-kube-proxy-1.22"], m["kernel-5.16"]
-    )
+    base, fixed, weight0_fix = (m["baseline"], m["kernel-5.9-kube-proxy-1.22"], m["kernel-5.16"])
     assert base.fair_share == pytest.approx(0.5)
     assert base.new_pods_share is not None and base.new_pods_share < base.fair_share / 2
     assert fixed.new_pods_share is not None and abs(fixed.new_pods_share - 0.5) < 0.1
@@ -100,7 +98,16 @@ def test_cli_refuses_an_unknown_symptom_and_writes_its_report(tmp_path: Path) ->
     assert "no-route-to-host" in bad.output
     result = CliRunner().invoke(
         app,
-        ["reproduce", "--quick", "--only", "sticky-dead-pod", "--jobs", "1", "--out", str(tmp_path)],
+        [
+            "reproduce",
+            "--quick",
+            "--only",
+            "sticky-dead-pod",
+            "--jobs",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "seed 003" in result.output

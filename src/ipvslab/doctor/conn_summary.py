@@ -1,47 +1,44 @@
-"""Streaming aggregation of connection entries (memory grows with groups, not entries).
+"""Streaming aggregation of connection entries (memory grows with the IPVS table, not
+with entries or clients).
 
-Feed it any iterator of ``ConnEntry`` (``iter_proc_ip_vs_conn`` for a million-row
-table), or let ``summarize_proc_ip_vs_conn`` read the text in one pass: neither
-holds the entries, only counters per group:
+Feed it any iterator of ``ConnEntry`` (``iter_ipvsadm_conn``), or let
+``summarize_proc_ip_vs_conn`` read ``/proc/net/ip_vs_conn`` chunk by chunk: neither
+holds the entries, only counters (``conn_columns`` counts them with polars):
 
 * per (protocol, virtual service, real server, state): count, expiry range and
   how many entries were touched in the last ``RECENT_WINDOW`` seconds (their
-  remaining time is within that window of the state's full timeout);
-* per client address: count, entries of closed connections, recent entries;
-* the same per (client address, protocol, virtual service), kept for the pairs
-  holding at least ``CLIENT_SERVICE_MIN`` entries (the port-reuse question is
-  about heavy clients) and tracked for at most ``CLIENT_SERVICE_LIMIT`` pairs;
-* per persistence template group.
+  remaining time is within that window of the state's full timeout), exact;
+* per persistence template group, exact;
+* per client address: count, entries of closed connections, recent entries, for
+  the ``TOP_CLIENTS`` busiest, with an error bound;
+* the same per (client address, protocol, virtual service) for the
+  ``TOP_CLIENT_SERVICES`` busiest pairs, reported from ``CLIENT_SERVICE_MIN``
+  entries on (the port-reuse question is about heavy clients).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import io
+import ipaddress
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from ipvslab.doctor.parsers._common import (
     DEFAULT_MAX_ISSUES,
     IssueLog,
     Stream,
-    hex_ports,
-    lines_of,
-    proc_address,
+    format_proc_address,
 )
-from ipvslab.doctor.parsers.proc_ip_vs_conn import (
-    EXPIRES_LIMIT,
-    FAST_PROTOCOLS,
-    SKIP,
-    SOURCE,
-    parse_conn_fields,
-)
+from ipvslab.doctor.parsers.proc_ip_vs_conn import SKIP, SOURCE, parse_conn_fields
 from ipvslab.doctor.records import (
     ConnEntry,
     IPAddress,
     IpvsTimeouts,
     KubeProxySettings,
     ParseIssue,
+    Protocol,
 )
 from ipvslab.kernel.tcp_states import (
     DEFAULT_TCP_TIMEOUTS,
@@ -50,13 +47,19 @@ from ipvslab.kernel.tcp_states import (
     TcpState,
 )
 
+if TYPE_CHECKING:
+    from ipvslab.doctor.conn_columns import ConnCounts
+
 DestKey = tuple[IPAddress, int]
-_K = TypeVar("_K")
 # An entry counts as "recent" when a packet touched it in the last 10 seconds.
 RECENT_WINDOW = 10
-# (client, service) pairs: reported from this many entries on; tracked up to this many pairs.
+# (client, service) pairs are reported from this many entries on.
 CLIENT_SERVICE_MIN = 16
-CLIENT_SERVICE_LIMIT = 200_000
+# Clients the per-client top-K sketch keeps (``ConnSummary.busiest_clients``).
+TOP_CLIENTS = 10_000
+# (client, service) pairs the top-K sketch keeps (``conn_columns.TopK``): the bound
+# the output states.
+TOP_CLIENT_SERVICES = 10_000
 # TCP states of connections that have closed (FIN or RST seen), as /proc prints them.
 CLOSED_STATES = frozenset({"TIME_WAIT", "FIN_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "CLOSED"})
 
@@ -162,18 +165,101 @@ class DestConnSummary:
     max_expires: int
 
 
+# States a fresh connection passes through before ESTABLISHED (tcp_states[]): an entry
+# in one of them that a packet touched in the last RECENT_WINDOW seconds is a new
+# connection being opened.
+OPENING_STATES = frozenset({"SYN_RECV", "SYN_SENT", "SYNACK"})
+EntryKey = tuple[str, IPAddress, int, IPAddress, int]  # (protocol, VIP, port) + real server
+
+
+@dataclass(frozen=True)
+class DestEntries:
+    """Connection entries (templates not included) of one service to one real server."""
+
+    by_state: dict[str, int]
+    recent_by_state: dict[str, int]
+    min_expires: int
+    max_expires: int
+    longest_state: str  # the state of the longest-lived entry
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_state.values())
+
+    @property
+    def recent(self) -> int:
+        return sum(self.recent_by_state.values())
+
+    @property
+    def opening_recent(self) -> int:
+        """Connections being opened on the server right now (a SYN in the last seconds)."""
+        return sum(n for s, n in self.recent_by_state.items() if s in OPENING_STATES)
+
+    @property
+    def closed_recent(self) -> int:
+        """Connections that closed (FIN/RST seen) in the last seconds."""
+        return sum(n for s, n in self.recent_by_state.items() if s in CLOSED_STATES)
+
+    @property
+    def live(self) -> int:
+        """Entries of connections not closed yet (UDP entries count as live)."""
+        return sum(n for s, n in self.by_state.items() if s not in CLOSED_STATES)
+
+
+@dataclass
+class _EntriesBuilder:
+    by_state: dict[str, int] = field(default_factory=dict)
+    recent_by_state: dict[str, int] = field(default_factory=dict)
+    low: int | None = None
+    high: int | None = None
+    longest_state: str = ""
+
+    def add(self, state: str, count: int, low: int, high: int, recent: int) -> None:
+        self.by_state[state] = self.by_state.get(state, 0) + count
+        if recent:
+            self.recent_by_state[state] = self.recent_by_state.get(state, 0) + recent
+        self.low = low if self.low is None else min(self.low, low)
+        if self.high is None or high > self.high:
+            self.high = high
+            self.longest_state = state
+
+    def build(self) -> DestEntries:
+        return DestEntries(
+            self.by_state,
+            self.recent_by_state,
+            self.low or 0,
+            self.high or 0,
+            self.longest_state,
+        )
+
+
 @dataclass(frozen=True)
 class ConnSummary:
+    """Counters of a connection table: exact per group, bounded per client.
+
+    ``busiest_clients`` and ``client_services`` come from top-K sketches (at most
+    ``TOP_CLIENTS`` clients and ``TOP_CLIENT_SERVICES`` pairs, ``conn_columns``): each
+    count is exact when its ``client_error`` / ``client_service_error`` is 0, else a
+    lower bound low by at most that much, and a client or pair not listed holds at most
+    that many entries.
+    """
+
     total: int
     templates: int
     invalidated_templates: int
     by_protocol: dict[str, int] = field(default_factory=dict)
     groups: dict[ConnGroup, GroupStats] = field(default_factory=dict)
-    client_totals: dict[IPAddress, ClientStats] = field(default_factory=dict)
+    busiest_clients: dict[IPAddress, ClientStats] = field(default_factory=dict)
+    client_error: int = 0
     # Only pairs with at least CLIENT_SERVICE_MIN entries.
     client_services: dict[ClientKey, ClientStats] = field(default_factory=dict)
-    client_services_complete: bool = True
+    client_service_error: int = 0
     template_groups: dict[TemplateGroup, TemplateStats] = field(default_factory=dict)
+
+    @property
+    def client_services_complete(self) -> bool:
+        """Whether every (client, service) pair with CLIENT_SERVICE_MIN+ entries is listed."""
+        return self.client_service_error == 0
 
     @cached_property
     def by_state(self) -> dict[str, int]:
@@ -199,8 +285,17 @@ class ConnSummary:
         }
 
     @cached_property
-    def by_client(self) -> dict[IPAddress, int]:
-        return {client: stats.count for client, stats in self.client_totals.items()}
+    def by_service_dest(self) -> dict[EntryKey, DestEntries]:
+        """The groups per (service, real server), states together (built once: the
+        checks and the report each look entries up this way)."""
+        builders: dict[EntryKey, _EntriesBuilder] = {}
+        for g, stats in self.groups.items():
+            key = (g.protocol, g.virtual_addr, g.virtual_port, g.dest_addr, g.dest_port)
+            builder = builders.get(key)
+            if builder is None:
+                builder = builders[key] = _EntriesBuilder()
+            builder.add(g.state, stats.count, stats.min_expires, stats.max_expires, stats.recent)
+        return {k: b.build() for k, b in builders.items()}
 
     @cached_property
     def templates_by_dest(self) -> dict[DestKey, int]:
@@ -211,7 +306,9 @@ class ConnSummary:
         return out
 
     def top_clients(self, n: int = 10) -> list[tuple[IPAddress, int]]:
-        return sorted(self.by_client.items(), key=lambda kv: (-kv[1], str(kv[0])))[:n]
+        """The ``n`` clients holding the most entries (from the sketch; see the class)."""
+        counts = ((client, stats.count) for client, stats in self.busiest_clients.items())
+        return sorted(counts, key=lambda kv: (-kv[1], str(kv[0])))[:n]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ConnSummary):
@@ -227,32 +324,29 @@ _COMPARED = (
     "invalidated_templates",
     "by_protocol",
     "groups",
-    "client_totals",
+    "busiest_clients",
+    "client_error",
     "client_services",
-    "client_services_complete",
+    "client_service_error",
     "template_groups",
 )
 
 
 class ConnAggregator:
-    """Counts entries as they stream past (see the module docstring for the groups)."""
+    """Counts entries as they stream past, in batches of columns (``conn_columns``).
+
+    Each entry becomes one row in the ``/proc`` spelling; every ``BATCH`` rows the
+    batch goes to the columnar counter, so memory holds one batch and the counters.
+    """
+
+    BATCH = 1 << 16
 
     def __init__(self, timeouts: Mapping[tuple[str, str], int] | None = None) -> None:
-        self.timeouts = timeouts or default_state_timeouts()
-        self.total = 0
-        self.templates = 0
-        self.invalidated = 0
-        self.by_protocol: dict[str, int] = {}
-        self.groups: dict[ConnGroup, list[int]] = {}
-        self.client_totals: dict[IPAddress, list[int]] = {}
-        self.client_services: dict[ClientKey, list[int]] = {}
-        self.client_services_complete = True
-        self.template_groups: dict[TemplateGroup, list[int]] = {}
+        from ipvslab.doctor.conn_columns import ROW_SCHEMA, ConnCounter
 
-    def recent_floor(self, protocol: str, state: str) -> int:
-        """Smallest remaining time that still counts as touched in the last window."""
-        full = self.timeouts.get((protocol, state))
-        return EXPIRES_LIMIT if full is None else full - RECENT_WINDOW
+        self.counter = ConnCounter(timeouts or default_state_timeouts())
+        self.columns: dict[str, list[Any]] = {name: [] for name in ROW_SCHEMA}
+        self.pending = 0
 
     def add_all(self, entries: Iterable[ConnEntry]) -> ConnAggregator:
         for e in entries:
@@ -260,80 +354,97 @@ class ConnAggregator:
         return self
 
     def add(self, e: ConnEntry) -> None:
-        name = e.protocol_name
-        self.total += 1
-        self.by_protocol[name] = self.by_protocol.get(name, 0) + 1
-        if e.client_port == 0 or e.virtual_addr is None:
-            self._add_template(e)
-            return
-        expires = e.expires
-        recent = expires >= self.recent_floor(name, e.state)
-        closed = e.state in CLOSED_STATES
-        gkey = ConnGroup(name, e.virtual_addr, e.virtual_port, e.dest_addr, e.dest_port, e.state)
-        self.add_group(gkey, 1, expires, expires, int(recent))
-        self.add_client(e.client_addr, 1, int(closed), int(recent))
-        ckey = ClientKey(e.client_addr, name, e.virtual_addr, e.virtual_port)
-        self.add_client_service(ckey, 1, int(closed), int(recent))
+        c = self.columns
+        c["proto"].append(e.protocol_name)
+        c["client"].append(format_proc_address(e.client_addr))
+        c["template"].append(e.client_port == 0 or e.virtual_addr is None)
+        c["vaddr"].append(_proc_virtual(e))
+        c["vport"].append(f"{e.virtual_port:04X}")
+        c["daddr"].append(format_proc_address(e.dest_addr))
+        c["dport"].append(f"{e.dest_port:04X}")
+        c["state"].append(e.state)
+        c["expires"].append(e.expires)
+        self.pending += 1
+        if self.pending >= self.BATCH:
+            self.flush()
 
-    def add_group(self, key: ConnGroup, count: int, low: int, high: int, recent: int) -> None:
-        stats = self.groups.get(key)
-        if stats is None:
-            self.groups[key] = [count, low, high, recent]
-        else:
-            stats[0] += count
-            stats[1] = min(stats[1], low)
-            stats[2] = max(stats[2], high)
-            stats[3] += recent
+    def flush(self) -> None:
+        if self.pending:
+            from ipvslab.doctor.conn_columns import rows_frame
 
-    def add_client(self, client: IPAddress, count: int, closed: int, recent: int) -> None:
-        _add3(self.client_totals, client, count, closed, recent)
-
-    def add_client_service(self, key: ClientKey, count: int, closed: int, recent: int) -> None:
-        if key in self.client_services or len(self.client_services) < CLIENT_SERVICE_LIMIT:
-            _add3(self.client_services, key, count, closed, recent)
-        else:
-            self.client_services_complete = False
-
-    def _add_template(self, e: ConnEntry) -> None:
-        self.templates += 1
-        if e.virtual_port == 0xFFFF:
-            self.invalidated += 1
-        key = TemplateGroup(
-            e.protocol_name, e.virtual_addr, e.virtual_port, e.fwmark, e.dest_addr, e.dest_port
-        )
-        stats = self.template_groups.get(key)
-        if stats is None:
-            self.template_groups[key] = [1, e.expires]
-        else:
-            stats[0] += 1
-            stats[1] = max(stats[1], e.expires)
+            self.counter.add(rows_frame(self.columns))
+            for values in self.columns.values():
+                values.clear()
+            self.pending = 0
 
     def summary(self) -> ConnSummary:
-        return ConnSummary(
-            total=self.total,
-            templates=self.templates,
-            invalidated_templates=self.invalidated,
-            by_protocol=dict(self.by_protocol),
-            groups={k: GroupStats(*v) for k, v in self.groups.items()},
-            client_totals={k: ClientStats(*v) for k, v in self.client_totals.items()},
-            client_services={
-                k: ClientStats(*v)
-                for k, v in self.client_services.items()
-                if v[0] >= CLIENT_SERVICE_MIN
-            },
-            client_services_complete=self.client_services_complete,
-            template_groups={k: TemplateStats(*v) for k, v in self.template_groups.items()},
-        )
+        self.flush()
+        return _summary(self.counter.finish())
 
 
-def _add3(table: dict[_K, list[int]], key: _K, count: int, closed: int, recent: int) -> None:
-    stats = table.get(key)
-    if stats is None:
-        table[key] = [count, closed, recent]
-    else:
-        stats[0] += count
-        stats[1] += closed
-        stats[2] += recent
+def _proc_virtual(e: ConnEntry) -> str:
+    """ToIP as /proc prints it: the VIP, or an fwmark template's mark."""
+    if e.virtual_addr is not None:
+        return format_proc_address(e.virtual_addr)
+    mark = e.fwmark or 0
+    if e.client_addr.version == 6:
+        return ipaddress.IPv6Address(mark << 96).exploded
+    return f"{mark:08X}"
+
+
+def _summary(counts: ConnCounts) -> ConnSummary:
+    """The counters with their /proc text keys turned into addresses and ports."""
+    from ipvslab.doctor.conn_columns import proc_address_of
+
+    addresses: dict[str, IPAddress] = {}
+
+    def addr(text: str) -> IPAddress:
+        found = addresses.get(text)
+        if found is None:
+            found = addresses[text] = proc_address_of(text)
+        return found
+
+    by_protocol: dict[str, int] = {}
+    groups: dict[ConnGroup, GroupStats] = {}
+    for (proto, vaddr, vport_hex, daddr, dport, state), stats in counts.groups.items():
+        by_protocol[proto] = by_protocol.get(proto, 0) + stats[0]
+        port = int(vport_hex, 16)
+        key = ConnGroup(proto, addr(vaddr), port, addr(daddr), int(dport, 16), state)
+        groups[key] = GroupStats(*stats)
+    templates: dict[TemplateGroup, TemplateStats] = {}
+    invalidated = 0
+    for (proto, vaddr, vport_text, daddr, dport), (n, high) in counts.templates.items():
+        by_protocol[proto] = by_protocol.get(proto, 0) + n
+        vport = int(vport_text, 16)
+        if vport == 0xFFFF:
+            invalidated += n
+        if proto == Protocol.IP.name:
+            # An fwmark template: ToIP holds the mark (IPv6: in its first 32 bits).
+            mark = int(vaddr, 16) if len(vaddr) == 8 else int(addr(vaddr)) >> 96
+            tkey = TemplateGroup(proto, None, vport, mark, addr(daddr), int(dport, 16))
+        else:
+            tkey = TemplateGroup(proto, addr(vaddr), vport, None, addr(daddr), int(dport, 16))
+        templates[tkey] = TemplateStats(n, high)
+    pairs = {
+        ClientKey(addr(client), proto, addr(vaddr), int(vport, 16)): ClientStats(n, closed, recent)
+        for client, proto, vaddr, vport, n, closed, recent in counts.client_services
+        if n >= CLIENT_SERVICE_MIN
+    }
+    return ConnSummary(
+        total=sum(by_protocol.values()),
+        templates=sum(t.count for t in templates.values()),
+        invalidated_templates=invalidated,
+        by_protocol=by_protocol,
+        groups=groups,
+        busiest_clients={
+            addr(client): ClientStats(n, closed, recent)
+            for client, n, closed, recent in counts.clients
+        },
+        client_error=counts.client_error,
+        client_services=pairs,
+        client_service_error=counts.client_service_error,
+        template_groups=templates,
+    )
 
 
 def summarize_conns(
@@ -350,137 +461,139 @@ def summarize_proc_ip_vs_conn(
     max_issues: int = DEFAULT_MAX_ISSUES,
     timeouts: Mapping[tuple[str, str], int] | None = None,
 ) -> ConnSummary:
-    """Parses and aggregates ``/proc/net/ip_vs_conn`` in one pass, without building entries.
+    """Parses and counts ``/proc/net/ip_vs_conn`` chunk by chunk, without building entries.
 
     Same rows accepted and same issues as ``iter_proc_ip_vs_conn``, and the same
-    summary as ``summarize_conns`` over them. Counts are keyed on the printed text
-    while streaming (string hashes are cached, address objects' are not) and
-    turned into addresses at the end.
+    summary as ``summarize_conns`` over them. polars slices the well-formed rows of
+    each chunk (``conn_columns.PROC_ROW``); every other line goes through the
+    careful parser, which reports what it cannot read with its line number.
     """
+    from ipvslab.doctor.conn_columns import read_lines, split_proc_rows
+
     log = IssueLog(source, issues, max_issues)
-    out = ConnAggregator(timeouts)
-    floors: dict[tuple[str, str], int] = {}
+    careful = ConnAggregator(timeouts)
     cache: dict[str, IPAddress] = {}
-
-    def learn(text: str, cache: dict[str, IPAddress]) -> IPAddress | None:
-        # A new address is parsed once, then found in the cache. Unbounded, unlike the
-        # iterating parser's: the per-client counts hold as many keys anyway.
-        addr = proc_address(text)
-        if addr is not None:
-            cache[text] = addr
-        return addr
-
-    ports = hex_ports()
-    protocols = FAST_PROTOCOLS
-    limit = EXPIRES_LIMIT
-    # (protocol, vaddr, vport, daddr, dport, state) texts -> [count, min, max, recent, floor]
-    groups: dict[tuple[str, str, str, str, str, str], list[int]] = {}
-    # client text -> [count, closed, recent]
-    clients: dict[str, list[int]] = {}
-    # (client, protocol, vaddr, vport) texts -> [count, closed, recent]
-    services: dict[tuple[str, str, str, str], list[int]] = {}
-    services_limit = CLIENT_SERVICE_LIMIT
-    closed_states = CLOSED_STATES
     line_no = 0
-    line = ""
     first_had_newline = False
-    parsed = True
-    for line in lines_of(stream):
-        line_no += 1
-        fields = line.split()
-        if len(fields) == 9:
-            # Every lookup validates its field (KeyError -> careful path) and leaves
-            # the string's hash cached for the keys below.
-            try:
-                name = fields[0]
-                protocols[name]
-                client = fields[1]
-                if client not in cache and learn(client, cache) is None:
-                    raise KeyError(client)
-                cport = ports[fields[2]]
-                vaddr = fields[3]
-                if vaddr not in cache and learn(vaddr, cache) is None:
-                    raise KeyError(vaddr)
-                ports[fields[4]]
-                dest = fields[5]
-                if dest not in cache and learn(dest, cache) is None:
-                    raise KeyError(dest)
-                ports[fields[6]]
-                expires = int(fields[8])
-            except (KeyError, ValueError):
-                pass
+    last_ends = True  # whether the last line read ends with a newline
+    parsed = True  # whether the last line read was understood
+
+    def careful_line(line: str, no: int) -> bool:
+        entry = parse_conn_fields(line.split(), line, no, False, cache, log)
+        if entry is not None and entry is not SKIP:
+            careful.add(entry)
+        return entry is not None
+
+    for chunk in _chunks(stream):
+        # polars would drop a byte-order mark and split at a lone \r: the careful parser
+        # reads such chunks as a text file does.
+        frame = None
+        if isinstance(chunk, bytes) and b"\r" not in chunk and not chunk.startswith(BOM):
+            frame = read_lines(chunk)
+        if frame is None:
+            text = chunk if isinstance(chunk, str) else chunk.decode("utf-8", "replace")
+            if isinstance(stream, str):
+                lines: Iterable[str] = text.splitlines(True)
+            elif hasattr(stream, "read"):
+                lines = io.StringIO(text, newline="")
             else:
-                if cport and 0 <= expires < limit:
-                    parsed = True
-                    state = fields[7]
-                    key = (name, vaddr, fields[4], dest, fields[6], state)
-                    group = groups.get(key)
-                    if group is None:
-                        floor = floors.get((name, state))
-                        if floor is None:
-                            floor = floors[(name, state)] = out.recent_floor(name, state)
-                        recent = expires >= floor
-                        groups[key] = [1, expires, expires, int(recent), floor]
-                    else:
-                        recent = expires >= group[4]
-                        group[0] += 1
-                        if expires < group[1]:
-                            group[1] = expires
-                        elif expires > group[2]:
-                            group[2] = expires
-                        group[3] += recent
-                    closed = state in closed_states
-                    cstats = clients.get(client)
-                    if cstats is None:
-                        clients[client] = [1, int(closed), int(recent)]
-                    else:
-                        cstats[0] += 1
-                        cstats[1] += closed
-                        cstats[2] += recent
-                    skey = (client, name, vaddr, fields[4])
-                    sstats = services.get(skey)
-                    if sstats is not None:
-                        sstats[0] += 1
-                        sstats[1] += closed
-                        sstats[2] += recent
-                    elif len(services) < services_limit:
-                        services[skey] = [1, int(closed), int(recent)]
-                    else:
-                        out.client_services_complete = False
-                    continue
-        if line_no == 1:
-            first_had_newline = line.endswith("\n")
-        entry = parse_conn_fields(fields, line, line_no, False, cache, log)
-        parsed = entry is not None
-        if entry is None or entry is SKIP:
+                lines = (text,)  # an item of a list of lines
+            for line in lines:
+                line_no += 1
+                if line_no == 1:
+                    first_had_newline = line.endswith("\n")
+                parsed = careful_line(line, line_no)
+                last_ends = line.endswith("\n")
             continue
-        out.add(entry)
+        assert isinstance(chunk, bytes)
+        rows, rest = split_proc_rows(frame, line_no + 1)
+        careful.counter.add(rows)
+        if line_no == 0:
+            first_had_newline = b"\n" in chunk
+        last = line_no + frame.height
+        last_ends = chunk.endswith(b"\n")
+        parsed = True
+        for no, text in rest:
+            ok = careful_line((text or "") + ("\n" if no < last or last_ends else ""), no)
+            if no == last:
+                parsed = ok
+        line_no = last
     if line_no == 0:
         log.add(0, "input", "empty input")
-    elif first_had_newline and line_no > 1 and not line.endswith("\n"):
+    elif first_had_newline and line_no > 1 and not last_ends:
         note = "kept, but it may be incomplete" if parsed else "skipped"
         log.add(line_no, "line", f"input ends without a newline: truncated last line {note}")
     log.finish()
+    return careful.summary()
 
-    def addr(text: str) -> IPAddress:
-        found = cache.get(text) or proc_address(text)
-        assert found is not None  # every key was validated on the way in
-        return found
 
-    port_of = hex_ports()
-    for (name, v, vp, d, dp, state), (count, low, high, n_recent, _) in groups.items():
-        out.total += count
-        out.by_protocol[name] = out.by_protocol.get(name, 0) + count
-        gkey = ConnGroup(name, addr(v), port_of[vp], addr(d), port_of[dp], state)
-        out.add_group(gkey, count, low, high, n_recent)
-    for c, (count, n_closed, n_recent) in clients.items():
-        out.add_client(addr(c), count, n_closed, n_recent)
-    known = out.client_services
-    for (c, name, v, vp), (count, n_closed, n_recent) in services.items():
-        if count < CLIENT_SERVICE_MIN and not known:
-            continue
-        ckey = ClientKey(addr(c), name, addr(v), port_of[vp])
-        # Below the reporting floor a pair matters only if the careful path saw it too.
-        if count >= CLIENT_SERVICE_MIN or ckey in known:
-            out.add_client_service(ckey, count, n_closed, n_recent)
-    return out.summary()
+BOM = "\ufeff".encode()
+# Bytes per chunk of /proc/net/ip_vs_conn (about 60,000 rows): memory holds one.
+CHUNK_BYTES = 1 << 22
+# Characters str.splitlines() ends a line at but a text stream does not.
+_OTHER_LINE_ENDS = ("\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+
+
+def _chunks(stream: Stream) -> Iterator[bytes | str]:
+    """``stream`` in pieces that end at a line end (the last one may not).
+
+    ``bytes`` when polars may split it (UTF-8, lines ending in \\n); ``str`` for
+    the careful parser alone. A whole ``str`` is split as ``str.splitlines()`` does,
+    a list as its items: those stay with the careful parser when that differs.
+    """
+    if isinstance(stream, str):
+        if any(c in stream for c in _OTHER_LINE_ENDS):
+            yield stream
+        else:
+            yield from _text_chunks(io.StringIO(stream, newline=""))
+        return
+    raw = _binary(stream)
+    if raw is not None:
+        rest = b""
+        while block := raw.read(CHUNK_BYTES):
+            block = rest + block
+            cut = block.rfind(b"\n") + 1
+            if cut:
+                yield block[:cut]
+            rest = block[cut:]
+        if rest:
+            yield rest
+        return
+    if isinstance(stream, io.TextIOBase):
+        yield from _text_chunks(stream)
+        return
+    yield from stream  # a list of lines: each item is one line
+
+
+def _text_chunks(stream: IO[str] | io.TextIOBase) -> Iterator[bytes | str]:
+    rest = ""
+    while block := stream.read(CHUNK_BYTES):
+        block = rest + block
+        cut = block.rfind("\n") + 1
+        if cut:
+            yield _encoded(block[:cut])
+        rest = block[cut:]
+    if rest:
+        yield _encoded(rest)
+
+
+def _encoded(text: str) -> bytes | str:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: the careful parser reads them as they are
+        return text
+
+
+def _binary(stream: Iterable[str]) -> IO[bytes] | None:
+    """The bytes under a text file not read yet (capture opens files as UTF-8 text)."""
+    raw = getattr(stream, "buffer", None)
+    if raw is None or not isinstance(stream, io.TextIOWrapper):
+        return None
+    if (stream.encoding or "").replace("-", "").lower() != "utf8":
+        return None
+    try:
+        if stream.tell() != 0:
+            return None
+    except (OSError, ValueError):
+        return None
+    return raw  # type: ignore[no-any-return]

@@ -64,6 +64,9 @@ def render(
         print_wrapped(console, Text(NO_IPVS, style="bold"))
         console.print()
     render_header(report, console)
+    if report.services:
+        console.print()
+        render_services(report, console)
     console.print()
     render_findings(report.findings, console)
     if report.input_problems:
@@ -198,9 +201,28 @@ def _ipvs_rows(report: Report) -> Iterable[tuple[str, Text]]:
         if conns.templates:
             parts.append(f", {plural(conns.templates, 'persistence template')}")
     yield "IPVS", Text("".join(parts))
+    if conns is not None and (conns.busiest_clients or conns.client_counts.count_error):
+        bound = conns.client_counts
+        sketch = f"top-{bound.tracked_clients_limit} sketch of clients"
+        if conns.busiest_clients:
+            busiest = ", ".join(f"{c.client} ({c.entries})" for c in conns.busiest_clients[:3])
+            how = (
+                "exact"
+                if bound.count_error == 0
+                else f"each may be low by up to {bound.count_error}"
+            )
+            text = f"busiest clients by entries: {busiest}; counts {how} ({sketch})"
+        else:
+            most = plural(bound.count_error, "entry", "entries")
+            text = f"no client holds more than {most} ({sketch})"
+        yield "", Text(text, style="dim")
     for s in report.stuck_real_servers:
         where = f"[{s.address}]:{s.port}" if ":" in s.address else f"{s.address}:{s.port}"
-        entries = f", {s.entries} in the connection table" if s.entries is not None else ""
+        entries = (
+            f", {plural(s.entries, 'entry', 'entries')} of this service in the connection table"
+            if s.entries is not None
+            else ""
+        )
         yield (
             "",
             Text(
@@ -228,6 +250,103 @@ def _exposure_rows(
     if exposure.known:
         reason = f"a SYN from a reused client port, old entry in {exposure.old_state}: {reason}"
     yield "", Text(reason, style="dim")
+
+
+# --------------------------------------------------------------------------- IPVS table
+
+# Services the human output lists (the ones worth a look first); --json has them all.
+SERVICES_SHOWN = 12
+
+
+def render_services(report: Report, console: Console) -> None:
+    """The IPVS table, compact: each service, its real servers, and the entries of that
+    service to each by state (weight-0 servers and busy services first)."""
+    shown = sorted(report.services, key=_service_rank)[:SERVICES_SHOWN]
+    order = {id(svc): i for i, svc in enumerate(report.services)}
+    shown.sort(key=lambda svc: order[id(svc)])
+    head = f"IPVS table ({plural(len(report.services), 'service')}"
+    if len(shown) < len(report.services):
+        head += f", the {len(shown)} with weight-0 servers or the most entries; --json has all"
+    console.print(Text(head + ")", style="bold"), soft_wrap=True)
+    for svc in shown:
+        line = Text(f"  {svc.name} {svc.scheduler}")
+        if svc.persistence_timeout is not None:
+            line.append(f" persistent {_persistence(svc)}")
+        if "ops" in svc.flags:
+            line.append(" ops")
+        if svc.stats is not None:
+            line.append(
+                f"  ({svc.stats.conns} conns, {svc.stats.in_packets}/{svc.stats.out_packets}"
+                " packets in/out in all)",
+                style="dim",
+            )
+        if svc.removed_entries:
+            line.append(
+                f"  {plural(svc.removed_entries, 'entry', 'entries')} to removed servers",
+                style="yellow",
+            )
+        console.print(line, soft_wrap=True)
+        for rs in svc.real_servers:
+            where = f"[{rs.address}]:{rs.port}" if ":" in rs.address else f"{rs.address}:{rs.port}"
+            row = Text(
+                f"    -> {where} {rs.forward} weight {rs.weight}, ActiveConn {rs.active_conns},"
+                f" InActConn {rs.inactive_conns}",
+                style="yellow" if rs.weight == 0 and (rs.entries or rs.active_conns) else "",
+            )
+            if rs.entries is not None:
+                states = ", ".join(
+                    f"{state} {n}" for state, n in sorted(rs.by_state.items(), key=lambda x: -x[1])
+                )
+                row.append(f"; {plural(rs.entries, 'entry', 'entries')}")
+                if states:
+                    row.append(f" ({states})")
+            if rs.templates:
+                row.append(f", {plural(rs.templates, 'template')}")
+                if rs.invalidated_templates:
+                    row.append(f" ({rs.invalidated_templates} given up)")
+            if rs.stats is not None:
+                row.append(f"; {rs.stats.conns} conns in all", style="dim")
+            console.print(row, soft_wrap=True)
+    if report.unattributed_entries:
+        console.print(
+            Text(
+                f"  {plural(report.unattributed_entries, 'entry', 'entries')} of services no"
+                " longer in the table",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
+    stats = report.ipvs_stats
+    if stats is not None:
+        console.print(
+            Text(
+                f"  since boot: {_counters_text(stats.totals)}; now: {stats.rates.conns} conn/s,"
+                f" {stats.rates.in_packets}/{stats.rates.out_packets} packets/s in/out,"
+                f" {stats.rates.in_bytes}/{stats.rates.out_bytes} bytes/s in/out",
+                style="dim",
+            ),
+            soft_wrap=True,
+        )
+
+
+def _service_rank(svc: Any) -> tuple[int, int]:
+    attention = any(rs.weight == 0 and (rs.entries or rs.active_conns) for rs in svc.real_servers)
+    entries = sum(rs.entries or 0 for rs in svc.real_servers) + svc.removed_entries
+    return (0 if attention or svc.removed_entries else 1, -entries)
+
+
+def _persistence(svc: Any) -> str:
+    if svc.persistence_unit == "seconds" or len(svc.persistence_seconds) == 1:
+        return f"{svc.persistence_seconds[0]} s" if svc.persistence_seconds else ""
+    return f"{svc.persistence_timeout} jiffies"
+
+
+def _counters_text(c: Any) -> str:
+    approx = " (at least)" if c.approximate else ""
+    return (
+        f"{c.conns} conns, {c.in_packets}/{c.out_packets} packets in/out,"
+        f" {c.in_bytes}/{c.out_bytes} bytes in/out{approx}"
+    )
 
 
 # --------------------------------------------------------------------------- findings

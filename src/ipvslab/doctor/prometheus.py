@@ -38,11 +38,17 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("stuck_real_server_connections", "ActiveConn + InActConn of each stuck real server."),
     ("connection_entries", "IPVS connection entries (persistence templates excluded) by state."),
     ("connection_templates", "IPVS persistence templates."),
+    ("ipvs_since_boot", "/proc/net/ip_vs_stats totals since boot (conns, packets, bytes)."),
+    ("ipvs_rate", "/proc/net/ip_vs_stats estimator rates per second (conns, packets, bytes)."),
+    ("service_stats", "ipvsadm -Ln --stats counters of each virtual service."),
+    ("real_server_stats", "ipvsadm -Ln --stats counters of each real server of each service."),
     ("input_problems", "Input lines or files the doctor could not read (skipped)."),
     ("last_run_timestamp_seconds", "When the report was made (Unix time)."),
 )
 _HELP = dict(METRICS)
 
+# The `counter` label of the IPVS statistics metrics.
+COUNTERS = ("conns", "in_packets", "out_packets", "in_bytes", "out_bytes")
 _WORST = {None: 0, Severity.INFO: 1, Severity.WARNING: 2, Severity.CRITICAL: 3}
 
 
@@ -101,7 +107,7 @@ def build_registry(report: Report) -> CollectorRegistry:
     _gauge(registry, "stuck_real_servers").set(len(report.stuck_real_servers))
     stuck = _gauge(registry, "stuck_real_server_connections", ("service", "real_server"))
     for s in report.stuck_real_servers:
-        server = f"[{s.address}]:{s.port}" if ":" in s.address else f"{s.address}:{s.port}"
+        server = _addrport(s.address, s.port)
         stuck.labels(service=s.service, real_server=server).set(s.active_conns + s.inactive_conns)
 
     conns = report.connections
@@ -111,10 +117,35 @@ def build_registry(report: Report) -> CollectorRegistry:
             by_state.labels(state=state).set(count)
         _gauge(registry, "connection_templates").set(conns.templates)
 
+    stats = report.ipvs_stats
+    if stats is not None:
+        for name, counters in (("ipvs_since_boot", stats.totals), ("ipvs_rate", stats.rates)):
+            gauge = _gauge(registry, name, ("counter",))
+            for counter in COUNTERS:
+                gauge.labels(counter=counter).set(getattr(counters, counter))
+    if any(svc.stats is not None for svc in report.services):
+        per_service = _gauge(registry, "service_stats", ("service", "counter"))
+        per_server = _gauge(registry, "real_server_stats", ("service", "real_server", "counter"))
+        for svc in report.services:
+            for counter in COUNTERS if svc.stats is not None else ():
+                per_service.labels(service=svc.name, counter=counter).set(
+                    getattr(svc.stats, counter)
+                )
+            for rs in svc.real_servers:
+                for counter in COUNTERS if rs.stats is not None else ():
+                    server = _addrport(rs.address, rs.port)
+                    per_server.labels(service=svc.name, real_server=server, counter=counter).set(
+                        getattr(rs.stats, counter)
+                    )
+
     _gauge(registry, "input_problems").set(len(report.input_problems))
     if report.generated_at is not None:
         _gauge(registry, "last_run_timestamp_seconds").set(report.generated_at.timestamp())
     return registry
+
+
+def _addrport(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def write_textfile(report: Report, path: Path) -> None:

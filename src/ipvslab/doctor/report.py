@@ -29,17 +29,30 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ipvslab import __version__
+from ipvslab.doctor.checks._common import persistence_seconds
+from ipvslab.doctor.conn_summary import TOP_CLIENT_SERVICES, TOP_CLIENTS
 from ipvslab.doctor.diagnose import Diagnosis
 from ipvslab.doctor.facts import Exposure, NodeFacts, ValueOrigin
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.parsers._common import format_text_addrport
-from ipvslab.doctor.records import KubeProxySettings, ParseIssue, ServiceEntry
+from ipvslab.doctor.records import (
+    IPAddress,
+    IpvsStatsTable,
+    KubeProxySettings,
+    ParseIssue,
+    ServiceEntry,
+    ServiceStats,
+    StatsCounters,
+)
+from ipvslab.doctor.service_conns import ServiceConnIndex, index_services
 from ipvslab.doctor.snapshot import NodeSnapshot
 from ipvslab.explain import ServerCondition
 from ipvslab.kernel.presets import era_for
 
 # Bump on any change a consumer must know about (a field removed, renamed or retyped).
 SCHEMA_VERSION = 1
+# Clients `connections.busiest_clients` lists.
+BUSIEST_LISTED = 10
 SCHEMA_PATH = Path("docs") / "doctor-report.schema.json"
 
 _STRICT = ConfigDict(extra="forbid")
@@ -250,10 +263,48 @@ class Connections(BaseModel):
     by_protocol: dict[str, int]
     templates: int = Field(description="Persistence templates (client port 0).")
     invalidated_templates: int
+    busiest_clients: list[BusyClient] = Field(
+        description=f"The {BUSIEST_LISTED} clients holding the most entries, from the sketch."
+    )
+    client_counts: ClientCountBound
+
+
+class BusyClient(BaseModel):
+    model_config = _STRICT
+
+    client: str
+    entries: int
+    closed: int = Field(description="Entries of connections already closed (FIN/RST seen).")
+    recent: int = Field(description="Entries touched in the last 10 s.")
+
+
+class ClientCountBound(BaseModel):
+    """How far per-client counts can be trusted: they come from bounded sketches.
+
+    Memory grows with the IPVS table, not with clients: clients and (client, service)
+    pairs are counted in top-K (Misra-Gries) sketches of at most `tracked_clients_limit`
+    clients and `tracked_pairs_limit` pairs.
+    """
+
+    model_config = _STRICT
+
+    tracked_clients_limit: int
+    count_error: int = Field(
+        description="0: every per-client count is exact. Else each may be low by up to this"
+        " many entries, and a client not listed holds at most this many."
+    )
+    tracked_pairs_limit: int
+    pair_count_error: int = Field(
+        description="The same for (client, service) pairs (the port-reuse-pressure finding)."
+    )
 
 
 class StuckRealServer(BaseModel):
-    """A real server at weight 0 that still holds connection entries."""
+    """A real server at weight 0 of one service that still holds entries of that service.
+
+    Counted per (service, real server): the same pod behind its ClusterIP and the
+    NodePorts is listed only under the services whose entries hold it.
+    """
 
     model_config = _STRICT
 
@@ -264,10 +315,91 @@ class StuckRealServer(BaseModel):
     active_conns: int
     inactive_conns: int
     entries: int | None = Field(
-        description="Entries to this address:port in the connection table (all services);"
-        " null when the table was not captured."
+        description="Entries of this service to this server in the connection table (not"
+        " those of other services sharing the server); null when the table was not captured."
     )
-    by_state: dict[str, int]
+    by_state: dict[str, int] = Field(description="Those entries by state.")
+
+
+class Counters(BaseModel):
+    """IPVS counters: totals since the service (or boot) or per-second rates."""
+
+    model_config = _STRICT
+
+    conns: int
+    in_packets: int
+    out_packets: int
+    in_bytes: int
+    out_bytes: int
+    approximate: bool = Field(
+        description="ipvsadm printed a K/M/G/T suffix: the values are lower bounds."
+    )
+
+
+class IpvsStats(BaseModel):
+    """/proc/net/ip_vs_stats: totals since boot and the estimator's rates."""
+
+    model_config = _STRICT
+
+    totals: Counters
+    rates: Counters = Field(description="Per second (conns/s, packets/s, bytes/s).")
+
+
+class RealServerInfo(BaseModel):
+    """One real server of one service, with the entries of that service to it."""
+
+    model_config = _STRICT
+
+    address: str
+    port: int
+    forward: str = Field(description="Masq, Local, Tunnel or Route.")
+    weight: int
+    active_conns: int = Field(description="ActiveConn as the table printed it.")
+    inactive_conns: int = Field(description="InActConn as the table printed it.")
+    entries: int | None = Field(
+        description="Entries of this service to this server in the connection table; null"
+        " when no table was read."
+    )
+    by_state: dict[str, int] = Field(description="Those entries by state.")
+    templates: int = Field(description="Persistence templates of this service to it.")
+    invalidated_templates: int = Field(
+        description="Of those, templates ip_vs_check_template() gave up (ports 0xFFFF)."
+    )
+    stats: Counters | None = Field(description="From `ipvsadm -Ln --stats`, when captured.")
+
+
+class ServiceInfo(BaseModel):
+    """A virtual service of the IPVS table."""
+
+    model_config = _STRICT
+
+    name: str = Field(description="'TCP 10.96.0.10:80', 'FWM 1'.")
+    protocol: str | None = Field(description="TCP, UDP, SCTP; null for an fwmark service.")
+    address: str | None = Field(description="The VIP; null for an fwmark service.")
+    port: int
+    fwmark: int | None
+    family: int = Field(description="4 or 6.")
+    scheduler: str
+    flags: list[str] = Field(description="'persistent', 'ops' (one-packet scheduling), 'pe'.")
+    persistence_timeout: int | None = Field(
+        description="As the source printed it (see persistence_unit); null if not persistent."
+    )
+    persistence_unit: str | None = Field(
+        description="'seconds' (ipvsadm) or 'jiffies' (/proc/net/ip_vs prints timeout × HZ)."
+    )
+    persistence_seconds: list[int] = Field(
+        description="The timeout in seconds; from jiffies, one value per usual HZ that divides it."
+    )
+    netmask: int | None = Field(
+        description="Persistence netmask as printed: the IPv4 mask as a number"
+        " (4294967295 = /32), or the IPv6 prefix length from ipvsadm."
+    )
+    pe_name: str | None = Field(description="Persistence engine (sip), if any.")
+    stats: Counters | None = Field(description="From `ipvsadm -Ln --stats`, when captured.")
+    real_servers: list[RealServerInfo]
+    removed_entries: int = Field(
+        description="Entries of this service to real servers it no longer has."
+    )
 
 
 class InputProblem(BaseModel):
@@ -306,6 +438,15 @@ class Report(BaseModel):
     summary: Summary
     connections: Connections | None = Field(description="null when no table was captured.")
     stuck_real_servers: list[StuckRealServer]
+    services: list[ServiceInfo] = Field(
+        description="The IPVS table: every virtual service with its real servers, their"
+        " counters and the entries of that service to each (per service, never pooled)."
+    )
+    unattributed_entries: int = Field(
+        description="Entries whose (protocol, VIP, port) is no service and whose server no"
+        " single fwmark service holds (a deleted service)."
+    )
+    ipvs_stats: IpvsStats | None = Field(description="/proc/net/ip_vs_stats, when captured.")
     input_problems: list[InputProblem]
     inconclusive: list[str] = Field(
         description="Why the node could not be judged (empty when it could): the exposure is"
@@ -334,6 +475,7 @@ def build_report(
         tally[f.severity.value] += 1
     manifest = manifest or {}
     exposure = _exposure_info(facts)
+    index = service_index(snapshot)
     return Report(
         generated_by=GeneratedBy(version=__version__),
         generated_at=generated_at,
@@ -347,7 +489,16 @@ def build_report(
             worst=diagnosis.worst,
         ),
         connections=_connections(snapshot),
-        stuck_real_servers=stuck_real_servers(snapshot),
+        stuck_real_servers=stuck_real_servers(snapshot, index),
+        services=services(snapshot, index),
+        unattributed_entries=index.unattributed_entries if index is not None else 0,
+        ipvs_stats=(
+            IpvsStats(
+                totals=_counters(snapshot.stats.totals), rates=_counters(snapshot.stats.rates)
+            )
+            if snapshot.stats is not None
+            else None
+        ),
         input_problems=input_problems(snapshot, facts, diagnosis.check_errors),
         inconclusive=inconclusive_reasons(exposure),
     )
@@ -639,6 +790,21 @@ def _connections(snapshot: NodeSnapshot) -> Connections | None:
         by_protocol=dict(sorted(conns.by_protocol.items())),
         templates=conns.templates,
         invalidated_templates=conns.invalidated_templates,
+        busiest_clients=[
+            BusyClient(
+                client=str(client),
+                entries=count,
+                closed=conns.busiest_clients[client].closed,
+                recent=conns.busiest_clients[client].recent,
+            )
+            for client, count in conns.top_clients(BUSIEST_LISTED)
+        ],
+        client_counts=ClientCountBound(
+            tracked_clients_limit=TOP_CLIENTS,
+            count_error=conns.client_error,
+            tracked_pairs_limit=TOP_CLIENT_SERVICES,
+            pair_count_error=conns.client_service_error,
+        ),
     )
 
 
@@ -652,33 +818,134 @@ def service_name(service: ServiceEntry) -> str:
     return f"{protocol} {format_text_addrport(service.address, service.port)}"
 
 
-def stuck_real_servers(snapshot: NodeSnapshot) -> list[StuckRealServer]:
-    """Real servers at weight 0 still holding entries (by the IPVS table or the conn table)."""
+def service_index(snapshot: NodeSnapshot) -> ServiceConnIndex | None:
+    """The IPVS table's services with their entries (None without a table)."""
     if snapshot.ipvs is None:
+        return None
+    return index_services(snapshot.ipvs, snapshot.conns)
+
+
+def stuck_real_servers(
+    snapshot: NodeSnapshot, index: ServiceConnIndex | None = None
+) -> list[StuckRealServer]:
+    """Real servers at weight 0 still counted or holding entries, per (service, server).
+
+    A pod is a real server of its ClusterIP and of the NodePort on every node IP:
+    only the services whose own entries (or counters) hold it are listed.
+    """
+    index = index or service_index(snapshot)
+    if index is None:
         return []
-    by_dest = snapshot.conns.by_dest if snapshot.conns is not None else None
+    return [
+        StuckRealServer(
+            service=service_name(service),
+            address=str(server.dest.address),
+            port=server.dest.port,
+            weight=server.dest.weight,
+            active_conns=server.dest.active_conns,
+            inactive_conns=server.dest.inactive_conns,
+            entries=server.total if index.table_read else None,
+            by_state=dict(sorted(server.entries.by_state.items())) if server.entries else {},
+        )
+        for service, server in index.stuck()
+    ]
+
+
+def services(snapshot: NodeSnapshot, index: ServiceConnIndex | None = None) -> list[ServiceInfo]:
+    """The IPVS table with, per (service, real server), its entries, templates and stats."""
+    index = index or service_index(snapshot)
+    if index is None:
+        return []
+    stats = _service_stats(snapshot.service_stats)
     out = []
-    for service in snapshot.ipvs.services:
-        for d in service.destinations:
-            if d.weight != 0:
-                continue
-            found = by_dest.get((d.address, d.port)) if by_dest is not None else None
-            entries = None if by_dest is None else (found.total if found is not None else 0)
-            if d.active_conns + d.inactive_conns == 0 and not entries:
-                continue
-            out.append(
-                StuckRealServer(
-                    service=service_name(service),
-                    address=str(d.address),
-                    port=d.port,
-                    weight=d.weight,
-                    active_conns=d.active_conns,
-                    inactive_conns=d.inactive_conns,
-                    entries=entries,
-                    by_state=dict(sorted(found.by_state.items())) if found is not None else {},
-                )
+    for s in index.services:
+        svc = s.service
+        flags = svc.flags
+        service_counters, dest_counters = stats.get(_stats_key(svc), (None, {}))
+        out.append(
+            ServiceInfo(
+                name=service_name(svc),
+                protocol=svc.protocol.name if svc.protocol is not None else None,
+                address=str(svc.address) if svc.address is not None else None,
+                port=svc.port,
+                fwmark=svc.fwmark,
+                family=int(svc.family),
+                scheduler=svc.scheduler,
+                flags=[
+                    name
+                    for name, on in (
+                        ("persistent", flags.persistent),
+                        ("ops", flags.one_packet),
+                        ("pe", flags.pe_name is not None),
+                    )
+                    if on
+                ],
+                persistence_timeout=flags.timeout if flags.persistent else None,
+                persistence_unit=flags.timeout_unit.value if flags.persistent else None,
+                persistence_seconds=list(persistence_seconds(flags)),
+                netmask=flags.netmask,
+                pe_name=flags.pe_name,
+                stats=_counters(service_counters) if service_counters is not None else None,
+                real_servers=[
+                    RealServerInfo(
+                        address=str(server.dest.address),
+                        port=server.dest.port,
+                        forward=server.dest.forward.value,
+                        weight=server.dest.weight,
+                        active_conns=server.dest.active_conns,
+                        inactive_conns=server.dest.inactive_conns,
+                        entries=server.total if index.table_read else None,
+                        by_state=(
+                            dict(sorted(server.entries.by_state.items())) if server.entries else {}
+                        ),
+                        templates=server.templates,
+                        invalidated_templates=server.invalidated_templates,
+                        stats=(_counters(dest_counters[key]) if key in dest_counters else None),
+                    )
+                    for key, server in s.servers.items()
+                ],
+                removed_entries=s.removed_entries,
             )
+        )
     return out
+
+
+StatsKey = tuple[str | None, str | None, int, int | None]
+
+
+def _stats_key(svc: ServiceEntry | ServiceStats) -> StatsKey:
+    protocol = svc.protocol.name if svc.protocol is not None else None
+    address = str(svc.address) if svc.address is not None else None
+    return (protocol, address, svc.port, svc.fwmark)
+
+
+def _service_stats(
+    table: IpvsStatsTable | None,
+) -> dict[StatsKey, tuple[StatsCounters, dict[tuple[IPAddress, int], StatsCounters]]]:
+    if table is None:
+        return {}
+    return {
+        _stats_key(s): (s.counters, {(d.address, d.port): d.counters for d in s.destinations})
+        for s in table.services
+    }
+
+
+def _ipvs_stats(snapshot: NodeSnapshot) -> IpvsStats | None:
+    stats = snapshot.stats
+    if stats is None:
+        return None
+    return IpvsStats(totals=_counters(stats.totals), rates=_counters(stats.rates))
+
+
+def _counters(c: StatsCounters) -> Counters:
+    return Counters(
+        conns=c.conns,
+        in_packets=c.in_packets,
+        out_packets=c.out_packets,
+        in_bytes=c.in_bytes,
+        out_bytes=c.out_bytes,
+        approximate=c.approximate,
+    )
 
 
 # --------------------------------------------------------------------------- schema

@@ -143,7 +143,7 @@ def _snapshot(uname: str | None, sysctl: dict[str, str], closed: int) -> NodeSna
         total=closed,
         templates=0,
         invalidated_templates=0,
-        client_totals={key.client: ClientStats(closed, closed, 0)},
+        busiest_clients={key.client: ClientStats(closed, closed, 0)},
         client_services={key: ClientStats(closed, closed, 0)},
     )
     release = parse_kernel_release(uname).value if uname else None

@@ -6,13 +6,17 @@ indexes of the connection summary by service and real server.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ipvslab.doctor.capture import InputKind
 from ipvslab.doctor.conn_summary import (
-    CLOSED_STATES,
+    OPENING_STATES as OPENING_STATES,
+)
+from ipvslab.doctor.conn_summary import (
     RECENT_WINDOW,
     ConnSummary,
+    DestEntries,
+    EntryKey,
     TemplateGroup,
 )
 from ipvslab.doctor.facts import NodeFacts, ValueOrigin
@@ -32,15 +36,10 @@ from ipvslab.kernel.presets import STABLE_BACKPORTS
 
 ServiceKey = tuple[str, IPAddress, int]  # protocol name as /proc prints it, VIP, port
 DestKey = tuple[IPAddress, int]
-EntryKey = tuple[str, IPAddress, int, IPAddress, int]  # service key + real server
 
 # kube-proxy's graceful-termination loop re-checks its list every minute
 # (rsCheckDeleteInterval = 1 * time.Minute since #66012, v1.13.0 / v1.12.2).
 KUBE_PROXY_CHECK_INTERVAL = 60
-# States a fresh connection passes through before ESTABLISHED (tcp_states[]): an entry
-# in one of them that a packet touched in the last RECENT_WINDOW seconds is a new
-# connection being opened.
-OPENING_STATES = frozenset({"SYN_RECV", "SYN_SENT", "SYNACK"})
 # The persistence timeout /proc/net/ip_vs prints is in jiffies (svc->timeout = s * HZ);
 # the usual CONFIG_HZ values.
 COMMON_HZ = (1000, 250, 300, 100)
@@ -49,79 +48,11 @@ MAX_LISTED = 5
 SYSCTL_FILE = "/etc/sysctl.d/90-ipvs.conf"
 
 
-@dataclass(frozen=True)
-class DestEntries:
-    """Connection entries (templates not included) of one service to one real server."""
-
-    by_state: dict[str, int]
-    recent_by_state: dict[str, int]
-    min_expires: int
-    max_expires: int
-    longest_state: str  # the state of the longest-lived entry
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_state.values())
-
-    @property
-    def recent(self) -> int:
-        return sum(self.recent_by_state.values())
-
-    @property
-    def opening_recent(self) -> int:
-        """Connections being opened on the server right now (a SYN in the last seconds)."""
-        return sum(n for s, n in self.recent_by_state.items() if s in OPENING_STATES)
-
-    @property
-    def closed_recent(self) -> int:
-        """Connections that closed (FIN/RST seen) in the last seconds."""
-        return sum(n for s, n in self.recent_by_state.items() if s in CLOSED_STATES)
-
-    @property
-    def live(self) -> int:
-        """Entries of connections not closed yet (UDP entries count as live)."""
-        return sum(n for s, n in self.by_state.items() if s not in CLOSED_STATES)
-
-
-@dataclass
-class _EntriesBuilder:
-    by_state: dict[str, int] = field(default_factory=dict)
-    recent_by_state: dict[str, int] = field(default_factory=dict)
-    low: int | None = None
-    high: int | None = None
-    longest_state: str = ""
-
-    def add(self, state: str, count: int, low: int, high: int, recent: int) -> None:
-        self.by_state[state] = self.by_state.get(state, 0) + count
-        if recent:
-            self.recent_by_state[state] = self.recent_by_state.get(state, 0) + recent
-        self.low = low if self.low is None else min(self.low, low)
-        if self.high is None or high > self.high:
-            self.high = high
-            self.longest_state = state
-
-    def build(self) -> DestEntries:
-        return DestEntries(
-            self.by_state,
-            self.recent_by_state,
-            self.low or 0,
-            self.high or 0,
-            self.longest_state,
-        )
-
-
 def index_entries(conns: ConnSummary | None) -> dict[EntryKey, DestEntries]:
-    """The connection groups of a summary per (service, real server)."""
+    """The connection groups of a summary per (service, real server) (computed once)."""
     if conns is None:
         return {}
-    builders: dict[EntryKey, _EntriesBuilder] = {}
-    for g, stats in conns.groups.items():
-        key = (g.protocol, g.virtual_addr, g.virtual_port, g.dest_addr, g.dest_port)
-        builder = builders.get(key)
-        if builder is None:
-            builder = builders[key] = _EntriesBuilder()
-        builder.add(g.state, stats.count, stats.min_expires, stats.max_expires, stats.recent)
-    return {k: b.build() for k, b in builders.items()}
+    return conns.by_service_dest
 
 
 def service_key(svc: ServiceEntry) -> ServiceKey | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from ipvslab.doctor.checks._common import (
     KUBE_PROXY_CHECK_INTERVAL,
     OPENING_STATES,
-    DestEntries,
     ServiceKey,
     addrport,
     client_activity,
@@ -42,6 +41,7 @@ from ipvslab.doctor.checks._common import (
 from ipvslab.doctor.conn_summary import (
     CLIENT_SERVICE_MIN,
     RECENT_WINDOW,
+    DestEntries,
 )
 from ipvslab.doctor.facts import NodeFacts
 from ipvslab.doctor.finding import Finding, FindingKind, Severity

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ipvslab.doctor.checks._common import (
-    DestEntries,
     addrport,
     conn_source,
     dest_line,
@@ -44,7 +43,7 @@ from ipvslab.doctor.checks._common import (
     table_source,
     template_service,
 )
-from ipvslab.doctor.conn_summary import RECENT_WINDOW
+from ipvslab.doctor.conn_summary import RECENT_WINDOW, DestEntries
 from ipvslab.doctor.facts import NodeFacts
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.records import IPAddress, RealServerEntry, ServiceEntry

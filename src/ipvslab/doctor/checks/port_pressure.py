@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ipvslab.doctor.conn_summary import ClientKey, ClientStats
+from ipvslab.doctor.conn_summary import TOP_CLIENT_SERVICES, TOP_CLIENTS, ClientKey, ClientStats
 from ipvslab.doctor.facts import NodeFacts, sysctl_fixes
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.records import IPAddress
@@ -57,6 +57,8 @@ REPORT_FROM = 0.01
 WARNING_FROM = 0.05
 CRITICAL_FROM = 0.25
 TOP = 5
+# Pairs the JSON lists (worst first); `pairs_at_risk` counts them all.
+PAIRS_LISTED = 20
 
 
 def reuse_probability(rate: float, hold: float, refuse: float, ports: float) -> float:
@@ -168,7 +170,7 @@ def pressures(snapshot: NodeSnapshot, facts: NodeFacts) -> list[Pressure]:
         if key.protocol == "TCP":
             add(key.client, _service(key), stats)
     if not conns.client_services_complete:
-        for client, stats in conns.client_totals.items():
+        for client, stats in conns.busiest_clients.items():
             add(client, None, stats)
     out.sort(key=lambda p: (-p.p_server_closes, -p.entries, str(p.client)))
     return out
@@ -225,6 +227,12 @@ def check(snapshot: NodeSnapshot, facts: NodeFacts) -> list[Finding]:
     if conns is not None:
         top_clients = ", ".join(f"{c} ({n_entries(n)})" for c, n in conns.top_clients(3))
         evidence.append(f"clients holding the most entries: {top_clients}")
+        if conns.client_error or conns.client_service_error:
+            evidence.append(
+                f"counts come from top-{TOP_CLIENTS} / top-{TOP_CLIENT_SERVICES} sketches of"
+                f" clients and (client, service) pairs: each may be low by up to"
+                f" {conns.client_error} / {conns.client_service_error} entries"
+            )
     if facts.kernel is not None and facts.kernel.version[:2] < RANDOM_MODEL_SINCE:
         edge = ports / hold
         evidence.append(
@@ -264,8 +272,12 @@ def check(snapshot: NodeSnapshot, facts: NodeFacts) -> list[Finding]:
                         "p_client_closes": round(item.p_client_closes, 4),
                         "saturated": item.saturated,
                     }
-                    for item in found
+                    for item in found[:PAIRS_LISTED]
                 ],
+                # The table's pairs come from a bounded sketch, and only the worst are listed.
+                "pairs_at_risk": len(found),
+                "pairs_tracked_limit": TOP_CLIENT_SERVICES,
+                "pair_count_error": snapshot.conns.client_service_error if snapshot.conns else 0,
                 "exposed": None if exposure is None else list(exposure.problems),
             },
         )

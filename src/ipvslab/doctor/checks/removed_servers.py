@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 
 from ipvslab.doctor.checks._common import (
     MAX_LISTED,
-    DestEntries,
     ServiceKey,
     addrport,
     conn_source,
@@ -43,7 +42,7 @@ from ipvslab.doctor.checks._common import (
     template_service,
     twin_condition,
 )
-from ipvslab.doctor.conn_summary import RECENT_WINDOW, ConnGroup, GroupStats
+from ipvslab.doctor.conn_summary import RECENT_WINDOW, ConnGroup, DestEntries, GroupStats
 from ipvslab.doctor.facts import NodeFacts
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.records import IPAddress, ServiceEntry
