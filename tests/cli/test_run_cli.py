@@ -84,3 +84,51 @@ def test_a_missing_scenario_file_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "nope.yaml" in result.output
     assert "Traceback" not in result.output
+
+
+def test_scenario_mistakes_found_before_the_run_name_their_field(tmp_path: Path) -> None:
+    cases = {
+        "scheduler: bogus": (
+            "kube_proxy: {version: v1.17.0}",
+            "kube_proxy: {version: v1.17.0, scheduler: bogus}",
+            "unknown IPVS scheduler",
+        ),
+        "pod_cidr": (
+            "  kernel: 4.19.0-25-amd64",
+            "  kernel: 4.19.0-25-amd64\n  pod_cidr: foo",
+            "IPv4 network",
+        ),
+        "max_surge": (
+            "{replicas: 2, readiness_delay: 1s}",
+            "{replicas: 2, readiness_delay: 1s, max_surge: lots}",
+            "percentage",
+        ),
+        "udp load": ("{kind: open, rate: 50}", "{kind: udp, rate: 50}", "cannot use TCP service"),
+    }
+    for name, (old, new, expected) in cases.items():
+        text = SCENARIO.replace(old, new)
+        assert text != SCENARIO, name
+        result = CliRunner().invoke(
+            app, ["run", str(_write(tmp_path, text)), "--out", str(tmp_path)]
+        )
+        assert result.exit_code == 2, (name, result.output)
+        assert expected in result.output, (name, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_a_script_step_naming_an_unknown_service_is_refused(tmp_path: Path) -> None:
+    text = SCENARIO + "script:\n  - kill_pod: {service: nope}\n"
+    result = CliRunner().invoke(app, ["run", str(_write(tmp_path, text)), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "script[0]" in result.output and "'nope'" in result.output
+
+
+def test_running_out_of_pod_ips_stops_the_run_but_keeps_what_ran(tmp_path: Path) -> None:
+    text = SCENARIO.replace("rollout: {service: web}", "scale: {service: web, replicas: 400}")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(_write(tmp_path, text)), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "no free pod IP" in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["connections"] > 100  # the five seconds before the scale-out
+    assert pl.read_parquet(out / "trace.parquet").height == summary["connections"]

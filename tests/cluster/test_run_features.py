@@ -159,3 +159,10 @@ def test_new_pods_are_starved_after_a_scale_out_in_mode_0_and_fed_in_mode_1_on_5
     assert mode0["fair_share"] == 0.5
     assert mode0["new_pods_share"] < 0.1
     assert abs(mode1["new_pods_share"] - 0.5) < 0.1
+
+
+def test_imbalance_counts_the_starved_pods() -> None:
+    imbalance = simulate(_scale_out("4.19", "v1.17.0")).summary["imbalance"]["web"]
+    # Four pods, two of which got nothing after the scale-out: far from even.
+    assert imbalance["pods"] == 4
+    assert imbalance["gini"] > 0.3

@@ -177,3 +177,24 @@ def test_pod_not_ready_then_ready_again_is_weighted_0_then_deleted_and_re_added(
     # §1.1 point 6 and #117205: weight 0 while not ready (it still holds a
     # connection), then deleted and re-added with weight 1 when ready again.
     assert actions == [(0, "added"), (0, "weight-0"), (5, "deleted"), (5, "re-added")]
+
+
+def test_a_script_carries_on_past_the_duration_and_clients_need_no_load() -> None:
+    scenario = Scenario.model_validate(
+        {
+            "duration": "1s",
+            "cluster": {"kernel": "6.1"},
+            "services": [{"name": "web"}],
+            "clients": [{"name": "c", "service": "web"}],
+            "events": [{"at": "3s", "scale": {"service": "web", "replicas": 3}}],
+            "script": [
+                {"connect": {"client": "c"}},
+                {"wait": "5s"},
+                {"connect": {"client": "c"}},
+            ],
+        }
+    )
+    run = run_scenario(scenario)
+    assert [s.result for s in run.steps] == ["established", "ok", "established"]
+    assert run.end_us >= 5_000_000
+    assert any(what == "created" and t == 3_000_000 for t, _, what in run.pod_log)

@@ -83,6 +83,9 @@ def run_command(
         typer.echo(json.dumps(summary, indent=2))
     elif not quiet:
         _print_summary(summary, out_dir)
+    if result.stopped:
+        typer.echo(f"{scenario_file}: the run stopped early: {result.stopped}", err=True)
+        raise typer.Exit(2)
     if result.interrupted:
         typer.echo(
             f"interrupted at {result.end_us / 1e6:.1f}s simulated; what ran is in {out_dir}",
@@ -155,16 +158,21 @@ def _write_outputs(result: Any, out_dir: Path, scenario_file: Path) -> dict[str,
     for name, frame in tables.items():
         _write_atomic(out_dir / name, frame.write_parquet)
     _write_atomic(out_dir / "timeseries.csv", series.write_csv)
+    written = [*tables, "timeseries.csv", "summary.json"]
     if result.steps:
         steps = [s.as_dict() for s in result.steps]
         _write_atomic(
             out_dir / "steps.json", lambda p: p.write_text(json.dumps(steps, indent=2) + "\n")
         )
+        written.append("steps.json")
+    else:
+        # A steps.json from an earlier run into the same folder is not this run's.
+        (out_dir / "steps.json").unlink(missing_ok=True)
     summary = summarize(result, trace, samples)
     summary["scenario_file"] = str(scenario_file)
     summary["kernel"] = result.kernel
     summary["sysctls"] = result.sysctls
-    summary["outputs"] = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
+    summary["outputs"] = sorted(written)
     _write_atomic(
         out_dir / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n")
     )
@@ -182,8 +190,12 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
     table.add_column("value")
     table.add_row("simulated", f"{summary['simulated_s']:.1f} s")
     table.add_row("connections", f"{summary['connections']:,}")
+    rate = summary["achieved_rate_per_s"]
     table.add_row(
-        "established", f"{summary['established']:,} ({summary['achieved_rate_per_s']:,.0f}/s)"
+        "established",
+        f"{summary['established']:,} ({rate:,.0f}/s)"
+        if rate >= 10
+        else f"{summary['established']:,} ({rate:.2g}/s)",
     )
     errors = ", ".join(f"{k} {v:,}" for k, v in summary["errors"].items() if v) or "none"
     table.add_row("errors", f"{summary['error_rate']:.2%}: {errors}")

@@ -8,6 +8,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
 from ipvslab.cluster.client_tcp import parse_port_list
+from ipvslab.cluster.proxier import RealServerEvent
 from ipvslab.cluster.syn_timing import syn_send_offsets
 from ipvslab.kernel.sysctls import SysctlError, Sysctls
 from ipvslab.scenario.model import (
@@ -109,7 +110,12 @@ def add_real_server(cluster: Cluster, step: AddRealServer) -> None:
         if node.kernel is None or node.proxier is None:
             raise ActionError("add_real_server needs the ipvs dataplane")
         service = node.proxier.virtual[step.service]
-        node.kernel.add_dest(service, addr, port, step.weight)
+        dest = node.kernel.add_dest(service, addr, port, step.weight)
+        node.proxier.log.append(
+            RealServerEvent(
+                cluster.engine.now, node.name, step.service, dest.label, "added by hand"
+            )
+        )
 
 
 def node_sysctl(cluster: Cluster, change: NodeSysctl) -> None:

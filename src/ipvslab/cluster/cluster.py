@@ -250,10 +250,15 @@ class Cluster:
                 node.kernel = kernel
                 node.proxier = proxier
                 dataplane = IpvsDataplane(kernel, cluster.rules, proxier.virtual, node_ip)
-            elif kind in (DataplaneKind.IPTABLES, DataplaneKind.NFTABLES):
-                dataplane = ConntrackNatDataplane(kind.value, self._rng("nat", name), node_ip)
             else:
-                dataplane = DirectDataplane(kind.value)
+                if cluster.sysctls or node_sysctls:
+                    self.warnings.append(
+                        f"{name}: net.ipv4.vs sysctls have no effect in {kind.value} mode"
+                    )
+                if kind in (DataplaneKind.IPTABLES, DataplaneKind.NFTABLES):
+                    dataplane = ConntrackNatDataplane(kind.value, self._rng("nat", name), node_ip)
+                else:
+                    dataplane = DirectDataplane(kind.value)
             node.dataplane = dataplane
             self.nodes.append(node)
 
@@ -328,11 +333,6 @@ class Cluster:
         node_count = len(self.nodes)
         hosts: dict[tuple[int, tuple[int, int, int]], HostPorts] = {}
         for spec in self.scenario.clients:
-            service = self.services[spec.service]
-            if service.protocol == "UDP" and spec.load.kind != "udp":
-                raise ScenarioSetupError(
-                    f"clients[{spec.name}].load: service {spec.service} is UDP; use kind: udp"
-                )
             if spec.placement is Placement.ANTI_AFFINITY and spec.replicas > node_count:
                 self.warnings.append(
                     f"client {spec.name}: anti-affinity places {node_count} of {spec.replicas}"

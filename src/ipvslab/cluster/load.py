@@ -41,6 +41,8 @@ class ClientLoad:
     def begin(self) -> None:
         load = self.client.spec.load
         engine = self.cluster.engine
+        if load is None:
+            return  # a pod for script steps only
         if isinstance(load, OpenLoad):
             engine.at(self.start, self._open_arrival)
         elif isinstance(load, ClosedLoad):

@@ -80,6 +80,10 @@ class PodTemplate:
     serve_after_sigterm: int
 
 
+class CapacityError(RuntimeError):
+    """The cluster ran out of something a real one would also run out of."""
+
+
 class IpAllocator:
     """host-local IPAM per node: a /24 per node, addresses handed out in order and
     reused only after the range wrapped (host-local resumes after the last one)."""
@@ -101,7 +105,10 @@ class IpAllocator:
             if ip not in self._used:
                 self._used.add(ip)
                 return ip
-        raise RuntimeError(f"node {node} has no free pod IP left")
+        raise CapacityError(
+            f"node {node} has no free pod IP left (253 per node, a /24 of the pod CIDR);"
+            " spread the pods over more nodes"
+        )
 
     def release(self, ip: int) -> None:
         self._used.discard(ip)

@@ -40,7 +40,9 @@ class RealServerEvent:
     node: str
     service: str
     server: str  # ip:port
-    action: str  # added, weight-0, deleted, kept (a deletion attempt that waited), re-added
+    # added, weight-0, deleted, kept (a deletion attempt that waited), re-added; and
+    # what a person did with ipvsadm: "deleted by hand", "weight N by hand", "added by hand"
+    action: str
 
 
 @dataclass(eq=False)
@@ -179,7 +181,9 @@ class IpvsProxier:
                 self.kernel.del_dest(service, dest, self._now_ms())
                 self.terminating.pop((service_name, ip, dest.port), None)
                 self.log.append(
-                    RealServerEvent(self.engine.now, self.node, service_name, dest.label, "deleted")
+                    RealServerEvent(
+                        self.engine.now, self.node, service_name, dest.label, "deleted by hand"
+                    )
                 )
                 return True
         return False
@@ -191,7 +195,11 @@ class IpvsProxier:
                 self.kernel.set_weight(service, dest, weight)
                 self.log.append(
                     RealServerEvent(
-                        self.engine.now, self.node, service_name, dest.label, f"weight-{weight}"
+                        self.engine.now,
+                        self.node,
+                        service_name,
+                        dest.label,
+                        f"weight {weight} by hand",
                     )
                 )
                 return True

@@ -9,15 +9,18 @@ from dataclasses import dataclass, field
 
 from ipvslab.cluster import actions
 from ipvslab.cluster.actions import ActionError
-from ipvslab.cluster.cluster import Cluster
+from ipvslab.cluster.cluster import Cluster, Node
 from ipvslab.cluster.load import ClientLoad
+from ipvslab.cluster.pods import CapacityError
 from ipvslab.cluster.proxier import RealServerEvent
 from ipvslab.cluster.script import ScriptRunner, StepResult
 from ipvslab.cluster.trace import Trace
 from ipvslab.cluster.udp_flow import UdpRequester
+from ipvslab.kernel.features import Feature
 from ipvslab.scenario.model import Event, Scenario
 
 SLICE_US = 100_000  # progress is reported every 0.1 s of simulated time
+SCRIPT_OVERRUN_US = 3600 * 1_000_000
 
 
 @dataclass
@@ -46,6 +49,7 @@ class RunResult:
     warnings: list[str]
     end_us: int  # simulated time reached
     interrupted: bool = False
+    stopped: str = ""  # why the run stopped early (the cluster ran out of something)
     event_errors: list[str] = field(default_factory=list)
     kernel: dict[str, str] = field(default_factory=dict)  # node -> kernel text
     sysctls: dict[str, dict[str, int]] = field(default_factory=dict)  # node -> net.ipv4.vs
@@ -100,6 +104,16 @@ def _sampler(cluster: Cluster, samples: list[ServerSample], interval: int) -> Ca
     return sample
 
 
+def _sysctls_of(node: Node) -> dict[str, int]:
+    """The node's net.ipv4.vs values, only those its kernel has."""
+    assert node.kernel is not None
+    values = node.kernel.sysctls
+    names = [n for n in values.names() if n != "conn_reuse_old_conntrack"]
+    if node.features.has(Feature.REUSE_OLD_CONNTRACK):
+        names.append("conn_reuse_old_conntrack")  # TencentOS PR #17 only
+    return {name: getattr(values, name) for name in names}
+
+
 def run_scenario(
     scenario: Scenario, progress: Callable[[int, int], None] | None = None
 ) -> RunResult:
@@ -121,23 +135,30 @@ def run_scenario(
         script.begin()
     engine.at(0, _sampler(cluster, samples, scenario.interval))
     interrupted = False
+    stopped = ""
     try:
         now = 0
-        while now < end:
-            now = min(end, now + SLICE_US)
+        # The load runs for the scenario's duration; a script that is not done by
+        # then carries on (it is the point of the run), for at most an hour more.
+        while now < end or (
+            scenario.script and not script.finished and now < end + SCRIPT_OVERRUN_US
+        ):
+            now = min(end, now + SLICE_US) if now < end else now + SLICE_US
             engine.run(until=now)
             if progress is not None:
-                progress(now, end)
-            if scenario.script and script.finished and not scenario.clients:
-                break
-        # The load stops at the end; connects still under way finish (a dropped SYN
+                progress(min(now, end), end)
+        # Connects and UDP requests still under way finish (a dropped SYN
         # retransmits, a silent pod times out), at most the client's give-up later.
-        drain_end = end + max((c.syn.timeout_us for c in cluster.clients), default=0)
-        while cluster.connector.pending and now < drain_end:
+        drain_end = now + max((c.syn.timeout_us for c in cluster.clients), default=0)
+        while (cluster.connector.pending or udp.pending) and now < drain_end:
             now = min(drain_end, now + SLICE_US)
             engine.run(until=now)
+    except CapacityError as err:
+        stopped = str(err)
+        errors.append(f"run stopped at {engine.now / 1e6:.1f}s: {err}")
     except KeyboardInterrupt:
         interrupted = True
+    script.record_not_run("not run: " + (stopped or "the run ended first"))
     pod_log = sorted(
         (entry for d in cluster.deployments.values() for entry in d.log), key=lambda e: e[0]
     )
@@ -149,13 +170,10 @@ def run_scenario(
         pod_log=pod_log,
         steps=script.results,
         warnings=cluster.warnings,
-        end_us=min(engine.now, end),
+        end_us=min(engine.now, max(end, script.end_us)),
         interrupted=interrupted,
+        stopped=stopped,
         event_errors=errors,
         kernel={n.name: n.kernel_text for n in cluster.nodes},
-        sysctls={
-            n.name: {k: getattr(n.kernel.sysctls, k) for k in n.kernel.sysctls.names()}
-            for n in cluster.nodes
-            if n.kernel is not None
-        },
+        sysctls={n.name: _sysctls_of(n) for n in cluster.nodes if n.kernel is not None},
     )

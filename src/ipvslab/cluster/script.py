@@ -62,6 +62,14 @@ class ScriptRunner:
     _held: dict[tuple[str, int], Attempt] = field(default_factory=dict)
     _index: int = 0
     finished: bool = False
+    end_us: int = 0  # when the last step finished
+
+    def record_not_run(self, why: str) -> None:
+        """Steps the run ended before: listed, not silently dropped."""
+        done = {r.index for r in self.results}
+        for index, step in enumerate(self.steps):
+            if index not in done:
+                self.results.append(StepResult(index, step.action, -1, result=why))
 
     def begin(self) -> None:
         self.cluster.engine.at(0, self._next)
@@ -69,6 +77,7 @@ class ScriptRunner:
     def _next(self) -> None:
         if self._index >= len(self.steps):
             self.finished = True
+            self.end_us = self.cluster.engine.now
             return
         step = self.steps[self._index]
         engine = self.cluster.engine

@@ -25,6 +25,7 @@ class UdpRequester:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self._ident = 0
+        self.pending = 0  # requests without an answer or an error yet
 
     def request(
         self,
@@ -42,6 +43,7 @@ class UdpRequester:
             low, high = client.spec.sysctls.ip_local_port_range
             port = client.rng.randint(low, high)
         self._ident += 1
+        self.pending += 1
         attempt = Attempt(
             self._ident, client, service, port, cluster.engine.now, CloseStyle.CLIENT_RST, 0, done
         )
@@ -99,6 +101,7 @@ class UdpRequester:
     def _finish(self, attempt: Attempt, result: Result, when: int) -> None:
         cluster = self.cluster
         attempt.result = result
+        self.pending -= 1
         attempt.ended = True
         attempt.connect_us = when - attempt.start
         cluster.record(attempt, result, attempt.connect_us)

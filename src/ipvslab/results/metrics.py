@@ -163,23 +163,33 @@ def summarize(run: RunResult, trace: pl.DataFrame, samples: pl.DataFrame) -> dic
         "to_removed_or_gone": int((trace["removed"] | trace["pod_gone"]).sum()) if total else 0,
         "syn_retransmits": int(trace["syn_retransmits"].sum()) if total else 0,
     }
-    summary["imbalance"] = _imbalance(established)
+    summary["imbalance"] = _imbalance(run, established)
     summary["scale_outs"] = _scale_outs(run, established)
     summary["real_servers"] = _real_servers(run, samples)
     summary["warnings"] = list(run.warnings) + list(run.event_errors)
     return summary
 
 
-def _imbalance(established: pl.DataFrame) -> dict[str, Any]:
+def _imbalance(run: RunResult, established: pl.DataFrame) -> dict[str, Any]:
+    """Max/mean and Gini of new connections per pod, over every pod of the service
+    that was ever ready (a starved pod counts as zero, it is the point)."""
     out: dict[str, Any] = {}
-    if established.height == 0:
-        return out
-    for (service,), group in established.group_by(["service"], maintain_order=True):
-        counts = group.group_by("pod").len()["len"].to_list()
+    ever_ready: dict[str, set[str]] = {s.name: set() for s in run.scenario.services}
+    for _, pod, what in run.pod_log:
+        if what == "ready":
+            service = pod.rsplit("-", 1)[0]
+            ever_ready.setdefault(service, set()).add(pod)
+    for service, pods in ever_ready.items():
+        counted = dict(
+            established.filter(pl.col("service") == service).group_by("pod").len().iter_rows()
+        )
+        counts = [int(counted.get(pod, 0)) for pod in sorted(pods | set(counted))]
+        if not counts or not sum(counts):
+            continue
         mean = sum(counts) / len(counts)
-        out[str(service)] = {
+        out[service] = {
             "pods": len(counts),
-            "max_over_mean": max(counts) / mean if mean else 0.0,
+            "max_over_mean": max(counts) / mean,
             "gini": gini(counts),
         }
     return out
@@ -234,7 +244,11 @@ def _real_servers(run: RunResult, samples: pl.DataFrame) -> list[dict[str, Any]]
                 "deleted_at_s": None,
                 "checks_kept": 0,
             }
-        elif key in rows and e.action == "deleted" and rows[key]["deleted_at_s"] is None:
+        elif (
+            key in rows
+            and e.action in ("deleted", "deleted by hand")
+            and rows[key]["deleted_at_s"] is None
+        ):
             rows[key]["deleted_at_s"] = e.time / 1e6
         elif key in rows and e.action == "kept":
             rows[key]["checks_kept"] += 1

@@ -11,6 +11,7 @@ microseconds.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -160,9 +161,42 @@ class ClusterSpec(_Model):
     sysctls: dict[str, int] = Field(default_factory=dict)
     rules: IpvsRules = IpvsRules()
     dead_pod_ip: DeadPodIp = DeadPodIp.EHOSTUNREACH
-    rtt: Duration = 200  # client <-> pod round trip, microseconds by default unit
-    pod_cidr: str = "10.244.0.0/16"
+    rtt: Duration = 200  # client <-> pod round trip; the default is 200 µs ("200us")
+    pod_cidr: str = "10.244.0.0/16"  # a /24 per node is carved from it
     service_cidr: str = "10.96.0.0/16"
+
+    @field_validator("pod_cidr", "service_cidr")
+    @classmethod
+    def _network(cls, value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value, strict=False)
+        except ValueError:
+            raise ValueError("expected an IPv4 network like 10.244.0.0/16") from None
+        if network.prefixlen > 24:
+            raise ValueError("expected a network of /24 or larger")
+        return value
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique_node_names(cls, value: int | list[NodeSpec]) -> int | list[NodeSpec]:
+        if isinstance(value, list):
+            names = [n.name for n in value]
+            duplicated = sorted({n for n in names if names.count(n) > 1})
+            if duplicated:
+                raise ValueError(f"node names must be unique; repeated: {', '.join(duplicated)}")
+        return value
+
+    @field_validator("kube_proxy")
+    @classmethod
+    def _scheduler_known(cls, value: KubeProxyConfig) -> KubeProxyConfig:
+        from ipvslab.kernel import schedulers
+
+        known = schedulers.available()
+        if value.scheduler not in known:
+            raise ValueError(
+                f"unknown IPVS scheduler {value.scheduler!r}; known: {', '.join(known)}"
+            )
+        return value
 
     @field_validator("nodes")
     @classmethod
@@ -173,6 +207,17 @@ class ClusterSpec(_Model):
         return value
 
 
+def _count_or_percent(value: Any) -> Any:
+    """maxSurge / maxUnavailable: a count (0 or more) or a percentage like 25%."""
+    if isinstance(value, bool):
+        raise ValueError("expected a count like 1 or a percentage like 25%")
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{1,3}%", value.strip()):
+        return value.strip()
+    raise ValueError("expected a count like 1 or a percentage like 25%")
+
+
 class DeploymentSpec(_Model):
     replicas: int = Field(default=2, ge=0, le=10_000)
     placement: Placement = Placement.SPREAD
@@ -181,8 +226,8 @@ class DeploymentSpec(_Model):
     # How long the app keeps accepting after SIGTERM before it exits (its pod IP
     # goes away then); capped by the grace period.
     serve_after_sigterm: Duration = 5 * SECOND
-    max_surge: int | str = "25%"
-    max_unavailable: int | str = "25%"
+    max_surge: Annotated[int | str, BeforeValidator(_count_or_percent)] = "25%"
+    max_unavailable: Annotated[int | str, BeforeValidator(_count_or_percent)] = "25%"
 
 
 class Protocol(StrEnum):
@@ -249,7 +294,7 @@ class ClientSpec(_Model):
     service: str
     replicas: int = Field(default=1, ge=1, le=10_000)
     placement: Placement = Placement.PACKED
-    load: Load
+    load: Load | None = None  # None: the pod only runs script steps
     duration: Duration = 10 * MS  # how long a connection stays open once established
     close: CloseStyle = CloseStyle.SERVER_FIRST
     connect_timeout: Duration | None = None  # None: the kernel's SYN retries decide
@@ -435,20 +480,42 @@ class Scenario(_Model):
         clients = [c.name for c in self.clients]
         if len(set(clients)) != len(clients):
             raise ValueError("client names must be unique")
+        protocol = {s.name: s.protocol for s in self.services}
         for client in self.clients:
             if client.service not in names:
                 raise ValueError(
                     f"client {client.name!r} names service {client.service!r};"
                     f" services are {', '.join(names)}"
                 )
-        for event in self.events:
-            target = getattr(event, event.action)
-            service = getattr(target, "service", None)
-            if service is not None and service not in names:
-                raise ValueError(f"event at {event.at} us names unknown service {service!r}")
+            udp_load = client.load is not None and client.load.kind == "udp"
+            if client.load is not None and udp_load != (protocol[client.service] == Protocol.UDP):
+                raise ValueError(
+                    f"client {client.name!r}: a {client.load.kind} load cannot use"
+                    f" {protocol[client.service]} service {client.service!r}"
+                    " (UDP services take kind: udp, TCP services the others)"
+                )
+        for index, event in enumerate(self.events):
+            self._check_refs(f"events[{index}]", getattr(event, event.action), names, clients)
+        for index, step in enumerate(self.script):
+            self._check_refs(f"script[{index}]", getattr(step, step.action), names, clients)
         if self.interval <= 0:
             raise ValueError("interval must be > 0")
         return self
+
+    @staticmethod
+    def _check_refs(where: str, target: object, services: list[str], clients: list[str]) -> None:
+        """A step or event that names a service or a client names one that exists."""
+        service = getattr(target, "service", None)
+        if service is not None and service not in services:
+            raise ValueError(
+                f"{where} names service {service!r}; services are {', '.join(services)}"
+            )
+        client = getattr(target, "client", None)
+        if client is not None:
+            base = client.rsplit("-", 1)[0] if client not in clients else client
+            if base not in clients:
+                shown = ", ".join(clients) or "none"
+                raise ValueError(f"{where} names client {client!r}; clients are {shown}")
 
     @property
     def node_names(self) -> list[str]:
