@@ -6,6 +6,7 @@ which order they ran)."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -105,7 +106,10 @@ def execute(
             if progress is not None:
                 progress(outcome)
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        # spawn, not fork: polars (imported by then) runs threads, and a forked child
+        # of a threaded process can deadlock on a lock held by one of them.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             futures = [pool.submit(run_task, task, folder) for task in tasks]
             for future in futures:
                 outcome = future.result()
