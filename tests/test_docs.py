@@ -24,6 +24,8 @@ SUBCOMMANDS = (
     ("doctor",),
     ("explain",),
     ("presets",),
+    ("reproduce",),
+    ("run",),
 )
 
 

@@ -236,14 +236,21 @@ def _print(result: Any, console: Console, quick: bool) -> None:
                 continue
             table.add_row(config.title, *(_cell(c) for c in cells))
         console.print(table)
-        console.print(
-            "legend: ● the symptom, as in the seed (○ not reproduced)  ✓ cured  ✗ not cured"
-            "  ! made worse"
-        )
-        for name in symptoms:
-            s = SYMPTOM_BY_NAME[name]
-            console.print(f"  {s.title}: {s.figure}; the symptom is {s.threshold}", highlight=False)
-        console.print(f"  {THRESHOLDS}", highlight=False)
+        width = max(40, console.width - 1)
+        lines = [
+            "legend: ● the symptom, as in the seed (○ not reproduced)  ✓ cured"
+            "  ✗ not cured  ! made worse",
+            *(
+                f"{SYMPTOM_BY_NAME[n].title}: {SYMPTOM_BY_NAME[n].figure};"
+                f" the symptom is {SYMPTOM_BY_NAME[n].threshold}"
+                for n in symptoms
+            ),
+            THRESHOLDS,
+        ]
+        for line in lines:
+            console.print(
+                textwrap.fill(line, width, subsequent_indent="  "), highlight=False, markup=False
+            )
     if result.cce_cells:
         table = Table(title="seed 002: problem by node OS and kube-proxy", title_justify="left")
         table.add_column("node OS", no_wrap=True)
