@@ -15,38 +15,17 @@ This script prints the figures; nothing asserts them.
 from __future__ import annotations
 
 import argparse
-import importlib
 import resource
 import sys
 import time
 from pathlib import Path
 
+import ipvslab
 from ipvslab.cluster.run import run_scenario
 from ipvslab.scenario import load_model
 from ipvslab.scenario.model import SECOND, Scenario
 
 SCENARIO = Path(__file__).resolve().parent / "bench_run.yaml"
-
-# The modules on the per-connection path, and whether each runs compiled.
-HOT_MODULES = (
-    "ipvslab.kernel.ipvs",
-    "ipvslab.kernel.connection",
-    "ipvslab.cluster.tcp_flow",
-    "ipvslab.cluster.ipvs_dataplane",
-    "ipvslab.cluster.client_tcp",
-    "ipvslab.cluster.trace",
-    "ipvslab.engine.loop",
-)
-
-
-def compiled_modules() -> list[str]:
-    """Hot modules loaded from an extension (mypyc) rather than a .py file."""
-    found = []
-    for name in HOT_MODULES:
-        module = importlib.import_module(name)
-        if not str(getattr(module, "__file__", "")).endswith(".py"):
-            found.append(name.rsplit(".", 1)[1])
-    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     scenario = load_model(SCENARIO, Scenario)
     if args.seconds is not None:
         scenario = scenario.model_copy(update={"duration": round(args.seconds * SECOND)})
-    compiled = compiled_modules()
+    compiled = [name.removeprefix("ipvslab.") for name in ipvslab.compiled()]
     print(f"scenario: {SCENARIO.name}, {scenario.duration / SECOND:g} s simulated")
-    print(f"python {sys.version.split()[0]}; compiled: {', '.join(compiled) or 'none'}")
+    print(f"python {sys.version.split()[0]}; compiled (mypyc): {', '.join(compiled) or 'none'}")
     started = time.perf_counter()
     cpu_started = time.process_time()
     if args.profile:
