@@ -22,6 +22,8 @@ import sys
 from setuptools import setup
 
 # Relative to src/. One compilation group: mypyc calls across these natively.
+# mypy type-checks what they import too, hence pydantic and the PyYAML stubs in
+# [build-system] requires.
 HOT_MODULES = [
     "ipvslab/kernel/packet.py",
     "ipvslab/kernel/dest.py",
@@ -32,6 +34,15 @@ HOT_MODULES = [
     "ipvslab/kernel/schedulers/rr.py",
     "ipvslab/kernel/connection.py",
     "ipvslab/kernel/ipvs.py",
+    "ipvslab/engine/loop.py",
+    "ipvslab/cluster/trace.py",
+    "ipvslab/cluster/pod_tcp.py",
+    "ipvslab/cluster/dataplane.py",
+    "ipvslab/cluster/endpoints.py",
+    "ipvslab/cluster/ipvs_dataplane.py",
+    "ipvslab/cluster/client_tcp.py",
+    "ipvslab/cluster/tcp_flow.py",
+    "ipvslab/cluster/load.py",
 ]
 
 
