@@ -37,6 +37,21 @@ class EntryView:
     expires_ms: int  # remaining lifetime
 
 
+def entry_label(view: EntryView | None) -> str:
+    """An entry as the trace's entry_before column shows it."""
+    return "" if view is None else f"{view.state} {view.server}"
+
+
+def synack_then_ack(
+    dataplane: Dataplane, client: int, port: int, service: ServiceInfo, now: int
+) -> bool:
+    """Dataplane.handshake() as two calls, for dataplanes with nothing to gain from one."""
+    if not dataplane.synack(client, port, service, now):
+        return False
+    dataplane.ack(client, port, service, now)
+    return True
+
+
 class Dataplane(Protocol):
     name: str
 
@@ -47,6 +62,11 @@ class Dataplane(Protocol):
         ...
 
     def ack(self, client: int, port: int, service: ServiceInfo, now: int) -> None: ...
+
+    def handshake(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        """synack() then, unless the node dropped it, the client's ack(): True when
+        the handshake completed."""
+        ...
 
     def close(
         self, client: int, port: int, service: ServiceInfo, style: CloseStyle, now: int
@@ -61,6 +81,10 @@ class Dataplane(Protocol):
         ...
 
     def entry(self, client: int, port: int, service: ServiceInfo, now: int) -> EntryView | None: ...
+
+    def entry_label(self, client: int, port: int, service: ServiceInfo, now: int) -> str:
+        """entry() as the trace records it: "STATE ip:port", or "" for none."""
+        ...
 
     def template(
         self, client: int, port: int, service: ServiceInfo, now: int

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from ipvslab.cluster.dataplane import EntryView, Forwarded
+from ipvslab.cluster.dataplane import EntryView, Forwarded, entry_label
 from ipvslab.cluster.endpoints import ServiceInfo
 from ipvslab.kernel.connection import connection_key
 from ipvslab.kernel.decision import Decision
+from ipvslab.kernel.dest import RealServer
 from ipvslab.kernel.ipvs import IpvsKernel
 from ipvslab.kernel.packet import Packet, Protocol, TcpFlags
 from ipvslab.kernel.service import VirtualService
@@ -31,6 +32,8 @@ SYNACK = TcpFlags.SYN | TcpFlags.ACK
 ACK = TcpFlags.ACK
 FINACK = TcpFlags.FIN | TcpFlags.ACK
 RST = TcpFlags.RST
+# Packets kept for reuse (about 100 bytes each); the cache starts over when full.
+PACKET_CACHE = 1 << 16
 
 # The packets of each way to close, in order: (from the client?, flags).
 # IPVS NAT sees both directions; tcp_states[] takes ESTABLISHED to TIME_WAIT for
@@ -58,6 +61,11 @@ class IpvsDataplane:
         self.masquerade_ip = node_ip if rules.masquerade_all else 0
         self._addrs: dict[int, IPv4Address] = {}
         self._paths: dict[Decision, str] = {}
+        # Packets are immutable values: a connection's SYN, ACK and bare packets are
+        # built once and reused by its later calls (the close comes a hold later).
+        self._packets: dict[int, Packet] = {}
+        self._forwarded_memo: dict[tuple[Decision, int, bool, bool], Forwarded] = {}
+        self._labels: dict[tuple[int, RealServer | None], str] = {}
         self.invalid_dropped = 0
 
     def _addr(self, ip: int) -> IPv4Address:
@@ -69,21 +77,38 @@ class IpvsDataplane:
     def _packet(
         self, client: int, port: int, service: ServiceInfo, flags: TcpFlags = TcpFlags.NONE
     ) -> Packet:
-        protocol = Protocol.TCP if service.protocol == "TCP" else Protocol.UDP
-        return Packet(
-            protocol, self._addr(client), port, self._addr(service.vip), service.port, flags
-        )
+        tcp = service.protocol == "TCP"
+        key = ((client << 16 | port) << 48 | service.vip << 16 | service.port) << 7
+        key |= int(flags) << 1 | tcp
+        packets = self._packets
+        packet = packets.get(key)
+        if packet is None:
+            if len(packets) >= PACKET_CACHE:
+                packets.clear()
+            protocol = Protocol.TCP if tcp else Protocol.UDP
+            packet = packets[key] = Packet(
+                protocol, self._addr(client), port, self._addr(service.vip), service.port, flags
+            )
+        return packet
 
     def _forwarded(
         self, decision: Decision, dest_ip: int, weight0: bool, removed: bool
     ) -> Forwarded:
-        path = self._paths.get(decision)
-        if path is None:
-            path = self._paths[decision] = "+".join(step.name for step in decision.path)
-        return Forwarded(dest_ip, decision.outcome.name, path, weight0, removed)
+        memo_key = (decision, dest_ip, weight0, removed)
+        found = self._forwarded_memo.get(memo_key)
+        if found is None:
+            path = self._paths.get(decision)
+            if path is None:
+                path = self._paths[decision] = "+".join(step.name for step in decision.path)
+            found = Forwarded(dest_ip, decision.outcome.name, path, weight0, removed)
+            self._forwarded_memo[memo_key] = found
+        return found
 
     def _send(self, packet: Packet, now: int) -> Forwarded:
-        result = self.kernel.receive(packet, now // 1000)
+        # receive_batch() is receive() with its tables (the kernel's tests hold them
+        # equal), the cheaper of the two even for one packet.
+        result = self.kernel.receive_batch(((packet, now // 1000, None),))[0]
+        assert not isinstance(result, bool)
         dest = result.dest
         if dest is None:
             return self._forwarded(result.decision, 0, False, False)
@@ -97,17 +122,36 @@ class IpvsDataplane:
     def datagram(self, client: int, port: int, service: ServiceInfo, now: int) -> Forwarded:
         return self._send(self._packet(client, port, service), now)
 
-    def synack(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
-        packet = self._packet(client, port, service)
+    def _synack_dropped(self, packet: Packet, now: int) -> bool:
+        """KUBE-FORWARD's ctstate INVALID drop of the pod's SYN|ACK (module docstring)."""
         if self.rules.drop_invalid and self.kernel.track_conntrack:
             key = connection_key(
-                Protocol.TCP, packet.client_addr, port, packet.virtual_addr, service.port
+                Protocol.TCP,
+                packet.client_addr,
+                packet.client_port,
+                packet.virtual_addr,
+                packet.virtual_port,
             )
             entry = self.kernel.conntrack.get(key)
             if entry is None or not entry.alive(now // 1000):
                 self.invalid_dropped += 1
-                return False
-        self.kernel.reply(packet, SYNACK, now // 1000)
+                return True
+        return False
+
+    def synack(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        packet = self._packet(client, port, service)
+        if self._synack_dropped(packet, now):
+            return False
+        self.kernel.receive_batch(((packet, now // 1000, SYNACK),))
+        return True
+
+    def handshake(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        packet = self._packet(client, port, service)
+        if self._synack_dropped(packet, now):
+            return False
+        ms = now // 1000
+        ack = self._packet(client, port, service, ACK)
+        self.kernel.receive_batch(((packet, ms, SYNACK), (ack, ms, None)))
         return True
 
     def reply(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
@@ -115,7 +159,7 @@ class IpvsDataplane:
         return self.kernel.reply(self._packet(client, port, service), TcpFlags.NONE, now // 1000)
 
     def ack(self, client: int, port: int, service: ServiceInfo, now: int) -> None:
-        self.kernel.receive(self._packet(client, port, service, ACK), now // 1000)
+        self.kernel.receive_batch(((self._packet(client, port, service, ACK), now // 1000, None),))
 
     def close(
         self, client: int, port: int, service: ServiceInfo, style: CloseStyle, now: int
@@ -134,6 +178,19 @@ class IpvsDataplane:
 
     def client_rst(self, client: int, port: int, service: ServiceInfo, now: int) -> None:
         self.kernel.receive(self._packet(client, port, service, RST), now // 1000)
+
+    def entry_label(self, client: int, port: int, service: ServiceInfo, now: int) -> str:
+        """What entry() shows as "STATE ip:port", or "" for no live entry."""
+        conn = self.kernel.entry(self._packet(client, port, service))
+        if conn is None or conn.expires <= now // 1000:
+            return ""
+        memo_key = (conn.state if service.protocol != "UDP" else -1, conn.dest)
+        label = self._labels.get(memo_key)
+        if label is None:
+            view = self.entry(client, port, service, now)
+            assert view is not None
+            label = self._labels[memo_key] = entry_label(view)
+        return label
 
     def entry(self, client: int, port: int, service: ServiceInfo, now: int) -> EntryView | None:
         conn = self.kernel.entry(self._packet(client, port, service))

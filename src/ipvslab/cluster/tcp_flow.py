@@ -144,9 +144,7 @@ class TcpConnector:
             # EADDRNOTAVAIL (or EADDRINUSE for a bound port held by a listener).
             self._finish(attempt, Result.EADDRNOTAVAIL, now)
             return attempt
-        view = client.dataplane.entry(client.ip, port, service, now)
-        if view is not None:
-            attempt.entry_before = f"{view.state} {view.server}"
+        attempt.entry_before = client.dataplane.entry_label(client.ip, port, service, now)
         timeout = client.connect_timeout
         if timeout is not None and timeout < client.syn.timeout_us:
             attempt.timeout_event = cluster.engine.after(timeout, self._give_up, attempt)
@@ -194,10 +192,9 @@ class TcpConnector:
                     return
             self._retransmit_later(attempt)
             return
-        if not client.dataplane.synack(client.ip, attempt.port, service, now):
+        if not client.dataplane.handshake(client.ip, attempt.port, service, now):
             self._retransmit_later(attempt)  # the node dropped the SYN|ACK
             return
-        client.dataplane.ack(client.ip, attempt.port, service, now)
         cluster.pod_tcp(pod).established(key, attempt.ident, now)
         self._established(attempt, pod, now)
 
