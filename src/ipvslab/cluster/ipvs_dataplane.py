@@ -18,7 +18,7 @@ from ipaddress import IPv4Address
 
 from ipvslab.cluster.dataplane import EntryView, Forwarded, entry_label
 from ipvslab.cluster.endpoints import ServiceInfo
-from ipvslab.kernel.connection import connection_key
+from ipvslab.kernel.connection import connection_key, connection_key_v4
 from ipvslab.kernel.decision import Decision
 from ipvslab.kernel.dest import RealServer
 from ipvslab.kernel.ipvs import IpvsKernel
@@ -32,8 +32,6 @@ SYNACK = TcpFlags.SYN | TcpFlags.ACK
 ACK = TcpFlags.ACK
 FINACK = TcpFlags.FIN | TcpFlags.ACK
 RST = TcpFlags.RST
-# Packets kept for reuse (about 100 bytes each); the cache starts over when full.
-PACKET_CACHE = 1 << 16
 
 # The packets of each way to close, in order: (from the client?, flags).
 # IPVS NAT sees both directions; tcp_states[] takes ESTABLISHED to TIME_WAIT for
@@ -60,11 +58,9 @@ class IpvsDataplane:
         self.virtual = virtual
         self.masquerade_ip = node_ip if rules.masquerade_all else 0
         self._addrs: dict[int, IPv4Address] = {}
-        self._paths: dict[Decision, str] = {}
-        # Packets are immutable values: a connection's SYN, ACK and bare packets are
-        # built once and reused by its later calls (the close comes a hold later).
-        self._packets: dict[int, Packet] = {}
-        self._forwarded_memo: dict[tuple[Decision, int, bool, bool], Forwarded] = {}
+        # A decision's outcome name and "+"-joined path, by id() (the entry holds the
+        # decision, so the id stays its own): Decision hashes by value, slowly.
+        self._texts: dict[int, tuple[Decision, str, str]] = {}
         self._labels: dict[tuple[int, RealServer | None], str] = {}
         self.invalid_dropped = 0
 
@@ -77,32 +73,19 @@ class IpvsDataplane:
     def _packet(
         self, client: int, port: int, service: ServiceInfo, flags: TcpFlags = TcpFlags.NONE
     ) -> Packet:
-        tcp = service.protocol == "TCP"
-        key = ((client << 16 | port) << 48 | service.vip << 16 | service.port) << 7
-        key |= int(flags) << 1 | tcp
-        packets = self._packets
-        packet = packets.get(key)
-        if packet is None:
-            if len(packets) >= PACKET_CACHE:
-                packets.clear()
-            protocol = Protocol.TCP if tcp else Protocol.UDP
-            packet = packets[key] = Packet(
-                protocol, self._addr(client), port, self._addr(service.vip), service.port, flags
-            )
-        return packet
+        protocol = Protocol.TCP if service.protocol == "TCP" else Protocol.UDP
+        return Packet(
+            protocol, self._addr(client), port, self._addr(service.vip), service.port, flags
+        )
 
     def _forwarded(
         self, decision: Decision, dest_ip: int, weight0: bool, removed: bool
     ) -> Forwarded:
-        memo_key = (decision, dest_ip, weight0, removed)
-        found = self._forwarded_memo.get(memo_key)
-        if found is None:
-            path = self._paths.get(decision)
-            if path is None:
-                path = self._paths[decision] = "+".join(step.name for step in decision.path)
-            found = Forwarded(dest_ip, decision.outcome.name, path, weight0, removed)
-            self._forwarded_memo[memo_key] = found
-        return found
+        texts = self._texts.get(id(decision))
+        if texts is None:
+            path = "+".join(step.name for step in decision.path)
+            texts = self._texts[id(decision)] = (decision, decision.outcome.name, path)
+        return Forwarded(dest_ip, texts[1], texts[2], weight0, removed)
 
     def _send(self, packet: Packet, now: int) -> Forwarded:
         # receive_batch() is receive() with its tables (the kernel's tests hold them
@@ -181,7 +164,9 @@ class IpvsDataplane:
 
     def entry_label(self, client: int, port: int, service: ServiceInfo, now: int) -> str:
         """What entry() shows as "STATE ip:port", or "" for no live entry."""
-        conn = self.kernel.entry(self._packet(client, port, service))
+        protocol = Protocol.TCP if service.protocol == "TCP" else Protocol.UDP
+        key = connection_key_v4(protocol, client, port, service.vip, service.port)
+        conn = self.kernel.entry_by_key(key)
         if conn is None or conn.expires <= now // 1000:
             return ""
         memo_key = (conn.state if service.protocol != "UDP" else -1, conn.dest)

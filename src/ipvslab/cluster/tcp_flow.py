@@ -23,7 +23,7 @@ from ipvslab.cluster.client_tcp import CloseHow
 from ipvslab.cluster.dataplane import Forwarded
 from ipvslab.cluster.endpoints import ServiceInfo
 from ipvslab.cluster.pod_tcp import SynAnswer
-from ipvslab.cluster.trace import Result
+from ipvslab.cluster.trace import Result, Trace
 from ipvslab.scenario.model import CloseStyle, DeadPodIp
 
 if TYPE_CHECKING:
@@ -98,6 +98,44 @@ class Attempt:
         self.arp_deadline = 0
         self.ended = False
         self.timeout_event: object = None
+
+
+def record_attempt(trace: Trace, attempt: Attempt, result: Result, latency: int) -> None:
+    """The attempt's row in the trace, once its result is known."""
+    first = attempt.first
+    pod = attempt.pod
+    client = attempt.client
+    service = attempt.service
+    if first is None:
+        decision = path = ""
+        first_pod = 0
+        weight0 = removed = False
+    else:
+        decision = first.outcome
+        path = first.path
+        first_pod = first.pod_ip
+        weight0 = first.weight0
+        removed = first.removed
+    trace.add(
+        attempt.start,
+        client.name,
+        client.ip,
+        attempt.port,
+        client.node_name,
+        service.name,
+        service.protocol,
+        attempt.entry_before,
+        decision,
+        path,
+        pod.ip if pod is not None else first_pod,
+        pod.name if pod is not None else "",
+        result,
+        max(latency, 0),
+        max(attempt.sends - 1, 0),
+        weight0,
+        removed,
+        attempt.first_dead,
+    )
 
 
 class TcpConnector:
@@ -243,7 +281,7 @@ class TcpConnector:
                 attempt.port, attempt.service.vip, attempt.service.port, cluster.engine.now
             )
         attempt.connect_us = when - attempt.start
-        cluster.record(attempt, result, attempt.connect_us)
+        record_attempt(cluster.trace, attempt, result, attempt.connect_us)
         attempt.ended = True
         if attempt.done is not None:
             if when > cluster.engine.now:
@@ -258,7 +296,7 @@ class TcpConnector:
         if attempt.timeout_event is not None:
             attempt.timeout_event.cancel()  # type: ignore[attr-defined]
         attempt.connect_us = now - attempt.start + cluster.rtt
-        cluster.record(attempt, Result.ESTABLISHED, attempt.connect_us)
+        record_attempt(cluster.trace, attempt, Result.ESTABLISHED, attempt.connect_us)
         self.open_by_pod.setdefault(pod.ip, set()).add(attempt)
         if attempt.connected is not None:
             attempt.connected(attempt)

@@ -1216,5 +1216,9 @@ class IpvsKernel:
             packet.virtual_addr,
             packet.virtual_port,
         )
+        return self.entry_by_key(key)
+
+    def entry_by_key(self, key: int) -> Connection | None:
+        """entry() for a packed connection_key()."""
         conn = self.table.get(key)
         return conn if conn is not None and conn.expires > self._now else None
