@@ -12,10 +12,14 @@ Fallbacks, so an install never fails for want of a compiler:
   translate: no extensions, a pure-Python install;
 - the C compiler failing: each extension is optional, setuptools skips it.
 `python -c "import ipvslab; print(ipvslab.compiled())"` tells which you got.
+The sources' hashes go to ipvslab/_compiled_sources.json, so that a module
+edited after the build runs from source (ipvslab/__init__.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 
@@ -46,6 +50,10 @@ HOT_MODULES = [
 ]
 
 
+# Written beside the package when the modules are compiled (package data).
+COMPILED_SOURCES = "_compiled_sources.json"
+
+
 def _ext_modules() -> list[object]:
     if os.environ.get("IPVSLAB_PURE"):
         return []
@@ -63,7 +71,19 @@ def _ext_modules() -> list[object]:
         return []
     for ext in extensions:
         ext.optional = True  # a compiler failure skips it, the .py stays
+    _record_sources()
     return list(extensions)
+
+
+def _record_sources() -> None:
+    """What was compiled, by content: ipvslab/__init__.py runs a module from source
+    when its .py no longer matches (edited or checked out since)."""
+    digests = {}
+    for module in HOT_MODULES:
+        with open(os.path.join("src", module), "rb") as source:
+            digests[module.removeprefix("ipvslab/")] = hashlib.sha256(source.read()).hexdigest()
+    with open(os.path.join("src", "ipvslab", COMPILED_SOURCES), "w") as out:
+        json.dump(digests, out, indent=1, sort_keys=True)
 
 
 setup(ext_modules=_ext_modules())

@@ -2,17 +2,20 @@
 
 The install may compile the simulator's hot modules with mypyc (setup.py); the
 extensions then sit beside their sources and Python imports them first. When a
-source is newer than its extension (edited or checked out since the install),
-every compiled module is imported from source instead (they are compiled as one
+source differs from what was compiled (edited or checked out since the install;
+setup.py records the sources' hashes), every compiled module is imported from
+source instead (they are compiled as one
 group, so it is all or none), with a warning, until the next install rebuilds
 them: an edit is never shadowed by stale machine code.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import json
 import os
 import sys
 import warnings
@@ -56,8 +59,33 @@ class _SourceFirst(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, source)
 
 
+def _stale(extensions: dict[str, tuple[str, str]], package_dir: str = _PACKAGE_DIR) -> bool:
+    """Does any compiled module's source differ from what was compiled?
+
+    setup.py records the sources' SHA-256 when it compiles them; without that
+    record, a source newer than its extension counts as changed.
+    """
+    if not extensions:
+        return False
+    try:
+        with open(os.path.join(package_dir, "_compiled_sources.json"), "rb") as stamp:
+            compiled_from = json.load(stamp)
+    except (OSError, ValueError):
+        compiled_from = None
+    for extension, source in extensions.values():
+        if not isinstance(compiled_from, dict):
+            if os.path.getmtime(source) > os.path.getmtime(extension):
+                return True
+            continue
+        relative = os.path.relpath(source, package_dir).replace(os.sep, "/")
+        with open(source, "rb") as text:
+            if compiled_from.get(relative) != hashlib.sha256(text.read()).hexdigest():
+                return True
+    return False
+
+
 _EXTENSIONS = _extensions()
-_STALE = any(os.path.getmtime(s) > os.path.getmtime(e) for e, s in _EXTENSIONS.values())
+_STALE = _stale(_EXTENSIONS)
 if _STALE:
     sys.meta_path.insert(0, _SourceFirst({n: s for n, (_, s) in _EXTENSIONS.items()}))
     warnings.warn(
