@@ -51,3 +51,30 @@ def test_without_a_record_a_source_newer_than_its_extension_counts_as_edited(
 
 def test_no_extensions_nothing_to_guard(tmp_path: Path) -> None:
     assert not ipvslab._stale({}, str(tmp_path))
+
+
+def test_packets_and_forwarded_stay_frozen_compiled_or_not() -> None:
+    """Packet and Forwarded fill their fields with native stores when compiled; to
+    every caller they remain frozen, hashable values."""
+    import dataclasses
+    from ipaddress import IPv4Address
+
+    import pytest
+
+    from ipvslab.cluster.dataplane import Forwarded
+    from ipvslab.kernel.packet import Packet, Protocol, TcpFlags
+
+    def packet() -> Packet:
+        return Packet(Protocol.TCP, IPv4Address("10.244.0.5"), 40000, IPv4Address("10.96.0.10"), 80)
+
+    syn = Packet(
+        Protocol.TCP, IPv4Address("10.244.0.5"), 40000, IPv4Address("10.96.0.10"), 80, TcpFlags.SYN
+    )
+    assert packet() == packet() and hash(packet()) == hash(packet()) and syn != packet()
+    assert (syn.client_port, syn.flags, syn.mark, syn.sctp_chunk) == (40000, TcpFlags.SYN, 0, None)
+    forwarded = Forwarded(0x0AF40005, "SCHEDULE", "SCHEDULE")
+    assert (forwarded.weight0, forwarded.removed, forwarded.refused) == (False, False, False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        syn.client_port = 1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        forwarded.pod_ip = 1  # type: ignore[misc]

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ipvslab.cluster.endpoints import ServiceInfo
+from ipvslab.kernel.packet import RUNS_COMPILED
 from ipvslab.scenario.model import CloseStyle
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Forwarded:
     """Where a client's SYN (or UDP datagram) went at its node."""
 
@@ -26,6 +27,32 @@ class Forwarded:
     weight0: bool = False  # the real server had weight 0 (graceful termination)
     removed: bool = False  # the real server was no longer in the service
     refused: bool = False  # the node answered itself (REJECT: ECONNREFUSED)
+
+    def __init__(
+        self,
+        pod_ip: int,
+        outcome: str,
+        path: str,
+        weight0: bool = False,
+        removed: bool = False,
+        refused: bool = False,
+    ) -> None:
+        # One per SYN: native stores when compiled, as Packet does.
+        if RUNS_COMPILED:
+            self.pod_ip = pod_ip  # type: ignore[misc]
+            self.outcome = outcome  # type: ignore[misc]
+            self.path = path  # type: ignore[misc]
+            self.weight0 = weight0  # type: ignore[misc]
+            self.removed = removed  # type: ignore[misc]
+            self.refused = refused  # type: ignore[misc]
+            return
+        put = object.__setattr__
+        put(self, "pod_ip", pod_ip)
+        put(self, "outcome", outcome)
+        put(self, "path", path)
+        put(self, "weight0", weight0)
+        put(self, "removed", removed)
+        put(self, "refused", refused)
 
 
 @dataclass(frozen=True, slots=True)
