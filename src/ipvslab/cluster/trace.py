@@ -86,8 +86,8 @@ class Trace:
             self.columns[name] = array("q")
         for name in _SMALL:
             self.columns[name] = array("b")
-        # The same columns and codes in add()'s argument order (add() runs per row).
-        self._in_order = tuple(self.columns[name] for name in _ADD_ORDER)
+        # The columns' append methods and the codes in add()'s argument order (per row).
+        self._appends = tuple(self.columns[name].append for name in _ADD_ORDER)
         self._codes_in_order = tuple(self.codes[name] for name in _CATEGORIES)
 
     def __len__(self) -> int:
@@ -133,7 +133,7 @@ class Trace:
             c_weight0,
             c_removed,
             c_pod_gone,
-        ) = self._in_order
+        ) = self._appends
         (
             k_client,
             k_node,
@@ -144,24 +144,24 @@ class Trace:
             k_path,
             k_pod,
         ) = self._codes_in_order
-        c_time.append(time_us)
-        c_client.append(k_client.code(client))
-        c_client_ip.append(client_ip)
-        c_client_port.append(client_port)
-        c_node.append(k_node.code(node))
-        c_service.append(k_service.code(service))
-        c_protocol.append(k_protocol.code(protocol))
-        c_entry.append(k_entry.code(entry_before))
-        c_decision.append(k_decision.code(decision))
-        c_path.append(k_path.code(path))
-        c_real_server.append(real_server)
-        c_pod.append(k_pod.code(pod))
-        c_result.append(int(result))
-        c_connect.append(connect_us)
-        c_retransmits.append(min(syn_retransmits, 127))
-        c_weight0.append(weight0)
-        c_removed.append(removed)
-        c_pod_gone.append(pod_gone)
+        c_time(time_us)
+        c_client(k_client.code(client))
+        c_client_ip(client_ip)
+        c_client_port(client_port)
+        c_node(k_node.code(node))
+        c_service(k_service.code(service))
+        c_protocol(k_protocol.code(protocol))
+        c_entry(k_entry.code(entry_before))
+        c_decision(k_decision.code(decision))
+        c_path(k_path.code(path))
+        c_real_server(real_server)
+        c_pod(k_pod.code(pod))
+        c_result(int(result))
+        c_connect(connect_us)
+        c_retransmits(min(syn_retransmits, 127))
+        c_weight0(weight0)
+        c_removed(removed)
+        c_pod_gone(pod_gone)
 
     def row(self, index: int) -> TraceRow:
         c = self.columns
