@@ -32,6 +32,19 @@ def _scenario(**fields: Any) -> Scenario:
     return Scenario.model_validate(fields)
 
 
+def _websockets(connections: int, reconnect_delay: str) -> dict[str, Any]:
+    """A client "ws" holding long-lived connections to "web" (closed by the pods)."""
+    return {
+        "name": "ws",
+        "service": "web",
+        "load": {
+            "kind": "long-lived",
+            "connections": connections,
+            "reconnect_delay": reconnect_delay,
+        },
+    }
+
+
 # 4.19 + kube-proxy 1.17 (conn_reuse_mode=0): reused ports follow old entries to
 # terminating pods, then EHOSTUNREACH once those pods are gone (#81775).
 ROLLOUT_419 = _scenario(
@@ -67,11 +80,7 @@ ROLLOUT_419 = _scenario(
             "load": {"kind": "open", "rate": 60, "arrivals": "constant"},
             "close": "client-first",
         },
-        {
-            "name": "ws",
-            "service": "web",
-            "load": {"kind": "long-lived", "connections": 12, "reconnect_delay": "200ms"},
-        },
+        _websockets(12, "200ms"),
     ],
     events=[{"at": "2s", "rollout": {"service": "web"}}],
 )
@@ -148,11 +157,7 @@ IPTABLES = _scenario(
             "connect_timeout": "2s",
             "sysctls": {"ip_local_port_range": NARROW_PORTS},
         },
-        {
-            "name": "ws",
-            "service": "web",
-            "load": {"kind": "long-lived", "connections": 6, "reconnect_delay": "100ms"},
-        },
+        _websockets(6, "100ms"),
     ],
     events=[{"at": "1s", "rollout": {"service": "web"}}],
 )
