@@ -15,6 +15,7 @@ Rules (kube-proxy's IPVS proxier, every version this models):
 from __future__ import annotations
 
 from ipaddress import IPv4Address
+from typing import Final
 
 from ipvslab.cluster.dataplane import EntryView, Forwarded, entry_label
 from ipvslab.cluster.endpoints import ServiceInfo
@@ -27,11 +28,14 @@ from ipvslab.kernel.service import VirtualService
 from ipvslab.kernel.tcp_states import TcpState
 from ipvslab.scenario.model import CloseStyle, IpvsRules
 
-SYN = TcpFlags.SYN
-SYNACK = TcpFlags.SYN | TcpFlags.ACK
-ACK = TcpFlags.ACK
-FINACK = TcpFlags.FIN | TcpFlags.ACK
-RST = TcpFlags.RST
+# Finals: static when compiled (read on every packet).
+SYN: Final = TcpFlags.SYN
+SYNACK: Final = TcpFlags.SYN | TcpFlags.ACK
+ACK: Final = TcpFlags.ACK
+FINACK: Final = TcpFlags.FIN | TcpFlags.ACK
+RST: Final = TcpFlags.RST
+_TCP: Final = Protocol.TCP
+_UDP: Final = Protocol.UDP
 
 # The packets of each way to close, in order: (from the client?, flags).
 # IPVS NAT sees both directions; tcp_states[] takes ESTABLISHED to TIME_WAIT for
@@ -73,7 +77,7 @@ class IpvsDataplane:
     def _packet(
         self, client: int, port: int, service: ServiceInfo, flags: TcpFlags = TcpFlags.NONE
     ) -> Packet:
-        protocol = Protocol.TCP if service.protocol == "TCP" else Protocol.UDP
+        protocol = _TCP if service.protocol == "TCP" else _UDP
         return Packet(
             protocol, self._addr(client), port, self._addr(service.vip), service.port, flags
         )
@@ -164,7 +168,7 @@ class IpvsDataplane:
 
     def entry_label(self, client: int, port: int, service: ServiceInfo, now: int) -> str:
         """What entry() shows as "STATE ip:port", or "" for no live entry."""
-        protocol = Protocol.TCP if service.protocol == "TCP" else Protocol.UDP
+        protocol = _TCP if service.protocol == "TCP" else _UDP
         key = connection_key_v4(protocol, client, port, service.vip, service.port)
         conn = self.kernel.entry_by_key(key)
         if conn is None or conn.expires <= now // 1000:
@@ -191,7 +195,7 @@ class IpvsDataplane:
             return None
         packet = self._packet(client, port, service)
         network = virtual.template_network(packet.client_addr)
-        protocol = Protocol.TCP if service.protocol == "TCP" else Protocol.UDP
+        protocol = _TCP if service.protocol == "TCP" else _UDP
         key = connection_key(protocol, network, 0, packet.virtual_addr, service.port)
         template = self.kernel.templates.get(key)
         if template is None or template.expires <= now // 1000:
