@@ -18,10 +18,12 @@ import argparse
 import resource
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import ipvslab
 from ipvslab.cluster.run import run_scenario
+from ipvslab.cluster.trace import Result
 from ipvslab.scenario import load_model
 from ipvslab.scenario.model import SECOND, Scenario
 
@@ -56,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     cpu = time.process_time() - cpu_started
     connections = len(result.trace)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"connections:        {connections:,}")
+    results = Counter(result.trace.columns["result"].tolist())
+    outcomes = ", ".join(f"{Result(code).label} {n:,}" for code, n in sorted(results.items()))
+    print(f"connections:        {connections:,} ({outcomes})")
     print(f"wall:               {wall:.2f} s (cpu {cpu:.2f} s)")
     print(f"connections/s:      {connections / wall:,.0f} wall, {connections / cpu:,.0f} cpu")
     print(f"peak RSS:           {rss_mb:,.0f} MB")
