@@ -21,9 +21,10 @@ conntrack=1).
    charged to either half.
 3. decide() alone, the pure per-packet decision function, in a loop.
 
-The figures are printed for the pure-Python kernel and, unless --no-compiled,
-for the same code compiled with mypyc (benchmarks/build_compiled.py builds it
-into build/compiled; the package itself is never compiled on install).
+The figures are printed for the kernel as installed (compiled by setup.py with
+mypyc unless the install fell back to pure Python; the first line says which)
+and, unless --no-compiled, for the kernel modules compiled on their own
+(benchmarks/build_compiled.py builds them into build/compiled).
 
 Targets (issue "kernel twin"): >= 1,000,000 decisions/s on one core, <= 200 bytes
 per live entry.

@@ -1,9 +1,11 @@
 """Optional: compile the kernel twin with mypyc into a separate tree (build/compiled).
 
-The package itself stays pure Python (``pip install -e .`` compiles nothing). This
-script copies src/ipvslab to build/compiled/ipvslab and compiles the kernel
-modules there in place with mypyc (it comes with mypy, a dev dependency; it needs
-a C compiler and the Python headers). Put build/compiled first on PYTHONPATH to
+The install compiles a wider set (setup.py's HOT_MODULES, kernel and cluster
+together); this script compiles the kernel modules alone, for
+bench_decisions.py's second set of figures. It copies src/ipvslab to
+build/compiled/ipvslab and compiles the kernel modules there in place with
+mypyc (it comes with mypy, a dev dependency; it needs a C compiler and the
+Python headers). Put build/compiled first on PYTHONPATH to
 run the compiled twin; bench_decisions.py does that itself when the tree exists.
 
     python benchmarks/build_compiled.py          # build (skipped when up to date)
@@ -61,7 +63,11 @@ def build(force: bool = False, quiet: bool = False) -> Path:
     if BUILD.exists():
         shutil.rmtree(BUILD)
     BUILD.mkdir(parents=True)
-    shutil.copytree(SRC, BUILD / "ipvslab", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        SRC,
+        BUILD / "ipvslab",
+        ignore=shutil.ignore_patterns("__pycache__", "*.so", "_compiled_sources.json"),
+    )
     setup = BUILD / "setup_mypyc.py"
     modules = ", ".join(repr(f"ipvslab/{m}") for m in COMPILED)
     setup.write_text(

@@ -40,7 +40,7 @@ from ipvslab.cluster.port_picker import HostPorts
 from ipvslab.cluster.proxier import IpvsProxier, RealServerEvent
 from ipvslab.cluster.syn_timing import SynSchedule, syn_send_offsets
 from ipvslab.cluster.sync_runner import SyncRunner
-from ipvslab.cluster.tcp_flow import Attempt, TcpConnector
+from ipvslab.cluster.tcp_flow import Attempt, TcpConnector, record_attempt
 from ipvslab.cluster.trace import Result, Trace
 from ipvslab.engine import Engine
 from ipvslab.kernel.features import KernelFeatures
@@ -435,29 +435,7 @@ class Cluster:
         return PodTcp.key(masquerade or client.ip, port)
 
     def record(self, attempt: Attempt, result: Result, latency: int) -> None:
-        first = attempt.first
-        pod = attempt.pod
-        first_pod = first.pod_ip if first is not None else 0
-        self.trace.add(
-            time_us=attempt.start,
-            client=attempt.client.name,
-            client_ip=attempt.client.ip,
-            client_port=attempt.port,
-            node=attempt.client.node_name,
-            service=attempt.service.name,
-            protocol=attempt.service.protocol,
-            entry_before=attempt.entry_before,
-            decision=first.outcome if first is not None else "",
-            path=first.path if first is not None else "",
-            real_server=pod.ip if pod is not None else first_pod,
-            pod=pod.name if pod is not None else "",
-            result=result,
-            connect_us=max(latency, 0),
-            syn_retransmits=max(attempt.sends - 1, 0),
-            weight0=first.weight0 if first is not None else False,
-            removed=first.removed if first is not None else False,
-            pod_gone=attempt.first_dead,
-        )
+        record_attempt(self.trace, attempt, result, latency)
 
 
 def _netns_sysctls(spec: ClientSpec) -> NetnsSysctls:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ipvslab.cluster.endpoints import ServiceInfo
+from ipvslab.kernel.packet import RUNS_COMPILED
 from ipvslab.scenario.model import CloseStyle
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Forwarded:
     """Where a client's SYN (or UDP datagram) went at its node."""
 
@@ -27,6 +28,32 @@ class Forwarded:
     removed: bool = False  # the real server was no longer in the service
     refused: bool = False  # the node answered itself (REJECT: ECONNREFUSED)
 
+    def __init__(
+        self,
+        pod_ip: int,
+        outcome: str,
+        path: str,
+        weight0: bool = False,
+        removed: bool = False,
+        refused: bool = False,
+    ) -> None:
+        # One per SYN: native stores when compiled, as Packet does.
+        if RUNS_COMPILED:
+            self.pod_ip = pod_ip  # type: ignore[misc]
+            self.outcome = outcome  # type: ignore[misc]
+            self.path = path  # type: ignore[misc]
+            self.weight0 = weight0  # type: ignore[misc]
+            self.removed = removed  # type: ignore[misc]
+            self.refused = refused  # type: ignore[misc]
+            return
+        put = object.__setattr__
+        put(self, "pod_ip", pod_ip)
+        put(self, "outcome", outcome)
+        put(self, "path", path)
+        put(self, "weight0", weight0)
+        put(self, "removed", removed)
+        put(self, "refused", refused)
+
 
 @dataclass(frozen=True, slots=True)
 class EntryView:
@@ -35,6 +62,21 @@ class EntryView:
     state: str
     server: str  # ip:port
     expires_ms: int  # remaining lifetime
+
+
+def entry_label(view: EntryView | None) -> str:
+    """An entry as the trace's entry_before column shows it."""
+    return "" if view is None else f"{view.state} {view.server}"
+
+
+def synack_then_ack(
+    dataplane: Dataplane, client: int, port: int, service: ServiceInfo, now: int
+) -> bool:
+    """Dataplane.handshake() as two calls, for dataplanes with nothing to gain from one."""
+    if not dataplane.synack(client, port, service, now):
+        return False
+    dataplane.ack(client, port, service, now)
+    return True
 
 
 class Dataplane(Protocol):
@@ -47,6 +89,11 @@ class Dataplane(Protocol):
         ...
 
     def ack(self, client: int, port: int, service: ServiceInfo, now: int) -> None: ...
+
+    def handshake(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        """synack() then, unless the node dropped it, the client's ack(): True when
+        the handshake completed."""
+        ...
 
     def close(
         self, client: int, port: int, service: ServiceInfo, style: CloseStyle, now: int
@@ -61,6 +108,10 @@ class Dataplane(Protocol):
         ...
 
     def entry(self, client: int, port: int, service: ServiceInfo, now: int) -> EntryView | None: ...
+
+    def entry_label(self, client: int, port: int, service: ServiceInfo, now: int) -> str:
+        """entry() as the trace records it: "STATE ip:port", or "" for none."""
+        ...
 
     def template(
         self, client: int, port: int, service: ServiceInfo, now: int

@@ -15,22 +15,27 @@ Rules (kube-proxy's IPVS proxier, every version this models):
 from __future__ import annotations
 
 from ipaddress import IPv4Address
+from typing import Final
 
-from ipvslab.cluster.dataplane import EntryView, Forwarded
+from ipvslab.cluster.dataplane import EntryView, Forwarded, entry_label
 from ipvslab.cluster.endpoints import ServiceInfo
-from ipvslab.kernel.connection import connection_key
+from ipvslab.kernel.connection import connection_key, connection_key_v4
 from ipvslab.kernel.decision import Decision
+from ipvslab.kernel.dest import RealServer
 from ipvslab.kernel.ipvs import IpvsKernel
 from ipvslab.kernel.packet import Packet, Protocol, TcpFlags
 from ipvslab.kernel.service import VirtualService
 from ipvslab.kernel.tcp_states import TcpState
 from ipvslab.scenario.model import CloseStyle, IpvsRules
 
-SYN = TcpFlags.SYN
-SYNACK = TcpFlags.SYN | TcpFlags.ACK
-ACK = TcpFlags.ACK
-FINACK = TcpFlags.FIN | TcpFlags.ACK
-RST = TcpFlags.RST
+# Finals: static when compiled (read on every packet).
+SYN: Final = TcpFlags.SYN
+SYNACK: Final = TcpFlags.SYN | TcpFlags.ACK
+ACK: Final = TcpFlags.ACK
+FINACK: Final = TcpFlags.FIN | TcpFlags.ACK
+RST: Final = TcpFlags.RST
+_TCP: Final = Protocol.TCP
+_UDP: Final = Protocol.UDP
 
 # The packets of each way to close, in order: (from the client?, flags).
 # IPVS NAT sees both directions; tcp_states[] takes ESTABLISHED to TIME_WAIT for
@@ -57,7 +62,10 @@ class IpvsDataplane:
         self.virtual = virtual
         self.masquerade_ip = node_ip if rules.masquerade_all else 0
         self._addrs: dict[int, IPv4Address] = {}
-        self._paths: dict[Decision, str] = {}
+        # A decision's outcome name and "+"-joined path, by id() (the entry holds the
+        # decision, so the id stays its own): Decision hashes by value, slowly.
+        self._texts: dict[int, tuple[Decision, str, str]] = {}
+        self._labels: dict[tuple[int, RealServer | None], str] = {}
         self.invalid_dropped = 0
 
     def _addr(self, ip: int) -> IPv4Address:
@@ -69,7 +77,7 @@ class IpvsDataplane:
     def _packet(
         self, client: int, port: int, service: ServiceInfo, flags: TcpFlags = TcpFlags.NONE
     ) -> Packet:
-        protocol = Protocol.TCP if service.protocol == "TCP" else Protocol.UDP
+        protocol = _TCP if service.protocol == "TCP" else _UDP
         return Packet(
             protocol, self._addr(client), port, self._addr(service.vip), service.port, flags
         )
@@ -77,13 +85,17 @@ class IpvsDataplane:
     def _forwarded(
         self, decision: Decision, dest_ip: int, weight0: bool, removed: bool
     ) -> Forwarded:
-        path = self._paths.get(decision)
-        if path is None:
-            path = self._paths[decision] = "+".join(step.name for step in decision.path)
-        return Forwarded(dest_ip, decision.outcome.name, path, weight0, removed)
+        texts = self._texts.get(id(decision))
+        if texts is None:
+            path = "+".join(step.name for step in decision.path)
+            texts = self._texts[id(decision)] = (decision, decision.outcome.name, path)
+        return Forwarded(dest_ip, texts[1], texts[2], weight0, removed)
 
     def _send(self, packet: Packet, now: int) -> Forwarded:
-        result = self.kernel.receive(packet, now // 1000)
+        # receive_batch() is receive() with its tables (the kernel's tests hold them
+        # equal), the cheaper of the two even for one packet.
+        result = self.kernel.receive_batch(((packet, now // 1000, None),))[0]
+        assert not isinstance(result, bool)
         dest = result.dest
         if dest is None:
             return self._forwarded(result.decision, 0, False, False)
@@ -97,17 +109,36 @@ class IpvsDataplane:
     def datagram(self, client: int, port: int, service: ServiceInfo, now: int) -> Forwarded:
         return self._send(self._packet(client, port, service), now)
 
-    def synack(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
-        packet = self._packet(client, port, service)
+    def _synack_dropped(self, packet: Packet, now: int) -> bool:
+        """KUBE-FORWARD's ctstate INVALID drop of the pod's SYN|ACK (module docstring)."""
         if self.rules.drop_invalid and self.kernel.track_conntrack:
             key = connection_key(
-                Protocol.TCP, packet.client_addr, port, packet.virtual_addr, service.port
+                Protocol.TCP,
+                packet.client_addr,
+                packet.client_port,
+                packet.virtual_addr,
+                packet.virtual_port,
             )
             entry = self.kernel.conntrack.get(key)
             if entry is None or not entry.alive(now // 1000):
                 self.invalid_dropped += 1
-                return False
-        self.kernel.reply(packet, SYNACK, now // 1000)
+                return True
+        return False
+
+    def synack(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        packet = self._packet(client, port, service)
+        if self._synack_dropped(packet, now):
+            return False
+        self.kernel.receive_batch(((packet, now // 1000, SYNACK),))
+        return True
+
+    def handshake(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        packet = self._packet(client, port, service)
+        if self._synack_dropped(packet, now):
+            return False
+        ms = now // 1000
+        ack = self._packet(client, port, service, ACK)
+        self.kernel.receive_batch(((packet, ms, SYNACK), (ack, ms, None)))
         return True
 
     def reply(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
@@ -115,7 +146,7 @@ class IpvsDataplane:
         return self.kernel.reply(self._packet(client, port, service), TcpFlags.NONE, now // 1000)
 
     def ack(self, client: int, port: int, service: ServiceInfo, now: int) -> None:
-        self.kernel.receive(self._packet(client, port, service, ACK), now // 1000)
+        self.kernel.receive_batch(((self._packet(client, port, service, ACK), now // 1000, None),))
 
     def close(
         self, client: int, port: int, service: ServiceInfo, style: CloseStyle, now: int
@@ -135,6 +166,21 @@ class IpvsDataplane:
     def client_rst(self, client: int, port: int, service: ServiceInfo, now: int) -> None:
         self.kernel.receive(self._packet(client, port, service, RST), now // 1000)
 
+    def entry_label(self, client: int, port: int, service: ServiceInfo, now: int) -> str:
+        """What entry() shows as "STATE ip:port", or "" for no live entry."""
+        protocol = _TCP if service.protocol == "TCP" else _UDP
+        key = connection_key_v4(protocol, client, port, service.vip, service.port)
+        conn = self.kernel.entry_by_key(key)
+        if conn is None or conn.expires <= now // 1000:
+            return ""
+        memo_key = (conn.state if service.protocol != "UDP" else -1, conn.dest)
+        label = self._labels.get(memo_key)
+        if label is None:
+            view = self.entry(client, port, service, now)
+            assert view is not None
+            label = self._labels[memo_key] = entry_label(view)
+        return label
+
     def entry(self, client: int, port: int, service: ServiceInfo, now: int) -> EntryView | None:
         conn = self.kernel.entry(self._packet(client, port, service))
         if conn is None or conn.expires <= now // 1000:
@@ -149,7 +195,7 @@ class IpvsDataplane:
             return None
         packet = self._packet(client, port, service)
         network = virtual.template_network(packet.client_addr)
-        protocol = Protocol.TCP if service.protocol == "TCP" else Protocol.UDP
+        protocol = _TCP if service.protocol == "TCP" else _UDP
         key = connection_key(protocol, network, 0, packet.virtual_addr, service.port)
         template = self.kernel.templates.get(key)
         if template is None or template.expires <= now // 1000:

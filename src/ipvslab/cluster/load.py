@@ -70,16 +70,18 @@ class ClientLoad:
         load = self.client.spec.load
         assert isinstance(load, OpenLoad)
         engine = self.cluster.engine
-        if engine.now >= self.end:
-            return
         spec = self.client.spec
-        self.cluster.connector.connect(
-            self.client, self.service, style=spec.close, hold=spec.duration
-        )
-        engine.at(
-            self._next_arrival(self._rate(load.rate), load.arrivals == "poisson"),
-            self._open_arrival,
-        )
+        rate = self._rate(load.rate)
+        poisson = load.arrivals == "poisson"
+        # Arrivals run back to back while nothing else comes between (Engine.claim()).
+        while engine.now < self.end:
+            self.cluster.connector.connect(
+                self.client, self.service, style=spec.close, hold=spec.duration
+            )
+            arrival = self._next_arrival(rate, poisson)
+            if not engine.claim(arrival):
+                engine.at(arrival, self._open_arrival)
+                return
 
     def _closed_next(self, previous: Attempt | None) -> None:
         load = self.client.spec.load
@@ -119,10 +121,10 @@ class ClientLoad:
         load = self.client.spec.load
         assert isinstance(load, UdpLoad)
         engine = self.cluster.engine
-        if engine.now >= self.end:
-            return
-        self.udp.request(self.client, self.service, tries=load.tries, timeout=load.timeout)
-        engine.at(
-            self._next_arrival(self._rate(load.rate), True),
-            self._udp_arrival,
-        )
+        rate = self._rate(load.rate)
+        while engine.now < self.end:
+            self.udp.request(self.client, self.service, tries=load.tries, timeout=load.timeout)
+            arrival = self._next_arrival(rate, True)
+            if not engine.claim(arrival):
+                engine.at(arrival, self._udp_arrival)
+                return

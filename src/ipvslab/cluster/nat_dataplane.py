@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 
-from ipvslab.cluster.dataplane import EntryView, Forwarded
+from ipvslab.cluster.dataplane import EntryView, Forwarded, entry_label, synack_then_ack
 from ipvslab.cluster.endpoints import ServiceInfo
 from ipvslab.kernel.conntrack import (
     ConntrackEntry,
@@ -178,6 +178,12 @@ class ConntrackNatDataplane:
     def template(self, client: int, port: int, service: ServiceInfo, now: int) -> EntryView | None:
         return None
 
+    def entry_label(self, client: int, port: int, service: ServiceInfo, now: int) -> str:
+        return entry_label(self.entry(client, port, service, now))
+
+    def handshake(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        return synack_then_ack(self, client, port, service, now)
+
 
 class DirectDataplane:
     """A load balancer, an ingress or a mesh sidecar straight to pod IPs."""
@@ -224,6 +230,12 @@ class DirectDataplane:
 
     def template(self, client: int, port: int, service: ServiceInfo, now: int) -> EntryView | None:
         return None
+
+    def entry_label(self, client: int, port: int, service: ServiceInfo, now: int) -> str:
+        return entry_label(self.entry(client, port, service, now))
+
+    def handshake(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        return synack_then_ack(self, client, port, service, now)
 
 
 def _dotted(ip: int) -> str:

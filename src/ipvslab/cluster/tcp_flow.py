@@ -23,7 +23,7 @@ from ipvslab.cluster.client_tcp import CloseHow
 from ipvslab.cluster.dataplane import Forwarded
 from ipvslab.cluster.endpoints import ServiceInfo
 from ipvslab.cluster.pod_tcp import SynAnswer
-from ipvslab.cluster.trace import Result
+from ipvslab.cluster.trace import Result, Trace
 from ipvslab.scenario.model import CloseStyle, DeadPodIp
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class Attempt:
         "hold",
         "ident",
         "pod",
+        "pod_key",
         "port",
         "result",
         "sends",
@@ -94,10 +95,49 @@ class Attempt:
         self.first_dead = False  # the first SYN went to a pod IP that no longer existed
         self.entry_before = ""
         self.pod: Pod | None = None
+        self.pod_key = 0  # the 4-tuple key the pod's TCP knows it by (Cluster.pod_source_key)
         self.result: Result | None = None
         self.arp_deadline = 0
         self.ended = False
         self.timeout_event: object = None
+
+
+def record_attempt(trace: Trace, attempt: Attempt, result: Result, latency: int) -> None:
+    """The attempt's row in the trace, once its result is known."""
+    first = attempt.first
+    pod = attempt.pod
+    client = attempt.client
+    service = attempt.service
+    if first is None:
+        decision = path = ""
+        first_pod = 0
+        weight0 = removed = False
+    else:
+        decision = first.outcome
+        path = first.path
+        first_pod = first.pod_ip
+        weight0 = first.weight0
+        removed = first.removed
+    trace.add(
+        attempt.start,
+        client.name,
+        client.ip,
+        attempt.port,
+        client.node_name,
+        service.name,
+        service.protocol,
+        attempt.entry_before,
+        decision,
+        path,
+        pod.ip if pod is not None else first_pod,
+        pod.name if pod is not None else "",
+        result,
+        max(latency, 0),
+        max(attempt.sends - 1, 0),
+        weight0,
+        removed,
+        attempt.first_dead,
+    )
 
 
 class TcpConnector:
@@ -105,6 +145,9 @@ class TcpConnector:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
+        # The cluster's engine and trace, fixed for its life (read per connection).
+        self.engine = cluster.engine
+        self.trace = cluster.trace
         self._next_ident = 0
         self.pending = 0  # attempts whose connect() has not returned yet
         self.open_by_pod: dict[int, set[Attempt]] = {}
@@ -124,8 +167,7 @@ class TcpConnector:
     ) -> Attempt:
         """connect(): ``done`` is called when the attempt fails or, once established,
         when the connection closes; ``connected`` when it is established."""
-        cluster = self.cluster
-        now = cluster.engine.now
+        now = self.engine.now
         port = client.netns.connect(service.vip, service.port, now, bind_port)
         self._next_ident += 1
         attempt = Attempt(
@@ -144,12 +186,10 @@ class TcpConnector:
             # EADDRNOTAVAIL (or EADDRINUSE for a bound port held by a listener).
             self._finish(attempt, Result.EADDRNOTAVAIL, now)
             return attempt
-        view = client.dataplane.entry(client.ip, port, service, now)
-        if view is not None:
-            attempt.entry_before = f"{view.state} {view.server}"
+        attempt.entry_before = client.dataplane.entry_label(client.ip, port, service, now)
         timeout = client.connect_timeout
         if timeout is not None and timeout < client.syn.timeout_us:
-            attempt.timeout_event = cluster.engine.after(timeout, self._give_up, attempt)
+            attempt.timeout_event = self.engine.after(timeout, self._give_up, attempt)
         self._send_syn(attempt)
         return attempt
 
@@ -157,7 +197,7 @@ class TcpConnector:
         if attempt.result is not None:
             return
         cluster = self.cluster
-        now = cluster.engine.now
+        now = self.engine.now
         client = attempt.client
         service = attempt.service
         attempt.sends += 1
@@ -180,38 +220,38 @@ class TcpConnector:
         if not pod.listening:
             self._finish(attempt, Result.ECONNREFUSED, now + cluster.rtt)
             return
-        key = pod_key = cluster.pod_source_key(client, attempt.port)
-        answer = cluster.pod_tcp(pod).on_syn(pod_key, attempt.ident, now)
+        key = attempt.pod_key = cluster.pod_source_key(client, attempt.port)
+        pod_tcp = cluster.pod_tcp(pod)
+        answer = pod_tcp.on_syn(key, attempt.ident, now)
         if answer is SynAnswer.CHALLENGE_ACK:
             # The client answers the challenge ACK with RST (which resets the pod's
             # old socket) and sends its SYN again.
             if client.dataplane.synack(client.ip, attempt.port, service, now):
                 client.dataplane.client_rst(client.ip, attempt.port, service, now)
-                cluster.pod_tcp(pod).on_rst(key)
+                pod_tcp.on_rst(key)
                 if client.kernel_version >= SUSPICIOUS_ACK_FAST_SINCE:
                     attempt_time = now + SUSPICIOUS_ACK_RESEND_US
-                    cluster.engine.at(attempt_time, self._send_syn, attempt)
+                    self.engine.at(attempt_time, self._send_syn, attempt)
                     return
             self._retransmit_later(attempt)
             return
-        if not client.dataplane.synack(client.ip, attempt.port, service, now):
+        if not client.dataplane.handshake(client.ip, attempt.port, service, now):
             self._retransmit_later(attempt)  # the node dropped the SYN|ACK
             return
-        client.dataplane.ack(client.ip, attempt.port, service, now)
-        cluster.pod_tcp(pod).established(key, attempt.ident, now)
+        pod_tcp.established(key, attempt.ident, now)
         self._established(attempt, pod, now)
 
     def _retransmit_later(self, attempt: Attempt) -> None:
         schedule = attempt.client.syn
         sends = schedule.sends_us
         if attempt.sends < len(sends):
-            self.cluster.engine.at(attempt.start + sends[attempt.sends], self._send_syn, attempt)
+            self.engine.at(attempt.start + sends[attempt.sends], self._send_syn, attempt)
         else:
-            self.cluster.engine.at(attempt.start + schedule.timeout_us, self._give_up, attempt)
+            self.engine.at(attempt.start + schedule.timeout_us, self._give_up, attempt)
 
     def _give_up(self, attempt: Attempt) -> None:
         if attempt.result is None:
-            self._finish(attempt, Result.ETIMEDOUT, self.cluster.engine.now)
+            self._finish(attempt, Result.ETIMEDOUT, self.engine.now)
 
     def _to_dead_ip(self, attempt: Attempt, now: int) -> None:
         policy = self.cluster.dead_pod_ip
@@ -223,34 +263,33 @@ class TcpConnector:
         elif policy is DeadPodIp.ARP_TIMEOUT:
             if not attempt.arp_deadline:
                 attempt.arp_deadline = now + ARP_FAILURE_US
-                self.cluster.engine.at(attempt.arp_deadline, self._arp_failed, attempt)
+                self.engine.at(attempt.arp_deadline, self._arp_failed, attempt)
             self._retransmit_later(attempt)  # queued in the neighbour entry meanwhile
         else:
             self._retransmit_later(attempt)
 
     def _arp_failed(self, attempt: Attempt) -> None:
         if attempt.result is None:
-            self._finish(attempt, Result.EHOSTUNREACH, self.cluster.engine.now)
+            self._finish(attempt, Result.EHOSTUNREACH, self.engine.now)
 
     # -- results -------------------------------------------------------------------
 
     def _finish(self, attempt: Attempt, result: Result, when: int) -> None:
         """connect() returned an error at ``when``."""
-        cluster = self.cluster
         attempt.result = result
         self.pending -= 1
         if attempt.timeout_event is not None:
             attempt.timeout_event.cancel()  # type: ignore[attr-defined]
         if result is not Result.EADDRNOTAVAIL and attempt.port:
             attempt.client.netns.abort(
-                attempt.port, attempt.service.vip, attempt.service.port, cluster.engine.now
+                attempt.port, attempt.service.vip, attempt.service.port, self.engine.now
             )
         attempt.connect_us = when - attempt.start
-        cluster.record(attempt, result, attempt.connect_us)
+        record_attempt(self.trace, attempt, result, attempt.connect_us)
         attempt.ended = True
         if attempt.done is not None:
-            if when > cluster.engine.now:
-                cluster.engine.at(when, attempt.done, attempt)
+            if when > self.engine.now:
+                self.engine.at(when, attempt.done, attempt)
             else:
                 attempt.done(attempt)
 
@@ -261,12 +300,12 @@ class TcpConnector:
         if attempt.timeout_event is not None:
             attempt.timeout_event.cancel()  # type: ignore[attr-defined]
         attempt.connect_us = now - attempt.start + cluster.rtt
-        cluster.record(attempt, Result.ESTABLISHED, attempt.connect_us)
+        record_attempt(self.trace, attempt, Result.ESTABLISHED, attempt.connect_us)
         self.open_by_pod.setdefault(pod.ip, set()).add(attempt)
         if attempt.connected is not None:
             attempt.connected(attempt)
         if attempt.hold is not None:
-            cluster.engine.at(now + cluster.rtt + attempt.hold, self.close, attempt, attempt.style)
+            self.engine.at(now + cluster.rtt + attempt.hold, self.close, attempt, attempt.style)
 
     def close(self, attempt: Attempt, style: CloseStyle) -> None:
         """The connection ends in ``style`` (no-op if it already ended)."""
@@ -274,7 +313,7 @@ class TcpConnector:
             return
         attempt.ended = True
         cluster = self.cluster
-        now = cluster.engine.now
+        now = self.engine.now
         client = attempt.client
         service = attempt.service
         client.dataplane.close(client.ip, attempt.port, service, style, now)
@@ -285,7 +324,7 @@ class TcpConnector:
             if open_set is not None:
                 open_set.discard(attempt)
             cluster.pod_tcp(pod).closed(
-                cluster.pod_source_key(client, attempt.port),
+                attempt.pod_key,
                 style is CloseStyle.SERVER_FIRST,
                 now,
             )

@@ -9,7 +9,7 @@ millions of connections stays within a few hundred bytes a row.
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
 
 
@@ -71,6 +71,7 @@ class TraceRow:
 _CATEGORIES = ("client", "node", "service", "protocol", "entry_before", "decision", "path", "pod")
 _NUMBERS = ("time_us", "client_ip", "client_port", "real_server", "connect_us")
 _SMALL = ("result", "syn_retransmits", "weight0", "removed", "pod_gone")
+_ADD_ORDER = tuple(f.name for f in fields(TraceRow))
 
 
 class Trace:
@@ -85,6 +86,9 @@ class Trace:
             self.columns[name] = array("q")
         for name in _SMALL:
             self.columns[name] = array("b")
+        # The columns' append methods and the codes in add()'s argument order (per row).
+        self._appends = tuple(self.columns[name].append for name in _ADD_ORDER)
+        self._codes_in_order = tuple(self.codes[name] for name in _CATEGORIES)
 
     def __len__(self) -> int:
         return len(self.columns["time_us"])
@@ -110,26 +114,54 @@ class Trace:
         removed: bool,
         pod_gone: bool,
     ) -> None:
-        c = self.columns
-        codes = self.codes
-        c["time_us"].append(time_us)
-        c["client"].append(codes["client"].code(client))
-        c["client_ip"].append(client_ip)
-        c["client_port"].append(client_port)
-        c["node"].append(codes["node"].code(node))
-        c["service"].append(codes["service"].code(service))
-        c["protocol"].append(codes["protocol"].code(protocol))
-        c["entry_before"].append(codes["entry_before"].code(entry_before))
-        c["decision"].append(codes["decision"].code(decision))
-        c["path"].append(codes["path"].code(path))
-        c["real_server"].append(real_server)
-        c["pod"].append(codes["pod"].code(pod))
-        c["result"].append(int(result))
-        c["connect_us"].append(connect_us)
-        c["syn_retransmits"].append(min(syn_retransmits, 127))
-        c["weight0"].append(weight0)
-        c["removed"].append(removed)
-        c["pod_gone"].append(pod_gone)
+        (
+            c_time,
+            c_client,
+            c_client_ip,
+            c_client_port,
+            c_node,
+            c_service,
+            c_protocol,
+            c_entry,
+            c_decision,
+            c_path,
+            c_real_server,
+            c_pod,
+            c_result,
+            c_connect,
+            c_retransmits,
+            c_weight0,
+            c_removed,
+            c_pod_gone,
+        ) = self._appends
+        (
+            k_client,
+            k_node,
+            k_service,
+            k_protocol,
+            k_entry,
+            k_decision,
+            k_path,
+            k_pod,
+        ) = self._codes_in_order
+        c_time(time_us)
+        c_client(k_client.code(client))
+        c_client_ip(client_ip)
+        c_client_port(client_port)
+        c_node(k_node.code(node))
+        c_service(k_service.code(service))
+        c_protocol(k_protocol.code(protocol))
+        c_entry(k_entry.code(entry_before))
+        c_decision(k_decision.code(decision))
+        c_path(k_path.code(path))
+        c_real_server(real_server)
+        c_pod(k_pod.code(pod))
+        c_result(int(result))
+        c_connect(connect_us)
+        c_retransmits(min(syn_retransmits, 127))
+        c_weight0(weight0)
+        c_removed(removed)
+        c_pod_gone(pod_gone)
 
     def row(self, index: int) -> TraceRow:
         c = self.columns

@@ -47,9 +47,9 @@ class UdpRequester:
         attempt = Attempt(
             self._ident, client, service, port, cluster.engine.now, CloseStyle.CLIENT_RST, 0, done
         )
-        view = client.dataplane.entry(client.ip, port, service, cluster.engine.now)
-        if view is not None:
-            attempt.entry_before = f"{view.state} {view.server}"
+        attempt.entry_before = client.dataplane.entry_label(
+            client.ip, port, service, cluster.engine.now
+        )
         self._send(attempt, tries, timeout)
         return attempt
 

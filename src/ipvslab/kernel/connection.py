@@ -41,14 +41,19 @@ def connection_key(
 ) -> int:
     """The inbound lookup key of ip_vs_conn_in_get(), packed into one integer."""
     if client.version == 4:
-        return (
-            ((((protocol << 32) | int(client)) << 16 | client_port) << 32 | int(virtual)) << 16
-        ) | virtual_port
+        return connection_key_v4(protocol, int(client), client_port, int(virtual), virtual_port)
     return (
         _V6_MARK
         | ((((protocol << 128) | int(client)) << 16 | client_port) << 128 | int(virtual)) << 16
         | virtual_port
     )
+
+
+def connection_key_v4(
+    protocol: int, client: int, client_port: int, virtual: int, virtual_port: int
+) -> int:
+    """connection_key() for IPv4 addresses given as integers."""
+    return ((((protocol << 32 | client) << 16 | client_port) << 32 | virtual) << 16) | virtual_port
 
 
 def split_key(key: int) -> tuple[Protocol, IPAddress, int, IPAddress, int]:

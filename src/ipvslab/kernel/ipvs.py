@@ -98,6 +98,10 @@ _CT_STATUS: Final = (ConntrackStatus.NONE, ConntrackStatus.NEW, ConntrackStatus.
 _CT_NONE: Final = 0
 _CT_NEW: Final = 1
 _CT_CONFIRMED: Final = 2
+# Constants receive_batch() binds per call, as module finals (static when compiled).
+_CT_NEW_STATUS: Final = ConntrackStatus.NEW
+_ESTABLISHED: Final = TcpState.ESTABLISHED
+_BUCKET_MS: Final = ConnectionTable.BUCKET_MS
 
 # A conntrack step: (state, fin_seen, last_rst_from_client, timeout, fresh entry).
 _CtStep = tuple[CtTcpState, bool, bool, int, bool]
@@ -718,18 +722,17 @@ class IpvsKernel:
         tcp_next = _TCP_NEXT
         n_states = _N_STATES
         in_heap = IN_HEAP
-        bucket_ms = ConnectionTable.BUCKET_MS
+        bucket_ms = _BUCKET_MS
         ipv4 = IPv4Address
-        tcp = Protocol.TCP
-        sctp = Protocol.SCTP
-        established = TcpState.ESTABLISHED
-        ct_new_status = ConntrackStatus.NEW
+        tcp = _TCP
+        sctp = _SCTP
+        established = _ESTABLISHED
+        ct_new_status = _CT_NEW_STATUS
         syn = _SYN
         f_nooutput = F_NOOUTPUT
         f_inactive = F_INACTIVE
         f_nfct = F_NFCT
         sctp_machine = self._sctp
-        sctp_event = sctp_machine.event
         sctp_next = sctp_machine.next
         sctp_timeouts = sctp_machine.timeouts
         sctp_n_states = sctp_machine.n_states
@@ -767,9 +770,9 @@ class IpvsKernel:
                 # The event set_sctp_state() will take (bad chunk types raise here,
                 # before anything changes, as in receive() and reply()).
                 if reply is None:
-                    sctp_ev = sctp_event(packet.sctp_chunk, packet.sctp_next_chunk)
+                    sctp_ev = sctp_machine.event(packet.sctp_chunk, packet.sctp_next_chunk)
                 else:
-                    sctp_ev = sctp_event(*_sctp_reply_chunks(reply))
+                    sctp_ev = sctp_machine.event(*_sctp_reply_chunks(reply))
             if now != self._now:
                 self.advance(now)
             conn = entries.get(key)
@@ -1216,5 +1219,9 @@ class IpvsKernel:
             packet.virtual_addr,
             packet.virtual_port,
         )
+        return self.entry_by_key(key)
+
+    def entry_by_key(self, key: int) -> Connection | None:
+        """entry() for a packed connection_key()."""
         conn = self.table.get(key)
         return conn if conn is not None and conn.expires > self._now else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -40,6 +40,11 @@ class Direction(IntEnum):
 _SYN = TcpFlags.SYN.value
 _SCTP_INIT = 1  # SCTP_CID_INIT (RFC 4960 3.2)
 _set = object.__setattr__  # how a frozen dataclass sets its fields
+# True when this module runs compiled by mypyc (setup.py; an extension has no .py
+# name). A compiled frozen dataclass's own __init__ may then fill its fields with
+# plain native stores, ten times cheaper than object.__setattr__; interpreted, a
+# plain store would meet the frozen __setattr__.
+RUNS_COMPILED: Final = not __file__.endswith(".py")
 
 
 def parse_address(text: str) -> IPAddress:
@@ -85,6 +90,18 @@ class Packet:
         sctp_next_chunk: int | None = None,
         mark: int = 0,
     ) -> None:
+        if RUNS_COMPILED:
+            # Native stores (see RUNS_COMPILED); the class stays frozen to callers.
+            self.protocol = protocol  # type: ignore[misc]
+            self.client_addr = client_addr  # type: ignore[misc]
+            self.client_port = client_port  # type: ignore[misc]
+            self.virtual_addr = virtual_addr  # type: ignore[misc]
+            self.virtual_port = virtual_port  # type: ignore[misc]
+            self.flags = flags  # type: ignore[misc]
+            self.sctp_chunk = sctp_chunk  # type: ignore[misc]
+            self.sctp_next_chunk = sctp_next_chunk  # type: ignore[misc]
+            self.mark = mark  # type: ignore[misc]
+            return
         put = _set
         put(self, "protocol", protocol)
         put(self, "client_addr", client_addr)
