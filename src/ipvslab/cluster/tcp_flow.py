@@ -150,7 +150,10 @@ class TcpConnector:
         self.trace = cluster.trace
         self._next_ident = 0
         self.pending = 0  # attempts whose connect() has not returned yet
-        self.open_by_pod: dict[int, set[Attempt]] = {}
+        # Open connections by pod IP, in the order they were established: a dict,
+        # not a set, so that a pod's exit closes them (and fires their reconnects)
+        # in an order that does not depend on where the objects sit in memory.
+        self.open_by_pod: dict[int, dict[Attempt, None]] = {}
 
     # -- connect() ----------------------------------------------------------------
 
@@ -301,7 +304,7 @@ class TcpConnector:
             attempt.timeout_event.cancel()  # type: ignore[attr-defined]
         attempt.connect_us = now - attempt.start + cluster.rtt
         record_attempt(self.trace, attempt, Result.ESTABLISHED, attempt.connect_us)
-        self.open_by_pod.setdefault(pod.ip, set()).add(attempt)
+        self.open_by_pod.setdefault(pod.ip, {})[attempt] = None
         if attempt.connected is not None:
             attempt.connected(attempt)
         if attempt.hold is not None:
@@ -320,9 +323,9 @@ class TcpConnector:
         client.netns.close(attempt.port, service.vip, service.port, now, _CLOSE_HOW[style])
         pod = attempt.pod
         if pod is not None:
-            open_set = self.open_by_pod.get(pod.ip)
-            if open_set is not None:
-                open_set.discard(attempt)
+            open_here = self.open_by_pod.get(pod.ip)
+            if open_here is not None:
+                open_here.pop(attempt, None)
             cluster.pod_tcp(pod).closed(
                 attempt.pod_key,
                 style is CloseStyle.SERVER_FIRST,
