@@ -168,3 +168,29 @@ def client_sysctl(cluster: Cluster, change: ClientSysctl) -> None:
                 pod.syn = syn_send_offsets(pod.kernel_version, pod.netns.sysctls.tcp_syn_retries)
     except (TypeError, ValueError) as err:
         raise ActionError(f"client_sysctl {change.name}={change.value!r}: {err}") from None
+
+
+def carry_out(cluster: Cluster, action: str, target: Any) -> str:
+    """A timed event's or a script step's action on the cluster (the model field's
+    name and value); returns the pod it touched, or ""."""
+    if action == "rollout":
+        cluster.deployments[target.service].rollout()
+    elif action == "scale":
+        cluster.deployments[target.service].scale(target.replicas)
+    elif action == "kill_pod":
+        return kill_pod(cluster, target).name
+    elif action == "set_ready":
+        return set_ready(cluster, target).name
+    elif action == "delete_real_server":
+        delete_real_server(cluster, target)
+    elif action == "set_weight":
+        set_weight(cluster, target)
+    elif action == "add_real_server":
+        add_real_server(cluster, target)
+    elif action == "sysctl":
+        node_sysctl(cluster, target)
+    elif action == "client_sysctl":
+        client_sysctl(cluster, target)
+    else:
+        raise ActionError(f"{action} is not an action on the cluster")
+    return ""

@@ -57,22 +57,7 @@ class RunResult:
 
 def _apply_event(cluster: Cluster, event: Event, errors: list[str]) -> None:
     try:
-        if event.rollout is not None:
-            cluster.deployments[event.rollout.service].rollout()
-        elif event.scale is not None:
-            cluster.deployments[event.scale.service].scale(event.scale.replicas)
-        elif event.kill_pod is not None:
-            actions.kill_pod(cluster, event.kill_pod)
-        elif event.set_ready is not None:
-            actions.set_ready(cluster, event.set_ready)
-        elif event.delete_real_server is not None:
-            actions.delete_real_server(cluster, event.delete_real_server)
-        elif event.set_weight is not None:
-            actions.set_weight(cluster, event.set_weight)
-        elif event.sysctl is not None:
-            actions.node_sysctl(cluster, event.sysctl)
-        elif event.client_sysctl is not None:
-            actions.client_sysctl(cluster, event.client_sysctl)
+        actions.carry_out(cluster, event.action, getattr(event, event.action))
     except ActionError as err:
         errors.append(f"event {event.action} at {event.at / 1e6:g}s: {err}")
 

@@ -171,21 +171,7 @@ class ScriptRunner:
             engine.after(step.wait, self._advance)
             result.result = "ok"
             return True
-        if step.add_real_server is not None:
-            actions.add_real_server(cluster, step.add_real_server)
-        elif step.delete_real_server is not None:
-            actions.delete_real_server(cluster, step.delete_real_server)
-        elif step.set_weight is not None:
-            actions.set_weight(cluster, step.set_weight)
-        elif step.kill_pod is not None:
-            pod = actions.kill_pod(cluster, step.kill_pod)
-            result.pod = pod.name
-        elif step.set_ready is not None:
-            result.pod = actions.set_ready(cluster, step.set_ready).name
-        elif step.sysctl is not None:
-            actions.node_sysctl(cluster, step.sysctl)
-        elif step.client_sysctl is not None:
-            actions.client_sysctl(cluster, step.client_sysctl)
+        result.pod = actions.carry_out(cluster, step.action, getattr(step, step.action))
         result.result = "ok"
         return False
 
