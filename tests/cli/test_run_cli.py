@@ -132,3 +132,35 @@ def test_running_out_of_pod_ips_stops_the_run_but_keeps_what_ran(tmp_path: Path)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["connections"] > 100  # the five seconds before the scale-out
     assert pl.read_parquet(out / "trace.parquet").height == summary["connections"]
+
+
+def test_kube_proxy_1_17_cannot_start_on_a_kernel_without_conn_reuse_mode(tmp_path: Path) -> None:
+    # #71114 made setting the sysctl fatal; 3.10 mainline lacks it (d752c364 is 4.1):
+    # kube-proxy exits at start (#82065) until 1.19 (#88541) only logs it.
+    text = SCENARIO.replace("4.19.0-25-amd64", '"3.10"')
+    result = CliRunner().invoke(app, ["run", str(_write(tmp_path, text)), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "#82065" in result.output
+    fixed = text.replace("v1.17.0", "v1.19.0")
+    ok = CliRunner().invoke(app, ["run", str(_write(tmp_path, fixed)), "--out", str(tmp_path)])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_nftables_mode_needs_kernel_5_13_and_kube_proxy_1_29(tmp_path: Path) -> None:
+    text = SCENARIO.replace("  kube_proxy:", "  dataplane: nftables\n  kube_proxy:")
+    result = CliRunner().invoke(app, ["run", str(_write(tmp_path, text)), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "nftables" in result.output
+
+
+def test_unbounded_durations_and_intervals_are_refused(tmp_path: Path) -> None:
+    for line, expected in (
+        ("duration: 999999h", "7 days"),
+        ("duration: 12s\ninterval: 1us", "interval must be at least 1ms"),
+    ):
+        text = SCENARIO.replace("duration: 12s", line)
+        result = CliRunner().invoke(
+            app, ["run", str(_write(tmp_path, text)), "--out", str(tmp_path)]
+        )
+        assert result.exit_code == 2, result.output
+        assert expected in result.output

@@ -74,15 +74,21 @@ def test_session_affinity_pinned_to_the_dead_pod_until_expire_quiescent_template
     assert m["expire-quiescent-template"].failed_after_event == 0
 
 
-def test_the_derived_cce_matrix_equals_the_seed_table() -> None:
+def test_the_derived_cce_matrix_equals_the_seed_table_but_for_its_blanket_row() -> None:
     outcomes = execute(plan(quick=True, only=["cce"]), 2, None)
     cells = report(outcomes).cce_cells
-    assert len(cells) == len(cce.OSES) * len(cce.BANDS)
-    stated = [c for c in cells if c.seed is not None]
-    assert len(stated) == len(cce.SEED_TABLE)
-    assert [(c.preset, c.kube_proxy, c.derived) for c in stated] == [
-        (c.preset, c.kube_proxy, c.seed) for c in stated
-    ]
+    assert len(cells) == len(cce.OSES) * len(cce.BANDS) == len(cce.SEED_TABLE)
+    differ = {(c.preset, c.kube_proxy) for c in cells if not c.agrees}
+    # The FAQ's "<= 1.17: problem 1 on every node" predates the kernels that carry
+    # c95c07836fa4 (the presets of the fixed EulerOS 2.9, HCE 2.0, Ubuntu 22.04):
+    # there mode 0 with expire_nodest_conn=1 leaves weight-0 servers. Every other
+    # cell equals the seed's.
+    assert differ == {
+        ("euleros-2.9-fixed", "v1.17.0"),
+        ("hce-2.0", "v1.17.0"),
+        ("ubuntu-22.04", "v1.17.0"),
+    }
+    assert all(c.why == cce.BLANKET_ROW_NOTE for c in cells if not c.agrees)
 
 
 def test_results_do_not_depend_on_the_number_of_processes() -> None:

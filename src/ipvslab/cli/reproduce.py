@@ -148,6 +148,7 @@ def _write(result: Any, out: Path, quick: bool, jobs: int, seconds: float) -> di
                 "derived": c.derived,
                 "seed": c.seed,
                 "agrees": c.agrees,
+                "why": c.why,
             }
             for c in result.cce_cells
         ],
@@ -273,7 +274,17 @@ def _print(result: Any, console: Console, quick: bool) -> None:
         console.print(table)
         agree = sum(1 for c in result.cce_cells if c.agrees)
         stated = sum(1 for c in result.cce_cells if c.agrees is not None)
-        console.print(
-            f"  derived by running no-route-to-host and one-second-delay on each preset;"
-            f" {agree} of the seed's {stated} stated cells agree ✓ (seed: - where it is silent)"
-        )
+        width = max(40, console.width - 1)
+        lines = [
+            "derived by running no-route-to-host and one-second-delay on each preset;"
+            f" {agree} of the seed's {stated} cells agree (✓), ✗ where they differ:"
+        ]
+        for c in result.cce_cells:
+            if c.agrees is False:
+                lines.append(f"{c.preset} with kube-proxy {c.kube_proxy}: {c.why or 'unexplained'}")
+        for line in lines:
+            console.print(
+                textwrap.fill(line, width, initial_indent="  ", subsequent_indent="    "),
+                highlight=False,
+                markup=False,
+            )

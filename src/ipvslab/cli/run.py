@@ -223,7 +223,7 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
         fate = (
             f"deleted at {rs['deleted_at_s']:.0f}s"
             if rs["deleted_at_s"] is not None
-            else "never deleted"
+            else "not deleted by the end of the run"
             + (
                 f" (ActiveConn {rs.get('active_at_end', '?')}, InActConn"
                 f" {rs.get('inactive_at_end', '?')} at the end)"

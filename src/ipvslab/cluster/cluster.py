@@ -30,6 +30,7 @@ from ipvslab.cluster.kube_proxy import (
     LAST_IPVS_KUBE_PROXY,
     KubeProxyProfile,
     apply_kube_proxy,
+    at_least,
     kube_proxy_profile,
     parse_kube_version,
 )
@@ -43,7 +44,7 @@ from ipvslab.cluster.sync_runner import SyncRunner
 from ipvslab.cluster.tcp_flow import Attempt, TcpConnector, record_attempt
 from ipvslab.cluster.trace import Result, Trace
 from ipvslab.engine import Engine
-from ipvslab.kernel.features import KernelFeatures
+from ipvslab.kernel.features import Feature, KernelFeatures
 from ipvslab.kernel.ipvs import IpvsKernel
 from ipvslab.kernel.presets import resolve_kernel
 from ipvslab.kernel.sysctls import SysctlError, Sysctls
@@ -181,7 +182,39 @@ class Cluster:
                     f"kube-proxy {config.version}: KubeProxyIPVS is planned off by default from"
                     " v1.40; this run assumes it was turned on"
                 )
+        elif self.scenario.cluster.dataplane is DataplaneKind.NFTABLES and version < (1, 29, 0):
+            # KEP-3866: nftables mode alpha in 1.29, beta 1.31, GA 1.33.
+            raise ScenarioSetupError(
+                f"cluster.kube_proxy.version: kube-proxy {config.version} has no nftables mode"
+                " (alpha in v1.29, GA in v1.33)"
+            )
         return version
+
+    def _check_kernel_for_mode(
+        self, where: str, name: str, features: KernelFeatures, version: tuple[int, int, int]
+    ) -> None:
+        """Node kernels that the chosen kube-proxy mode cannot run on, as kube-proxy
+        itself would refuse them."""
+        kind = self.scenario.cluster.dataplane
+        if kind is DataplaneKind.NFTABLES and version[:2] < (5, 13):
+            raise ScenarioSetupError(
+                f"{where}: kube-proxy's nftables mode needs kernel 5.13 or newer; {name} runs"
+                f" {'.'.join(map(str, version))}"
+            )
+        if (
+            kind is DataplaneKind.IPVS
+            and not features.has(Feature.CONN_REUSE_MODE)
+            and at_least(self.kube_version, (1, 12, 5), (1, 13, 0))
+            and self.kube_version < (1, 19, 0)
+        ):
+            # #71114 made setting conn_reuse_mode fatal; kernels without the sysctl
+            # (before d752c364, v4.1) stop kube-proxy at start (#82065) until #88541
+            # (v1.19) only logged it.
+            raise ScenarioSetupError(
+                f"{where}: kube-proxy {self.scenario.cluster.kube_proxy.version} exits at start"
+                f" on {name}: its kernel has no net.ipv4.vs.conn_reuse_mode and setting it is"
+                " fatal from v1.13 until v1.19 (#82065, #88541)"
+            )
 
     def _build_services(self) -> None:
         base = int(IPv4Network(self.scenario.cluster.service_cidr, strict=False).network_address)
@@ -216,6 +249,7 @@ class Cluster:
             for warning in resolution.warnings:
                 self.warnings.append(f"{name}: {warning}")
             version = resolution.version
+            self._check_kernel_for_mode(where, name, resolution.features, version)
             node_ip = NODE_NETWORK + 10 + index
             dataplane: Dataplane
             node = Node(

@@ -20,7 +20,7 @@ from typing import Final
 from ipvslab.cluster.dataplane import EntryView, Forwarded, entry_label
 from ipvslab.cluster.endpoints import ServiceInfo
 from ipvslab.kernel.connection import connection_key, connection_key_v4
-from ipvslab.kernel.decision import Decision
+from ipvslab.kernel.decision import Decision, Outcome
 from ipvslab.kernel.dest import RealServer
 from ipvslab.kernel.ipvs import IpvsKernel
 from ipvslab.kernel.packet import Packet, Protocol, TcpFlags
@@ -89,7 +89,9 @@ class IpvsDataplane:
         if texts is None:
             path = "+".join(step.name for step in decision.path)
             texts = self._texts[id(decision)] = (decision, decision.outcome.name, path)
-        return Forwarded(dest_ip, texts[1], texts[2], weight0, removed)
+        # ip_vs_leave(): no server to schedule, ICMP port unreachable to the client.
+        refused = decision.outcome is Outcome.NO_DEST_AVAILABLE
+        return Forwarded(dest_ip, texts[1], texts[2], weight0, removed, refused)
 
     def _send(self, packet: Packet, now: int) -> Forwarded:
         # receive_batch() is receive() with its tables (the kernel's tests hold them

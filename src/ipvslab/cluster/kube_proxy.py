@@ -53,7 +53,7 @@ class SysctlAction:
     reason: str
 
 
-def _at_least(version: tuple[int, int, int], *branches: tuple[int, int, int]) -> bool:
+def at_least(version: tuple[int, int, int], *branches: tuple[int, int, int]) -> bool:
     """True when version is at or past the first patch release carrying a change on its
     own minor branch, or at or past the first minor release that carries it."""
     first_minor = max(branches)
@@ -73,13 +73,13 @@ def kube_proxy_sysctls(
         SysctlAction("conntrack", 1, "set by the IPVS proxier in every version (fatal if it fails)")
     ]
     # conn_reuse_mode=0: #71114 in v1.13.0 (1.12.5 backport [INFERRED]).
-    if _at_least(kube_version, (1, 12, 5), (1, 13, 0)):
+    if at_least(kube_version, (1, 12, 5), (1, 13, 0)):
         if kube_version >= (1, 19, 0) and kernel_version < (4, 1):
             # #88541 (v1.19.0): kernels below 4.1 are skipped with a logged error.
             actions.append(
                 SysctlAction("conn_reuse_mode", None, "v1.19+ skips kernels < 4.1 (#88541)")
             )
-        elif _at_least(kube_version, (1, 20, 15), (1, 21, 9), (1, 22, 0)) and (
+        elif at_least(kube_version, (1, 20, 15), (1, 21, 9), (1, 22, 0)) and (
             kernel_version >= (5, 9)
         ):
             # #102122 (v1.22.0; back-ported to 1.21.9 / 1.20.15 [INFERRED]).
@@ -95,7 +95,7 @@ def kube_proxy_sysctls(
                 )
             )
     # expire_nodest_conn / expire_quiescent_template = 1: #71834 in v1.14.0, 1.12.5.
-    if _at_least(kube_version, (1, 12, 5), (1, 14, 0)):
+    if at_least(kube_version, (1, 12, 5), (1, 14, 0)):
         actions.append(SysctlAction("expire_nodest_conn", 1, "#71834 (v1.14.0, 1.12.5)"))
         actions.append(SysctlAction("expire_quiescent_template", 1, "#71834 (v1.14.0, 1.12.5)"))
     return actions
@@ -147,10 +147,10 @@ class KubeProxyProfile:
 
 def kube_proxy_profile(version: tuple[int, int, int]) -> KubeProxyProfile:
     """The IPVS proxier behaviour of ``version`` (1.11 onwards)."""
-    if _at_least(version, (1, 12, 4), (1, 13, 1), (1, 14, 0)):
+    if at_least(version, (1, 12, 4), (1, 13, 1), (1, 14, 0)):
         # #71515: ActiveConn + InactiveConn (1.14.0; 1.12.4, 1.13.1, 1.11.6 backports).
         tcp_delete = DeleteCondition.ACTIVE_PLUS_INACTIVE_ZERO
-    elif _at_least(version, (1, 12, 2), (1, 13, 0)):
+    elif at_least(version, (1, 12, 2), (1, 13, 0)):
         # #66012 graceful termination manager, first with ActiveConn == 0 only.
         tcp_delete = DeleteCondition.ACTIVE_ZERO
     else:
@@ -158,7 +158,7 @@ def kube_proxy_profile(version: tuple[int, int, int]) -> KubeProxyProfile:
         tcp_delete = DeleteCondition.IMMEDIATE
     # #77802 (v1.15.0) meant UDP to go at once but compared with "udp" in lower case,
     # so it never matched until #78999 (v1.16.0; 1.12.10, 1.13/1.14 patches, 1.15.x).
-    udp_immediate = tcp_delete == DeleteCondition.IMMEDIATE or _at_least(
+    udp_immediate = tcp_delete == DeleteCondition.IMMEDIATE or at_least(
         version, (1, 12, 10), (1, 13, 8), (1, 14, 4), (1, 15, 1), (1, 16, 0)
     )
     return KubeProxyProfile(

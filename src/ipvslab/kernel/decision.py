@@ -34,7 +34,10 @@ class Outcome(Enum):
     RESCHEDULE = "expire the old entry and schedule afresh"
     DROP_SYN = "drop this SYN (the client retransmits after 1 s)"
     DROP_NO_DEST = "drop: the entry's real server was removed"
-    NO_DEST_AVAILABLE = "drop: no real server available to schedule"
+    # ip_vs_schedule() finds no server: tcp/udp_conn_schedule() call ip_vs_leave(),
+    # which answers ICMP port unreachable "no matter it is TCP/UDP" and drops the
+    # packet (ip_vs_core.c, unchanged since 2.6): the client gets ECONNREFUSED at once.
+    NO_DEST_AVAILABLE = "drop with ICMP port unreachable: no real server available to schedule"
     PASS_NOT_SYN = "no entry and not a SYN: not scheduled, passed to the local stack"
 
     @property
@@ -111,7 +114,10 @@ class StepKind(Enum):
         "expire_nodest_conn=1: entry expired and packet rescheduled",
         "04231e52d355",
     )
-    NO_SCHEDULABLE_DEST = ("scheduler finds no real server", "")
+    NO_SCHEDULABLE_DEST = (
+        "scheduler finds no real server: ip_vs_leave() answers ICMP port unreachable",
+        "ip_vs_leave()",
+    )
 
     def __init__(self, text: str, commit: str) -> None:
         self.text = text

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ipvslab.cluster.run import run_scenario
+from ipvslab.kernel.features import Feature
+from ipvslab.kernel.presets import resolve_kernel
 from ipvslab.reproduce import cce
 from ipvslab.reproduce.catalog import CONFIGURATIONS, SYMPTOM_BY_NAME, SYMPTOMS, Spec
 from ipvslab.reproduce.measure import Measures, measure
@@ -215,12 +217,12 @@ def report(outcomes: list[Outcome]) -> Report:
             b = cce_runs.get((f"{preset} {version}", "one-second-delay"))
             if a is None or b is None or a.measures is None or b.measures is None:
                 continue
-            cells.append(
-                cce.Cell(
-                    preset,
-                    version,
-                    cce.classify(a.measures, b.measures),
-                    cce.SEED_TABLE.get((preset, version)),
-                )
-            )
+            derived = cce.classify(a.measures, b.measures)
+            seed = cce.SEED_TABLE.get((preset, version))
+            why = ""
+            if seed is not None and seed != derived and version == "v1.17.0":
+                features = resolve_kernel(preset).features
+                if features.has(Feature.WEIGHT0_RESCHEDULE_ANY_MODE):
+                    why = cce.BLANKET_ROW_NOTE
+            cells.append(cce.Cell(preset, version, derived, seed, why))
     return Report(outcomes, matrix, cells, claims)

@@ -166,7 +166,15 @@ def summarize(run: RunResult, trace: pl.DataFrame, samples: pl.DataFrame) -> dic
     summary["imbalance"] = _imbalance(run, established)
     summary["scale_outs"] = _scale_outs(run, established)
     summary["real_servers"] = _real_servers(run, samples)
-    summary["warnings"] = list(run.warnings) + list(run.event_errors)
+    summary["warnings"] = [
+        *run.warnings,
+        *run.event_errors,
+        *(
+            f"script step {step.index} ({step.action}): {step.result}"
+            for step in run.steps
+            if step.result.startswith(("error", "not run"))
+        ),
+    ]
     return summary
 
 

@@ -54,6 +54,12 @@ def parse_duration(value: Any) -> int:
 Duration = Annotated[int, BeforeValidator(parse_duration)]
 
 
+# Bounds that keep a run's memory bounded: the simulated time, and the rows of the
+# time series (and of the real-server samples taken at each interval).
+MAX_DURATION = 7 * 24 * 3600 * SECOND
+MAX_INTERVALS = 100_000
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -472,6 +478,13 @@ class Scenario(_Model):
     events: list[Event] = Field(default_factory=list)
     script: list[Step] = Field(default_factory=list)
 
+    @field_validator("duration")
+    @classmethod
+    def _bounded_duration(cls, value: int) -> int:
+        if not 0 < value <= MAX_DURATION:
+            raise ValueError("expected a duration from 1us to 7 days (168h)")
+        return value
+
     @model_validator(mode="after")
     def _references(self) -> Scenario:
         names = [s.name for s in self.services]
@@ -498,8 +511,13 @@ class Scenario(_Model):
             self._check_refs(f"events[{index}]", getattr(event, event.action), names, clients)
         for index, step in enumerate(self.script):
             self._check_refs(f"script[{index}]", getattr(step, step.action), names, clients)
-        if self.interval <= 0:
-            raise ValueError("interval must be > 0")
+        if self.interval < MS:
+            raise ValueError("interval must be at least 1ms")
+        if self.duration // self.interval > MAX_INTERVALS:
+            raise ValueError(
+                f"duration / interval gives more than {MAX_INTERVALS:,} time-series rows;"
+                " choose a longer interval"
+            )
         return self
 
     @staticmethod
