@@ -305,7 +305,10 @@ def test_integer_client_ids_give_the_same_sketches_as_text_keys(
 
     def without_ids(frame: pl.DataFrame, first: int) -> tuple[pl.DataFrame, list[object]]:
         rows, rest = split(frame, first)
-        return rows.drop("cid"), rest
+        key = pl.col("gkey").str
+        fields = {"vaddr": (4, 8), "vport": (13, 4), "daddr": (18, 8), "dport": (27, 4)}
+        rows = rows.with_columns(key.slice(*at).alias(name) for name, at in fields.items())
+        return rows.select(*conn_columns.ROW_SCHEMA), rest
 
     monkeypatch.setattr(conn_columns, "split_proc_rows", without_ids)
     as_text = summarize_proc_ip_vs_conn(io.StringIO(table))

@@ -208,12 +208,20 @@ class ConnCounter:
         self.services: dict[str, int] = {}
 
     def add(self, rows: pl.DataFrame) -> None:
+        """Counts ``rows``: ``ROW_SCHEMA`` columns, or ``split_proc_rows``' (keys ready)."""
         if rows.height == 0:
             return
-        conns = rows.filter(~pl.col("template")).with_columns(self.recent, self.closed)
+        proc = "cid" in rows.columns
         # Grouping on one string key is several times faster than on several columns.
+        group_key = pl.col("gkey").alias("key") if proc else _joined(GROUP_KEYS)
+        template_key = (
+            pl.col("gkey").str.slice(0, PROC_TEMPLATE_KEY).alias("key")
+            if proc
+            else _joined(TEMPLATE_KEYS)
+        )
+        conns = rows.filter(~pl.col("template")).with_columns(self.recent, self.closed)
         self.groups.add(
-            conns.group_by(_joined(GROUP_KEYS)).agg(
+            conns.group_by(group_key).agg(
                 pl.len().cast(pl.Int64).alias("n"),
                 pl.col("expires").min().alias("lo"),
                 pl.col("expires").max().alias("hi"),
@@ -222,11 +230,11 @@ class ConnCounter:
         )
         self.templates.add(
             rows.filter(pl.col("template"))
-            .group_by(_joined(TEMPLATE_KEYS))
+            .group_by(template_key)
             .agg(pl.len().cast(pl.Int64).alias("n"), pl.col("expires").max().alias("hi"))
         )
         one = pl.lit(1, pl.Int64).alias("n")
-        if "cid" not in rows.columns:
+        if not proc:
             self.clients.add(conns.select("client", one, "closed", "recent"))
             self.pairs.add(conns.select(_joined(PAIR_KEYS), one, "closed", "recent"))
             return
@@ -234,8 +242,7 @@ class ConnCounter:
             return  # nothing to count (an empty batch changes no sketch)
         # Well-formed /proc rows: an integer id per client and per pair (the client's
         # address, 32 bits, then the service's number).
-        service = _joined(SERVICE_KEYS).alias("service")
-        conns = conns.with_columns(service)
+        conns = conns.with_columns(pl.col("gkey").str.slice(0, PROC_SERVICE_KEY).alias("service"))
         for text in conns.get_column("service").unique().to_list():
             self.services.setdefault(text, len(self.services))
         number = pl.col("service").replace_strict(self.services, return_dtype=pl.Int64)
@@ -271,6 +278,10 @@ PROC_ROW = (
     r" [A-Z_]{1,11} +[0-9]{1,7}$"
 )
 PROC_ROW_LENGTH = 65
+# Lengths of the leading parts of a /proc row's group key: "TCP 0A600000 0050" (the
+# service) and "TCP 0A600000 0050 0AF48000 1F90" (a template's key).
+PROC_SERVICE_KEY = 17
+PROC_TEMPLATE_KEY = 31
 
 
 def read_lines(data: bytes) -> pl.DataFrame | None:
@@ -291,7 +302,13 @@ def read_lines(data: bytes) -> pl.DataFrame | None:
 
 
 def split_proc_rows(lines: pl.DataFrame, first_line_no: int) -> tuple[pl.DataFrame, list[Any]]:
-    """The well-formed rows as ``ROW_SCHEMA`` columns, and ``(line_no, text)`` of the rest."""
+    """The well-formed rows, and ``(line_no, text)`` of the rest.
+
+    The rows hold the columns ``ConnCounter`` needs of ``ROW_SCHEMA`` (proto, client,
+    template, state, expires), the client as an integer ("cid") and the group key
+    ("gkey", ``GROUP_KEYS`` joined by blanks), sliced from the line at once: in a
+    fixed-width row the fields from ToIP to State already stand blank-separated.
+    """
     line = pl.col("line")
     ok = ((line.str.len_bytes() == PROC_ROW_LENGTH) & line.str.contains(PROC_ROW)).fill_null(False)
     mask = lines.select(ok).to_series()
@@ -301,12 +318,11 @@ def split_proc_rows(lines: pl.DataFrame, first_line_no: int) -> tuple[pl.DataFra
             line.str.slice(0, 3).alias("proto"),
             line.str.slice(4, 8).alias("client"),
             (line.str.slice(13, 4) == "0000").alias("template"),
-            line.str.slice(18, 8).alias("vaddr"),
-            line.str.slice(27, 4).alias("vport"),
-            line.str.slice(32, 8).alias("daddr"),
-            line.str.slice(41, 4).alias("dport"),
             line.str.slice(46, 11).str.strip_chars_end().alias("state"),
             line.str.slice(58).str.strip_chars_start().str.to_integer().alias("expires"),
+            pl.concat_str(line.str.slice(0, 3), line.str.slice(17, 40).str.strip_chars_end()).alias(
+                "gkey"
+            ),
         )
         .with_columns(pl.col("client").str.to_integer(base=16).alias("cid"))
     )
