@@ -279,3 +279,39 @@ def test_a_client_spread_over_many_services_keeps_its_total(
     assert str(client) == "10.244.0.3"
     assert 400 - summary.client_error <= count <= 400
     assert not summary.client_services  # no pair reaches 16 entries
+
+
+@pytest.mark.parametrize("batch", [100, 1 << 16])
+def test_integer_client_ids_give_the_same_sketches_as_text_keys(
+    monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    # Well-formed rows are grouped on integer ids, the careful parser's rows (here SIP
+    # persistence-engine rows) on text: a table mixing both, past the sketches' bounds,
+    # must count exactly as if every row were keyed by text.
+    monkeypatch.setattr(conn_columns, "TOP_CLIENT_SERVICES", 40)
+    monkeypatch.setattr(conn_columns, "TOP_CLIENTS", 40)
+    monkeypatch.setattr(conn_columns, "MERGE_ROWS", 700)
+    monkeypatch.setattr(conn_summary, "CHUNK_BYTES", 16384)
+    monkeypatch.setattr(conn_summary.ConnAggregator, "BATCH", batch)
+    lines = [HEADER + "\n"]
+    for i in range(6000):
+        text = row(i % 2500 if i % 3 else i % 40, 1024 + i, i % 30, i % 90, STATES[i % 5], i % 300)
+        if i % 97 == 0:  # a SIP call's entry: Call-ID after the expiry, careful parser
+            text = text[:-1] + f" sip    call-{i}@pbx.example\n"
+        lines.append(text)
+    table = "".join(lines)
+    with_ids = summarize_proc_ip_vs_conn(io.StringIO(table))
+    split = conn_columns.split_proc_rows
+
+    def without_ids(frame: pl.DataFrame, first: int) -> tuple[pl.DataFrame, list[object]]:
+        rows, rest = split(frame, first)
+        key = pl.col("gkey").str
+        fields = {"vaddr": (4, 8), "vport": (13, 4), "daddr": (18, 8), "dport": (27, 4)}
+        rows = rows.with_columns(key.slice(*at).alias(name) for name, at in fields.items())
+        return rows.select(*conn_columns.ROW_SCHEMA), rest
+
+    monkeypatch.setattr(conn_columns, "split_proc_rows", without_ids)
+    as_text = summarize_proc_ip_vs_conn(io.StringIO(table))
+    assert with_ids.client_error > 0 and with_ids.client_service_error > 0
+    assert with_ids == as_text
+    assert with_ids.total == 6000

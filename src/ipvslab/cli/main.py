@@ -1,28 +1,63 @@
-"""The `ipvslab` command."""
+"""The `ipvslab` command.
+
+Each subcommand's module is imported only when the app is built with it: a run of
+`ipvslab doctor …` does not pay for the simulator's modules (start-up is part of
+the doctor's speed target, issue 9 item 10). `run()` builds the app with only the
+subcommand named on the command line when it is one of ours, else with all of them
+(help, errors and completion then list every subcommand); `app` (the whole app,
+for tests and embedding) is built on first use.
+"""
 
 from __future__ import annotations
+
+import sys
+from collections.abc import Callable
 
 import typer
 
 from ipvslab import __version__
-from ipvslab.cli import doctor as doctor_cmd
-from ipvslab.cli import explain as explain_cmd
-from ipvslab.cli import presets as presets_cmd
-from ipvslab.cli import reproduce as reproduce_cmd
-from ipvslab.cli import run as run_cmd
 
-app = typer.Typer(
-    name="ipvslab",
-    help="See, predict and fix what Linux IPVS connection reuse does to Kubernetes Services.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command("explain")(explain_cmd.explain_command)
-app.command("presets")(presets_cmd.presets_command)
-app.command("run")(run_cmd.run_command)
-app.command("reproduce")(reproduce_cmd.reproduce_command)
-app.add_typer(doctor_cmd.doctor_app, name="doctor")
+HELP = "See, predict and fix what Linux IPVS connection reuse does to Kubernetes Services."
+
+
+def _add_explain(app: typer.Typer) -> None:
+    from ipvslab.cli import explain
+
+    app.command("explain")(explain.explain_command)
+
+
+def _add_presets(app: typer.Typer) -> None:
+    from ipvslab.cli import presets
+
+    app.command("presets")(presets.presets_command)
+
+
+def _add_run(app: typer.Typer) -> None:
+    from ipvslab.cli import run
+
+    app.command("run")(run.run_command)
+
+
+def _add_reproduce(app: typer.Typer) -> None:
+    from ipvslab.cli import reproduce
+
+    app.command("reproduce")(reproduce.reproduce_command)
+
+
+def _add_doctor(app: typer.Typer) -> None:
+    from ipvslab.cli import doctor
+
+    app.add_typer(doctor.doctor_app, name="doctor")
+
+
+# In the order help lists them.
+SUBCOMMANDS: dict[str, Callable[[typer.Typer], None]] = {
+    "explain": _add_explain,
+    "presets": _add_presets,
+    "run": _add_run,
+    "reproduce": _add_reproduce,
+    "doctor": _add_doctor,
+}
 
 
 def _version(value: bool) -> None:
@@ -31,7 +66,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -40,8 +74,37 @@ def main(
     """See, predict and fix what Linux IPVS connection reuse does to Kubernetes Services."""
 
 
+def build_app(only: str | None = None) -> typer.Typer:
+    """The app with every subcommand, or with ``only`` that one (a name of SUBCOMMANDS)."""
+    built = typer.Typer(
+        name="ipvslab",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    built.callback()(main)
+    for name, add in SUBCOMMANDS.items():
+        if only is None or name == only:
+            add(built)
+    return built
+
+
+_whole: typer.Typer | None = None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    global _whole
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _whole is None:
+        _whole = build_app()
+    return _whole
+
+
 def run() -> None:
-    app()
+    named = sys.argv[1] if len(sys.argv) > 1 else None
+    build_app(named if named in SUBCOMMANDS else None)()
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ ROW_SCHEMA: dict[str, Any] = {
 GROUP_KEYS = ("proto", "vaddr", "vport", "daddr", "dport", "state")
 TEMPLATE_KEYS = ("proto", "vaddr", "vport", "daddr", "dport")
 PAIR_KEYS = ("client", "proto", "vaddr", "vport")
+SERVICE_KEYS = PAIR_KEYS[1:]
 
 
 @dataclass
@@ -68,26 +69,45 @@ class Totals:
 
     ``merged`` says how each column combines (``pl.col("n").sum()``, ...); batches may be
     one row per entry or already combined, as long as ``merged`` applies to both.
+
+    ``ids``: integer columns that identify ``key`` one to one in the batches of
+    well-formed ``/proc`` rows (``split_proc_rows``); polars groups on one integer
+    about twice as fast as on text, which it then only carries along. The first batch
+    without them (the careful parser's rows) turns the totals to the text key for
+    good: the groups are the same either way, so are the merges and the results.
     """
 
     key: str
     merged: tuple[pl.Expr, ...]
+    ids: tuple[str, ...] = ()
     frame: pl.DataFrame | None = None
     pending: list[pl.DataFrame] = field(default_factory=list)
     pending_rows: int = 0
 
     def add(self, batch: pl.DataFrame) -> None:
-        self.pending.append(batch)
+        if self.ids and not all(c in batch.columns for c in self.ids):
+            self.ids = ()
+            self.frame = None if self.frame is None else self.frame.select(self.columns())
+            self.pending = [p.select(self.columns()) for p in self.pending]
+        self.pending.append(batch.select(self.columns()))
         self.pending_rows += batch.height
         if self.pending_rows >= MERGE_ROWS:
             self.merge()
+
+    def columns(self) -> list[str]:
+        return [*self.ids, self.key, *(e.meta.output_name() for e in self.merged)]
 
     def merge(self) -> None:
         if not self.pending:
             return
         frames = ([self.frame] if self.frame is not None else []) + self.pending
         self.pending, self.pending_rows = [], 0
-        self.frame = self.reduce(pl.concat(frames).group_by(self.key).agg(self.merged))
+        if self.ids:
+            grouped = pl.concat(frames).group_by(self.ids)
+            merged = grouped.agg(pl.col(self.key).first(), *self.merged)
+        else:
+            merged = pl.concat(frames).group_by(self.key).agg(self.merged)
+        self.frame = self.reduce(merged)
 
     def reduce(self, merged: pl.DataFrame) -> pl.DataFrame:
         return merged
@@ -182,16 +202,26 @@ class ConnCounter:
             ),
         )
         self.templates = Totals("key", (pl.col("n").sum(), pl.col("hi").max()))
-        self.clients = TopK("client", k=TOP_CLIENTS)
-        self.pairs = TopK("key", k=TOP_CLIENT_SERVICES)
+        self.clients = TopK("client", k=TOP_CLIENTS, ids=("cid",))
+        self.pairs = TopK("key", k=TOP_CLIENT_SERVICES, ids=("pid",))
+        # "proto vaddr vport" -> a small number, for the pairs' integer ids.
+        self.services: dict[str, int] = {}
 
     def add(self, rows: pl.DataFrame) -> None:
+        """Counts ``rows``: ``ROW_SCHEMA`` columns, or ``split_proc_rows``' (keys ready)."""
         if rows.height == 0:
             return
-        conns = rows.filter(~pl.col("template")).with_columns(self.recent, self.closed)
+        proc = "cid" in rows.columns
         # Grouping on one string key is several times faster than on several columns.
+        group_key = pl.col("gkey").alias("key") if proc else _joined(GROUP_KEYS)
+        template_key = (
+            pl.col("gkey").str.slice(0, PROC_TEMPLATE_KEY).alias("key")
+            if proc
+            else _joined(TEMPLATE_KEYS)
+        )
+        conns = rows.filter(~pl.col("template")).with_columns(self.recent, self.closed)
         self.groups.add(
-            conns.group_by(_joined(GROUP_KEYS)).agg(
+            conns.group_by(group_key).agg(
                 pl.len().cast(pl.Int64).alias("n"),
                 pl.col("expires").min().alias("lo"),
                 pl.col("expires").max().alias("hi"),
@@ -200,12 +230,26 @@ class ConnCounter:
         )
         self.templates.add(
             rows.filter(pl.col("template"))
-            .group_by(_joined(TEMPLATE_KEYS))
+            .group_by(template_key)
             .agg(pl.len().cast(pl.Int64).alias("n"), pl.col("expires").max().alias("hi"))
         )
         one = pl.lit(1, pl.Int64).alias("n")
-        self.clients.add(conns.select("client", one, "closed", "recent"))
-        self.pairs.add(conns.select(_joined(PAIR_KEYS), one, "closed", "recent"))
+        if not proc:
+            self.clients.add(conns.select("client", one, "closed", "recent"))
+            self.pairs.add(conns.select(_joined(PAIR_KEYS), one, "closed", "recent"))
+            return
+        if conns.height == 0:
+            return  # nothing to count (an empty batch changes no sketch)
+        # Well-formed /proc rows: an integer id per client and per pair (the client's
+        # address, 32 bits, then the service's number).
+        conns = conns.with_columns(pl.col("gkey").str.slice(0, PROC_SERVICE_KEY).alias("service"))
+        for text in conns.get_column("service").unique().to_list():
+            self.services.setdefault(text, len(self.services))
+        number = pl.col("service").replace_strict(self.services, return_dtype=pl.Int64)
+        pid = (pl.col("cid") * (1 << 31) + number).alias("pid")
+        key = pl.concat_str("client", "service", separator=" ").alias("key")
+        self.clients.add(conns.select("cid", "client", one, "closed", "recent"))
+        self.pairs.add(conns.select(pid, key, one, "closed", "recent"))
 
     def finish(self) -> ConnCounts:
         return ConnCounts(
@@ -234,6 +278,10 @@ PROC_ROW = (
     r" [A-Z_]{1,11} +[0-9]{1,7}$"
 )
 PROC_ROW_LENGTH = 65
+# Lengths of the leading parts of a /proc row's group key: "TCP 0A600000 0050" (the
+# service) and "TCP 0A600000 0050 0AF48000 1F90" (a template's key).
+PROC_SERVICE_KEY = 17
+PROC_TEMPLATE_KEY = 31
 
 
 def read_lines(data: bytes) -> pl.DataFrame | None:
@@ -254,20 +302,29 @@ def read_lines(data: bytes) -> pl.DataFrame | None:
 
 
 def split_proc_rows(lines: pl.DataFrame, first_line_no: int) -> tuple[pl.DataFrame, list[Any]]:
-    """The well-formed rows as ``ROW_SCHEMA`` columns, and ``(line_no, text)`` of the rest."""
+    """The well-formed rows, and ``(line_no, text)`` of the rest.
+
+    The rows hold the columns ``ConnCounter`` needs of ``ROW_SCHEMA`` (proto, client,
+    template, state, expires), the client as an integer ("cid") and the group key
+    ("gkey", ``GROUP_KEYS`` joined by blanks), sliced from the line at once: in a
+    fixed-width row the fields from ToIP to State already stand blank-separated.
+    """
     line = pl.col("line")
     ok = ((line.str.len_bytes() == PROC_ROW_LENGTH) & line.str.contains(PROC_ROW)).fill_null(False)
     mask = lines.select(ok).to_series()
-    rows = lines.filter(mask).select(
-        line.str.slice(0, 3).alias("proto"),
-        line.str.slice(4, 8).alias("client"),
-        (line.str.slice(13, 4) == "0000").alias("template"),
-        line.str.slice(18, 8).alias("vaddr"),
-        line.str.slice(27, 4).alias("vport"),
-        line.str.slice(32, 8).alias("daddr"),
-        line.str.slice(41, 4).alias("dport"),
-        line.str.slice(46, 11).str.strip_chars_end().alias("state"),
-        line.str.slice(58).str.strip_chars_start().str.to_integer().alias("expires"),
+    rows = (
+        lines.filter(mask)
+        .select(
+            line.str.slice(0, 3).alias("proto"),
+            line.str.slice(4, 8).alias("client"),
+            (line.str.slice(13, 4) == "0000").alias("template"),
+            line.str.slice(46, 11).str.strip_chars_end().alias("state"),
+            line.str.slice(58).str.strip_chars_start().str.to_integer().alias("expires"),
+            pl.concat_str(line.str.slice(0, 3), line.str.slice(17, 40).str.strip_chars_end()).alias(
+                "gkey"
+            ),
+        )
+        .with_columns(pl.col("client").str.to_integer(base=16).alias("cid"))
     )
     if rows.height == lines.height:
         return rows, []

@@ -48,6 +48,8 @@ from ipvslab.kernel.tcp_states import (
 )
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from ipvslab.doctor.conn_columns import ConnCounts
 
 DestKey = tuple[IPAddress, int]
@@ -468,8 +470,6 @@ def summarize_proc_ip_vs_conn(
     each chunk (``conn_columns.PROC_ROW``); every other line goes through the
     careful parser, which reports what it cannot read with its line number.
     """
-    from ipvslab.doctor.conn_columns import read_lines, split_proc_rows
-
     log = IssueLog(source, issues, max_issues)
     careful = ConnAggregator(timeouts)
     cache: dict[str, IPAddress] = {}
@@ -484,13 +484,8 @@ def summarize_proc_ip_vs_conn(
             careful.add(entry)
         return entry is not None
 
-    for chunk in _chunks(stream):
-        # polars would drop a byte-order mark and split at a lone \r: the careful parser
-        # reads such chunks as a text file does.
-        frame = None
-        if isinstance(chunk, bytes) and b"\r" not in chunk and not chunk.startswith(BOM):
-            frame = read_lines(chunk)
-        if frame is None:
+    for chunk, split in _split_ahead(_chunks(stream)):
+        if split is None:
             text = chunk if isinstance(chunk, str) else chunk.decode("utf-8", "replace")
             if isinstance(stream, str):
                 lines: Iterable[str] = text.splitlines(True)
@@ -506,14 +501,15 @@ def summarize_proc_ip_vs_conn(
                 last_ends = line.endswith("\n")
             continue
         assert isinstance(chunk, bytes)
-        rows, rest = split_proc_rows(frame, line_no + 1)
+        height, rows, rest = split
         careful.counter.add(rows)
         if line_no == 0:
             first_had_newline = b"\n" in chunk
-        last = line_no + frame.height
+        last = line_no + height
         last_ends = chunk.endswith(b"\n")
         parsed = True
-        for no, text in rest:
+        for no_in_chunk, text in rest:
+            no = line_no + no_in_chunk
             ok = careful_line((text or "") + ("\n" if no < last or last_ends else ""), no)
             if no == last:
                 parsed = ok
@@ -525,6 +521,43 @@ def summarize_proc_ip_vs_conn(
         log.add(line_no, "line", f"input ends without a newline: truncated last line {note}")
     log.finish()
     return careful.summary()
+
+
+# A chunk as polars split it: its line count, its well-formed rows
+# (``conn_columns.split_proc_rows``) and ``(line number in the chunk, text)`` of the rest.
+Split = tuple[int, "pl.DataFrame", list[Any]]
+
+
+def _split_chunk(chunk: bytes | str) -> Split | None:
+    """What polars makes of ``chunk``, or None when the careful parser reads it alone."""
+    from ipvslab.doctor.conn_columns import read_lines, split_proc_rows
+
+    # polars would drop a byte-order mark and split at a lone \r: the careful parser
+    # reads such chunks as a text file does.
+    if not isinstance(chunk, bytes) or b"\r" in chunk or chunk.startswith(BOM):
+        return None
+    frame = read_lines(chunk)
+    if frame is None:
+        return None
+    rows, rest = split_proc_rows(frame, 1)
+    return frame.height, rows, rest
+
+
+def _split_ahead(chunks: Iterator[bytes | str]) -> Iterator[tuple[bytes | str, Split | None]]:
+    """Each chunk with ``_split_chunk``'s result, in order; the next chunk is split in a
+    thread while the caller counts this one (polars lets go of the GIL, so on two
+    cores splitting and counting overlap; one chunk more is held meanwhile)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead: tuple[bytes | str, Future[Split | None]] | None = None
+        for chunk in chunks:
+            job = (chunk, pool.submit(_split_chunk, chunk))
+            if ahead is not None:
+                yield ahead[0], ahead[1].result()
+            ahead = job
+        if ahead is not None:
+            yield ahead[0], ahead[1].result()
 
 
 BOM = "\ufeff".encode()
