@@ -58,7 +58,20 @@ def _key(client: int, port: int, service: ServiceInfo) -> tuple[int, int, int, i
     return (client, port, service.vip, service.port, service.protocol)
 
 
-class ConntrackNatDataplane:
+class _PerPacketDataplane:
+    """The calls these dataplanes answer from their per-packet ones."""
+
+    def entry(self, client: int, port: int, service: ServiceInfo, now: int) -> EntryView | None:
+        raise NotImplementedError
+
+    def entry_label(self, client: int, port: int, service: ServiceInfo, now: int) -> str:
+        return entry_label(self.entry(client, port, service, now))
+
+    def handshake(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
+        return synack_then_ack(self, client, port, service, now)  # type: ignore[arg-type]
+
+
+class ConntrackNatDataplane(_PerPacketDataplane):
     """kube-proxy iptables or nftables mode on one node."""
 
     def __init__(self, name: str, rng: random.Random, node_ip: int) -> None:
@@ -178,14 +191,8 @@ class ConntrackNatDataplane:
     def template(self, client: int, port: int, service: ServiceInfo, now: int) -> EntryView | None:
         return None
 
-    def entry_label(self, client: int, port: int, service: ServiceInfo, now: int) -> str:
-        return entry_label(self.entry(client, port, service, now))
 
-    def handshake(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
-        return synack_then_ack(self, client, port, service, now)
-
-
-class DirectDataplane:
+class DirectDataplane(_PerPacketDataplane):
     """A load balancer, an ingress or a mesh sidecar straight to pod IPs."""
 
     def __init__(self, name: str) -> None:
@@ -230,12 +237,6 @@ class DirectDataplane:
 
     def template(self, client: int, port: int, service: ServiceInfo, now: int) -> EntryView | None:
         return None
-
-    def entry_label(self, client: int, port: int, service: ServiceInfo, now: int) -> str:
-        return entry_label(self.entry(client, port, service, now))
-
-    def handshake(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
-        return synack_then_ack(self, client, port, service, now)
 
 
 def _dotted(ip: int) -> str:
