@@ -117,11 +117,12 @@ class _progress:
     def step(self, outcome: Any) -> None:
         self._done += 1
         task = outcome.task
+        what = f"{task.group}: {task.label}" + (f" ({task.symptom})" if task.group == "cce" else "")
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, description=f"{task.group}: {task.label}")
+            self._bar.update(self._task, advance=1, description=what)
         else:
             self._console.print(
-                f"[{self._done}/{self._total}] {task.group}: {task.label}"
+                f"[{self._done}/{self._total}] {what}"
                 + (f" - {outcome.error}" if outcome.error else ""),
                 highlight=False,
             )
