@@ -164,3 +164,10 @@ def test_unbounded_durations_and_intervals_are_refused(tmp_path: Path) -> None:
         )
         assert result.exit_code == 2, result.output
         assert expected in result.output
+
+
+def test_a_udp_script_step_on_a_tcp_service_is_refused(tmp_path: Path) -> None:
+    text = SCENARIO + "script:\n  - udp: {client: busy}\n"
+    result = CliRunner().invoke(app, ["run", str(_write(tmp_path, text)), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "a udp step cannot use TCP service 'web'" in result.output

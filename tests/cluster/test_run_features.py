@@ -11,6 +11,7 @@ reused ports in mode 0 (seed 000 item 3).
 from __future__ import annotations
 
 import hashlib
+from itertools import pairwise
 from typing import Any
 
 import polars as pl
@@ -166,3 +167,31 @@ def test_imbalance_counts_the_starved_pods() -> None:
     # Four pods, two of which got nothing after the scale-out: far from even.
     assert imbalance["pods"] == 4
     assert imbalance["gini"] > 0.3
+
+
+def test_distro_kernels_warn_about_the_port_era_and_port_selection_forces_it() -> None:
+    base: dict[str, Any] = {
+        "duration": "10s",
+        "cluster": {"kernel": "5.15.0-91-generic", "kube_proxy": {"version": "v1.28.0"}},
+        "services": [{"name": "web"}],
+        "clients": [{"name": "c", "service": "web", "load": {"kind": "open", "rate": 50}}],
+    }
+    plain = simulate(base)
+    # 5.15.0 is the 256-slot era by its version; Ubuntu builds may carry the 2022 series.
+    assert any("port_selection" in w for w in plain.run.warnings)
+    ports = plain.trace["client_port"].to_list()
+    # Inside the 256-slot era, successive connects to one destination walk even
+    # ports 2 apart (plus 2 in 1 of 16), far from random.
+    steps = [b - a for a, b in pairwise(ports)]
+    assert sum(1 for s in steps if s in (2, 4)) > 0.8 * len(steps)
+    base["clients"][0]["port_selection"] = "PERTURB_TABLE_65536"
+    forced = simulate(base)
+    assert not any("port_selection" in w for w in forced.run.warnings)
+    forced_ports = forced.trace["client_port"].to_list()
+    forced_steps = [b - a for a, b in pairwise(forced_ports)]
+    # ca7af0402550: random increments of 2..16 within a 10 s window, mean about 9.
+    assert sum(1 for s in forced_steps if s in (2, 4)) < 0.5 * len(forced_steps)
+    # A plain mainline version is exactly that release: no warning.
+    base["cluster"]["kernel"] = "5.15"
+    del base["clients"][0]["port_selection"]
+    assert not any("port_selection" in w for w in simulate(base).run.warnings)

@@ -16,6 +16,7 @@ scenario sets by hand.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, replace
 from functools import partial
 from ipaddress import IPv4Address, IPv4Network
@@ -37,7 +38,7 @@ from ipvslab.cluster.kube_proxy import (
 from ipvslab.cluster.nat_dataplane import ConntrackNatDataplane, DirectDataplane
 from ipvslab.cluster.pod_tcp import PodTcp
 from ipvslab.cluster.pods import Deployment, IpAllocator, Pod, PodTemplate
-from ipvslab.cluster.port_picker import HostPorts
+from ipvslab.cluster.port_picker import HostPorts, PortSelection, era_caveat
 from ipvslab.cluster.proxier import IpvsProxier, RealServerEvent
 from ipvslab.cluster.syn_timing import SynSchedule, syn_send_offsets
 from ipvslab.cluster.sync_runner import SyncRunner
@@ -60,6 +61,8 @@ from ipvslab.scenario.model import (
     Dataplane as DataplaneKind,
 )
 
+# A `uname -r` of a distribution build: x.y.0-N (Ubuntu, openEuler, Debian ABI).
+_DISTRO_BUILD = re.compile(r"^\d+\.\d+\.0-")
 # Node addresses: 192.168.0.10, .11, ... (only masquerade shows them to pods).
 NODE_NETWORK = int(IPv4Address("192.168.0.0"))
 # How often pods forget expired sockets (memory only).
@@ -388,10 +391,26 @@ class Cluster:
                         raise ScenarioSetupError(f"clients[{spec.name}].kernel: {err}") from None
                 else:
                     version = node.kernel_version
+                kernel_text = spec.kernel if spec.kernel is not None else node.kernel_text
+                selection = (
+                    PortSelection[spec.port_selection] if spec.port_selection is not None else None
+                )
+                if selection is None and _DISTRO_BUILD.match(kernel_text.strip()):
+                    # x.y.0-N distro builds hide the stable updates they imported.
+                    caveat = era_caveat(version)
+                    if caveat is not None:
+                        note = (
+                            f"client {spec.name} on {kernel_text}: {caveat} with"
+                            " clients[].port_selection"
+                        )
+                        if note not in self.warnings:
+                            self.warnings.append(note)
                 host = hosts.get((node_index, version))
                 if host is None:
                     host = hosts[(node_index, version)] = HostPorts(
-                        version, rng=self._rng("host-ports", node_index, version)
+                        version,
+                        rng=self._rng("host-ports", node_index, version),
+                        selection=selection,
                     )
                 ip = self.ips.allocate(node_index)
                 sysctls = _netns_sysctls(spec)

@@ -305,6 +305,18 @@ class ClientSpec(_Model):
     close: CloseStyle = CloseStyle.SERVER_FIRST
     connect_timeout: Duration | None = None  # None: the kernel's SYN retries decide
     kernel: str | None = None  # the client node's kernel for the port picker era
+    # Force the connect() port-selection era (cluster/port_picker.py PortSelection),
+    # for distribution kernels whose version hides a backport of the 2022 series.
+    port_selection: (
+        Literal[
+            "GLOBAL_HINT",
+            "GLOBAL_HINT_EVEN_START",
+            "GLOBAL_HINT_PARITY",
+            "PERTURB_TABLE_256",
+            "PERTURB_TABLE_65536",
+        ]
+        | None
+    ) = None
     sysctls: ClientSysctls = ClientSysctls()
     start: Duration = 0
     stop: Duration | None = None
@@ -509,8 +521,21 @@ class Scenario(_Model):
                 )
         for index, event in enumerate(self.events):
             self._check_refs(f"events[{index}]", getattr(event, event.action), names, clients)
+        client_service = {c.name: c.service for c in self.clients}
         for index, step in enumerate(self.script):
-            self._check_refs(f"script[{index}]", getattr(step, step.action), names, clients)
+            target = getattr(step, step.action)
+            self._check_refs(f"script[{index}]", target, names, clients)
+            if step.action in ("connect", "udp"):
+                base = (
+                    target.client if target.client in clients else target.client.rsplit("-", 1)[0]
+                )
+                service = target.service or client_service[base]
+                wanted = Protocol.UDP if step.action == "udp" else Protocol.TCP
+                if protocol[service] != wanted:
+                    raise ValueError(
+                        f"script[{index}]: a {step.action} step cannot use"
+                        f" {protocol[service]} service {service!r}"
+                    )
         if self.interval < MS:
             raise ValueError("interval must be at least 1ms")
         if self.duration // self.interval > MAX_INTERVALS:

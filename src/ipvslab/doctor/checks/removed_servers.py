@@ -310,9 +310,10 @@ def _finding(snapshot: NodeSnapshot, facts: NodeFacts, group: _Orphans) -> Findi
         )
     if group.templates:
         meaning += (
-            f" The {plural(group.templates, 'persistence template')} are given up at their"
-            " client's "
-            "next connection (ip_vs_check_template())."
+            f" The {plural(group.templates, 'persistence template')}"
+            f" {'is' if group.templates == 1 else 'are'} given up at"
+            f" {'its' if group.templates == 1 else 'their'} client's"
+            " next connection (ip_vs_check_template())."
         )
 
     fix: list[str] = []
