@@ -92,6 +92,9 @@ class NodeFacts:
     # When the era is uncertain: the exposure if the kernel behaved like its guess (shown
     # as such, never used for findings).
     guessed_exposure: Exposure | None = None
+    # Why the exposure cannot be judged although the kernel era is known (the values
+    # that decide it are neither captured nor implied by a known kube-proxy version).
+    exposure_problem: str | None = None
 
     @property
     def effective(self) -> Sysctls | None:
@@ -141,6 +144,27 @@ def node_facts(snapshot: NodeSnapshot) -> NodeFacts:
     guessed = None
     if kernel is not None and kernel.uncertain is not None:
         guessed, exposure = exposure, None
+    exposure_problem = None
+    unknown = [
+        name
+        for name in ("conn_reuse_mode", "conntrack")
+        if sysctls[name].origin is ValueOrigin.DEFAULT
+    ]
+    if (
+        exposure is not None
+        and unknown
+        and snapshot.kube_proxy is None
+        and snapshot.ipvs is not None
+        and snapshot.ipvs.services
+    ):
+        # Every kube-proxy writes conntrack=1 and most write conn_reuse_mode: the kernel
+        # defaults would be a guess that usually hides the problem kube-proxy causes.
+        exposure_problem = (
+            f"{', '.join('net.ipv4.vs.' + n for n in unknown)} not captured and nothing of"
+            " kube-proxy either, so the values in force are unknown (the kernel defaults are"
+            " rarely what a kube-proxy node runs); paste `sysctl -a` or give --kube-proxy"
+        )
+        guessed, exposure = exposure, None
     settings = snapshot.kube_proxy.settings if snapshot.kube_proxy else None
     timeouts = state_timeouts_of(snapshot.ipvs_timeouts, settings)
     return NodeFacts(
@@ -153,6 +177,7 @@ def node_facts(snapshot: NodeSnapshot) -> NodeFacts:
         exposure=exposure,
         timeouts=timeouts,
         guessed_exposure=guessed,
+        exposure_problem=exposure_problem,
     )
 
 

@@ -659,7 +659,12 @@ def _exposure_info(facts: NodeFacts) -> ExposureInfo:
     exposure: Exposure | None = facts.exposure
     if exposure is None:
         uncertain = facts.kernel is not None and facts.kernel.uncertain is not None
-        if uncertain and facts.kernel_problem is not None:
+        if facts.exposure_problem is not None:
+            why = facts.exposure_problem
+            if facts.guessed_exposure is not None:
+                guess, _, _ = _verdict(facts.guessed_exposure)
+                why += f". With the kernel defaults it would be {guess}"
+        elif uncertain and facts.kernel_problem is not None:
             why = facts.kernel_problem
             if facts.guessed_exposure is not None:
                 guess, _, _ = _verdict(facts.guessed_exposure)

@@ -251,3 +251,17 @@ def test_stale_forwarding_fix_fits_the_era(tmp_path: Path, uname: str, expected_
     assert any(line.startswith(expected_fix) for line in stale.fix)
     if expected_fix.startswith("upgrade"):
         assert not any(line.startswith("sysctl -w") for line in stale.fix)
+
+
+def test_no_sysctls_and_no_kube_proxy_is_no_verdict_not_a_clean_bill(tmp_path: Path) -> None:
+    # A pasted ipvsadm table with only a kernel: kube-proxy writes conntrack=1 in every
+    # version and conn_reuse_mode=0 on most, so the kernel defaults would hide the
+    # problem kube-proxy causes. The exposure must stay unknown.
+    root = write_exposure_node(tmp_path / "n", "4.15.0-213-generic", kube=None, proxy_mode="")
+    for name in ("kube-proxy",):
+        shutil.rmtree(root / name, ignore_errors=True)
+    snapshot = snapshot_from_capture(capture_from_layout(root))
+    facts = node_facts(snapshot)
+    assert snapshot.kube_proxy is None
+    assert facts.exposure is None
+    assert facts.exposure_problem is not None and "sysctl -a" in facts.exposure_problem

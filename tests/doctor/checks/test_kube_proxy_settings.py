@@ -206,3 +206,22 @@ def test_exposure_after_kube_proxy_start_agrees_with_explain(
     # Only conn_reuse_mode differs (no other harm): a warning exactly when the twin sees
     # a difference between now and after kube-proxy's next start.
     assert (finding.severity is Severity.WARNING) == (after != finding.data["problems_now"])
+
+
+def test_no_sysctl_w_of_kube_proxys_values_when_they_trade_one_problem_for_the_other(
+    tmp_path: Path,
+) -> None:
+    # Debian 10's 4.19.118 (no f0a5e4d7a594 before 4.19.140, no c95c07836fa4 before .219):
+    # mode 1 with conntrack drops the first SYN (#70747), kube-proxy 1.23's mode 0 brings
+    # #81775. Writing kube-proxy's value would only swap problems, so it is no fix.
+    root = write_settings_node(
+        tmp_path / "n",
+        "4.19.118",
+        "v1.23.4",
+        {"conn_reuse_mode": 1, "conntrack": 1, "expire_nodest_conn": 1},
+    )
+    (finding,) = settings_findings(root)
+    fix = "\n".join(finding.fix)
+    assert "conn_reuse_mode=0" not in fix
+    assert "trade-off" in fix
+    assert "4.19.140" in fix or "5.9" in fix  # the kernel that clears both

@@ -169,9 +169,13 @@ def _finding(
             f"entry points at a weight-0 server is {weight0.symptom}"
         )
     else:
+        unknown = (
+            f"values unknown ({facts.exposure_problem})"
+            if facts.exposure_problem is not None
+            else f"kernel era unknown ({facts.kernel_problem or 'not resolved'})"
+        )
         evidence.append(
-            f"kernel era unknown ({facts.kernel_problem or 'not resolved'}): whether a reused "
-            "port can reach this server could not be worked out"
+            f"{unknown}: whether a reused port can reach this server could not be worked out"
         )
     if affinity_open:
         evidence.append(
@@ -204,6 +208,12 @@ def _finding(
             f"On this node {' and '.join(why)}, so each such connection renews an entry: with "
             "busy clients it may never drain, and after the pod is gone those connections "
             "fail ('no route to host')."
+        )
+    elif reuse_open is None and facts.exposure_problem is not None:
+        meaning += (
+            "The net.ipv4.vs values in force are unknown, so whether reused client ports "
+            "renew these entries could not be worked out; paste `sysctl -a` or give "
+            "--kube-proxy."
         )
     elif reuse_open is None:
         meaning += (

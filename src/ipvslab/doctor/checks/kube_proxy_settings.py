@@ -247,6 +247,20 @@ def _differ(
         if upgrade:
             fix.append(upgrade)
         fix.extend(upgrade_lines(kernel))
+    elif written and verdict == "different":
+        # Neither set of values is safe on this kernel (e.g. mode 1 drops first SYNs,
+        # mode 0 brings #81775): writing kube-proxy's values would trade one problem
+        # for the other, so no sysctl -w is offered; only what clears both.
+        fix.append(
+            f"a trade-off, not a fix: the node's values give {_problems(now)}, {kp}'s give"
+            f" {_problems(after)}; keep the one that hurts your traffic less (see the"
+            " exposure finding) and clear both with a kernel or kube-proxy change:"
+        )
+        upgrade = kube_proxy_upgrade(kernel, version)
+        if upgrade:
+            fix.append(upgrade)
+        fix.extend(upgrade_lines(kernel))
+        fix.append(f"find what changed it: {FIND_SETTERS}")
     elif written:
         assigns = " ".join(f"net.ipv4.vs.{d.name}={d.kube_proxy}" for d in written)
         fix.append(f"sysctl -w {assigns}   # what {kp} sets")
