@@ -47,6 +47,9 @@ HOT_MODULES = [
     "ipvslab/cluster/client_tcp.py",
     "ipvslab/cluster/tcp_flow.py",
     "ipvslab/cluster/load.py",
+    "ipvslab/cluster/pods.py",
+    "ipvslab/cluster/port_picker.py",
+    "ipvslab/cluster/cluster.py",
 ]
 
 

@@ -67,7 +67,7 @@ def run_command(
         _fail(f"--out {out_dir}: cannot create the folder ({err.strerror})")
 
     # Imported here: the simulator and polars are not needed to print --help.
-    from ipvslab.cluster.cluster import ScenarioSetupError
+    from ipvslab.cluster.errors import ScenarioSetupError
     from ipvslab.cluster.run import run_scenario
 
     console = Console(stderr=True)

@@ -25,6 +25,7 @@ from ipvslab.cluster.client_tcp import ClientNetns
 from ipvslab.cluster.client_tcp import ClientSysctls as NetnsSysctls
 from ipvslab.cluster.dataplane import Dataplane
 from ipvslab.cluster.endpoints import ServiceInfo, desired_endpoints
+from ipvslab.cluster.errors import ScenarioSetupError
 from ipvslab.cluster.ipvs_dataplane import IpvsDataplane
 from ipvslab.cluster.kube_proxy import (
     FIRST_MODELLED_KUBE_PROXY,
@@ -67,10 +68,6 @@ _DISTRO_BUILD = re.compile(r"^\d+\.\d+\.0-")
 NODE_NETWORK = int(IPv4Address("192.168.0.0"))
 # How often pods forget expired sockets (memory only).
 POD_SWEEP_US = 10 * SECOND
-
-
-class ScenarioSetupError(ValueError):
-    """A scenario that parses but cannot be laid out (named field and why)."""
 
 
 @dataclass(eq=False)

@@ -111,16 +111,11 @@ class IpvsDataplane:
     def datagram(self, client: int, port: int, service: ServiceInfo, now: int) -> Forwarded:
         return self._send(self._packet(client, port, service), now)
 
-    def _synack_dropped(self, packet: Packet, now: int) -> bool:
+    def _synack_dropped(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
         """KUBE-FORWARD's ctstate INVALID drop of the pod's SYN|ACK (module docstring)."""
         if self.rules.drop_invalid and self.kernel.track_conntrack:
-            key = connection_key(
-                Protocol.TCP,
-                packet.client_addr,
-                packet.client_port,
-                packet.virtual_addr,
-                packet.virtual_port,
-            )
+            # The flow's key from the integers, as entry_label() finds its entry.
+            key = connection_key_v4(_TCP, client, port, service.vip, service.port)
             entry = self.kernel.conntrack.get(key)
             if entry is None or not entry.alive(now // 1000):
                 self.invalid_dropped += 1
@@ -128,16 +123,16 @@ class IpvsDataplane:
         return False
 
     def synack(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
-        packet = self._packet(client, port, service)
-        if self._synack_dropped(packet, now):
+        if self._synack_dropped(client, port, service, now):
             return False
+        packet = self._packet(client, port, service)
         self.kernel.receive_batch(((packet, now // 1000, SYNACK),))
         return True
 
     def handshake(self, client: int, port: int, service: ServiceInfo, now: int) -> bool:
-        packet = self._packet(client, port, service)
-        if self._synack_dropped(packet, now):
+        if self._synack_dropped(client, port, service, now):
             return False
+        packet = self._packet(client, port, service)
         ms = now // 1000
         ack = self._packet(client, port, service, ACK)
         self.kernel.receive_batch(((packet, ms, SYNACK), (ack, ms, None)))

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from ipvslab.cluster.errors import CapacityError
 from ipvslab.cluster.pod_tcp import PodTcp
 from ipvslab.engine import Engine
 
@@ -78,10 +79,6 @@ class PodTemplate:
     readiness_delay: int
     termination_grace: int
     serve_after_sigterm: int
-
-
-class CapacityError(RuntimeError):
-    """The cluster ran out of something a real one would also run out of."""
 
 
 class IpAllocator:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from ipvslab.cluster import actions
 from ipvslab.cluster.actions import ActionError
 from ipvslab.cluster.cluster import Cluster, Node
+from ipvslab.cluster.errors import CapacityError
 from ipvslab.cluster.load import ClientLoad
-from ipvslab.cluster.pods import CapacityError
 from ipvslab.cluster.proxier import RealServerEvent
 from ipvslab.cluster.script import ScriptRunner, StepResult
 from ipvslab.cluster.trace import Trace
