@@ -104,13 +104,6 @@ def _sysctl_name(name: str) -> str:
     return name.removeprefix("net.ipv4.vs.").removeprefix("net/ipv4/vs/")
 
 
-def _place(placement: Placement, nodes: int) -> list[int] | None:
-    """Node per index for a placement (None: spread round robin)."""
-    if placement is Placement.PACKED:
-        return [0]
-    return None
-
-
 class Cluster:
     """Everything a run simulates, on one engine."""
 

@@ -13,10 +13,6 @@ from ipvslab.cluster.trace import Result, Trace
 _CATEGORICAL = ("client", "node", "service", "protocol", "entry_before", "decision", "path", "pod")
 
 
-def dotted(ip: int) -> str:
-    return f"{ip >> 24 & 255}.{ip >> 16 & 255}.{ip >> 8 & 255}.{ip & 255}" if ip else ""
-
-
 def trace_frame(trace: Trace) -> pl.DataFrame:
     """One row per connection attempt, strings decoded, times in microseconds."""
     columns = trace.columns
