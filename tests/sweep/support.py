@@ -5,7 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from ipvslab.sweep.executors import Executor
 from ipvslab.sweep.expand import Run, expand
+from ipvslab.sweep.runner import SweepResult, run_sweep
 from ipvslab.sweep.spec import Sweep, load_sweep
 
 # A Service of two pods on one node, one client opening short connections from a
@@ -45,3 +47,19 @@ def load(folder: Path, sweep: str, base: str | None = BASE) -> Sweep:
 
 def runs(folder: Path, sweep: str, base: str | None = BASE) -> list[Run]:
     return expand(load(folder, sweep, base))
+
+
+def kernels_by_rate(duration: str, rates: str, seeds: int | None = None) -> str:
+    """A sweep of the base over kernels 4.19 and 5.10 and the client's rates."""
+    return (
+        f"base: base.yaml\nset:\n  duration: {duration}\ngrid:\n"
+        f'  cluster.kernel: ["4.19", "5.10"]\n  clients.0.load.rate: {rates}\n'
+        + (f"seeds: {seeds}\n" if seeds else "")
+    )
+
+
+def sweep_into(folder: Path, sweep: Sweep, executor: Executor, name: str = "out") -> SweepResult:
+    """``sweep`` run whole into ``folder/name``."""
+    out = folder / name
+    out.mkdir(exist_ok=True)
+    return run_sweep(sweep, expand(sweep), out, executor)

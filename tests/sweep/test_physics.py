@@ -21,26 +21,16 @@ from pathlib import Path
 import polars as pl
 
 from ipvslab.sweep import executors
-from ipvslab.sweep.expand import expand
-from ipvslab.sweep.runner import run_sweep
 
-from .support import load
+from .support import kernels_by_rate, load, sweep_into
 
-SWEEP = """
-base: base.yaml
-grid:
-  cluster.kernel: ["4.19", "5.10"]
-  clients.0.load.rate: [0.5, 2, 8]
-"""
+SWEEP = kernels_by_rate("20s", "[0.5, 2, 8]")
 
 
 def test_sweeping_client_rate_finds_the_first_syn_drop_on_4_19_and_not_on_5_10(
     tmp_path: Path,
 ) -> None:
-    sweep = load(tmp_path, SWEEP)
-    out = tmp_path / "out"
-    out.mkdir()
-    frame = run_sweep(sweep, expand(sweep), out, executors.local(2)).table
+    frame = sweep_into(tmp_path, load(tmp_path, SWEEP), executors.local(2)).table
     assert frame.height == 6
     fresh_ports = 20  # the even half of 40000-40039
     for row in frame.iter_rows(named=True):

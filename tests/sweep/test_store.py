@@ -22,17 +22,9 @@ from ipvslab.sweep.row import Row
 from ipvslab.sweep.runner import run_sweep
 from ipvslab.sweep.store import CSV, JOURNAL, META, PARQUET
 
-from .support import load
+from .support import kernels_by_rate, load, sweep_into
 
-SWEEP = """
-base: base.yaml
-set:
-  duration: 10s
-grid:
-  cluster.kernel: ["4.19", "5.10"]
-  clients.0.load.rate: [1, 4]
-seeds: 2
-"""
+SWEEP = kernels_by_rate("10s", "[1, 4]", seeds=2)
 
 
 class Counting:
@@ -87,11 +79,8 @@ def test_a_resumed_sweep_runs_only_what_is_missing_and_gives_the_same_table(
 def test_the_table_holds_the_swept_fields_then_the_summary_and_sweep_json_the_hashes(
     tmp_path: Path,
 ) -> None:
-    sweep = load(tmp_path, SWEEP)
-    planned = expand(sweep)
+    frame = sweep_into(tmp_path, load(tmp_path, SWEEP), executors.local(1)).table
     out = tmp_path / "out"
-    out.mkdir()
-    frame = run_sweep(sweep, planned, out, executors.local(1)).table
     assert frame.columns[:5] == [
         "run",
         "cluster.kernel",
@@ -117,10 +106,8 @@ def test_the_table_holds_the_swept_fields_then_the_summary_and_sweep_json_the_ha
 def test_rows_of_a_changed_sweep_are_reused_where_the_scenario_is_the_same(
     tmp_path: Path,
 ) -> None:
-    sweep = load(tmp_path, SWEEP)
+    sweep_into(tmp_path, load(tmp_path, SWEEP), executors.local(1))
     out = tmp_path / "out"
-    out.mkdir()
-    run_sweep(sweep, expand(sweep), out, executors.local(1))
     # One more kernel: the eight runs already there are not run again.
     wider = load(tmp_path, SWEEP.replace('"5.10"]', '"5.10", "6.1"]'))
     counting = Counting(jobs=1)
@@ -131,10 +118,8 @@ def test_rows_of_a_changed_sweep_are_reused_where_the_scenario_is_the_same(
 
 def test_a_copied_output_folder_resumes_too(tmp_path: Path) -> None:
     sweep = load(tmp_path, SWEEP)
-    planned = expand(sweep)
     out = tmp_path / "out"
-    out.mkdir()
-    run_sweep(sweep, planned, out, executors.local(1))
+    sweep_into(tmp_path, sweep, executors.local(1))
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    assert run_sweep(sweep, planned, copy, Counting(1)).ran == 0
+    assert run_sweep(sweep, expand(sweep), copy, Counting(1)).ran == 0

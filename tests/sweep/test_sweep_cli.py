@@ -15,17 +15,9 @@ from typer.testing import CliRunner
 
 from ipvslab.cli.main import app
 
-from .support import write
+from .support import kernels_by_rate, write
 
-SWEEP = """
-name: syn-drop
-base: base.yaml
-set:
-  duration: 10s
-grid:
-  cluster.kernel: ["4.19", "5.10"]
-  clients.0.load.rate: [1, 4]
-"""
+SWEEP = "name: syn-drop\n" + kernels_by_rate("10s", "[1, 4]")
 
 
 def invoke(*args: str | Path) -> tuple[int, str, str]:
@@ -38,7 +30,7 @@ def test_a_bad_sweep_file_runs_nothing_and_says_where(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, _, stderr = invoke(sweep, "--out", out)
     assert code == 2
-    assert stderr.startswith(f"{sweep}:8:3: grid['clients.0.load.rte']: expected a field of")
+    assert stderr.startswith(f"{sweep}:7:3: grid['clients.0.load.rte']: expected a field of")
     assert "did you mean 'rate'?" in stderr
     assert "Traceback" not in stderr
     assert not out.exists()

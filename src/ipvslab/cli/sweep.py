@@ -60,6 +60,8 @@ def sweep_command(
         runs = expand(sweep)
     except ScenarioError as err:
         _fail(format_problems(err))
+    except KeyboardInterrupt:
+        _fail("interrupted while checking the sweep; nothing ran", 130)
     parameters = swept_keys(sweep)
     if x is not None and x not in parameters:
         _fail(f"--x {x!r} is not a swept field; swept: {', '.join(parameters)}")
@@ -92,6 +94,9 @@ def sweep_command(
     except executors.ExecutorError as err:
         progress.close()
         _fail(str(err))
+    except OSError as err:
+        progress.close()
+        _fail(f"--out {folder}: cannot write ({err.strerror or err})")
     progress.close()
     if result.other_versions and not quiet:
         versions = ", ".join(sorted(result.other_versions))
