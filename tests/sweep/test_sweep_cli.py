@@ -108,3 +108,35 @@ def test_ctrl_c_keeps_the_finished_rows_and_the_same_command_goes_on(tmp_path: P
     assert done.returncode == 0, done.stderr
     assert f"({8 - kept} run now, {kept} already there)" in done.stdout
     assert pl.read_parquet(out / "results.parquet")["run"].to_list() == list(range(8))
+
+
+def test_ctrl_c_to_the_sweep_alone_stops_its_worker_processes_too(tmp_path: Path) -> None:
+    # One short run and one that would take minutes, on two processes; the
+    # signal goes to the sweep's own process only (kill -INT), not to its workers.
+    sweep = write(
+        tmp_path,
+        "base: base.yaml\nset: {clients.0.load.rate: 2000}\ngrid: {duration: [1s, 3000s]}\n",
+    )
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", "from ipvslab.cli.main import run; run()", "sweep"]
+    process = subprocess.Popen(
+        [*command, str(sweep), "--out", str(out), "-j", "2", "--quiet"],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    journal = out / "rows.jsonl"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (journal.exists() and journal.read_text()):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        # The long run alone takes about a minute here: it must not run to its end.
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert pl.read_parquet(out / "results.parquet")["duration"].to_list() == ["1s"]
