@@ -51,3 +51,12 @@ def test_an_unreachable_scheduler_is_a_clear_error_soon(tmp_path: Path) -> None:
     assert str(caught.value).startswith(
         f"--scheduler tcp://127.0.0.1:{port}: cannot reach the Dask scheduler"
     )
+
+
+def test_a_scheduler_without_workers_is_a_clear_error_not_a_wait(tmp_path: Path) -> None:
+    sweep = load(tmp_path, SWEEP)
+    with (
+        distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty,
+        pytest.raises(executors.ExecutorError, match="the Dask cluster has no workers"),
+    ):
+        sweep_into(tmp_path, sweep, executors.dask(empty.scheduler_address, 1.0))

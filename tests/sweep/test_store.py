@@ -13,6 +13,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from ipvslab.scenario.model import Scenario
@@ -123,3 +126,45 @@ def test_a_copied_output_folder_resumes_too(tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     assert run_sweep(sweep, expand(sweep), copy, Counting(1)).ran == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(order=st.permutations(range(8)), stop=st.integers(0, 8))
+def test_the_table_does_not_depend_on_the_order_runs_finish_in(
+    tmp_path_factory: pytest.TempPathFactory, order: list[int], stop: int
+) -> None:
+    folder = tmp_path_factory.mktemp("order")
+    sweep = load(folder, SWEEP)
+    planned = expand(sweep)
+
+    def row(scenario_hash: str) -> Row:
+        # A stand-in for a run: a function of the scenario alone.
+        return {
+            "error": "",
+            "connections": int(scenario_hash[:6], 16),
+            "p99": int(scenario_hash[6:9], 16) / 7,
+        }
+
+    def shuffled(first: list[int]) -> executors.Executor:
+        def execute(
+            scenarios: Sequence[Scenario], hashes: Sequence[str]
+        ) -> Iterator[tuple[int, Row]]:
+            by_hash = {h: i for i, h in enumerate(hashes)}
+            for index in first:
+                wanted = planned[index].scenario_hash
+                if wanted in by_hash:
+                    yield by_hash[wanted], row(wanted)
+
+        return execute
+
+    in_order = folder / "in-order"
+    in_order.mkdir()
+    expected = run_sweep(sweep, planned, in_order, shuffled(list(range(8)))).table
+    # Finished in another order, and in two goes (the first cut after `stop` runs).
+    out = folder / "shuffled"
+    out.mkdir()
+    run_sweep(sweep, planned, out, shuffled(order[:stop]))
+    result = run_sweep(sweep, planned, out, shuffled(order))
+    assert result.ran == 8 - stop
+    assert_frame_equal(result.table, expected)
+    assert_frame_equal(pl.read_parquet(out / PARQUET), expected)

@@ -8,6 +8,7 @@ which runs finished. `distributed` is imported only when a scheduler is named.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -42,6 +43,8 @@ def dask(address: str, timeout_s: float = 10.0) -> Executor:
         futures: list[Any] = []
         finished = False
         try:
+            with contextlib.suppress(TimeoutError):
+                client.wait_for_workers(1, timeout=timeout_s)
             check_workers(client, address)
             # Named by scenario hash: the same run asked twice is one task.
             futures = client.map(
@@ -88,6 +91,8 @@ def check_workers(client: Any, address: str) -> None:
             f" ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''});"
             f" install ipvslab {__version__} on every worker"
         ) from None
+    if not versions:
+        raise ExecutorError(f"--scheduler {address}: the Dask cluster has no workers")
     other = {worker: v for worker, v in versions.items() if v != __version__}
     if other:
         worker, version = sorted(other.items())[0]
