@@ -55,6 +55,31 @@ def test_report_writes_the_page_next_to_the_data_and_prints_its_path(copy: Path)
     assert not list(copy.glob(".*.tmp"))
 
 
+def test_a_folder_from_before_the_setup_was_recorded_still_gets_a_page(copy: Path) -> None:
+    summary = json.loads((copy / "summary.json").read_text())
+    del summary["setup"]
+    (copy / "summary.json").write_text(json.dumps(summary))
+    result = _report(copy)
+    assert result.exit_code == 0, result.output
+    text = (copy / "report.html").read_text()
+    assert "not recorded: this folder was written by an ipvslab that did not record" in text
+    # The rollout and the scale-out are still marked, from the pod log.
+    assert "web: rollout to revision 1" in text and "api: scaled to 4" in text
+
+
+def test_run_json_report_keeps_stdout_json(tmp_path: Path) -> None:
+    from .conftest import SCENARIO
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO.replace("duration: 120s", "duration: 10s"))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(scenario), "--out", str(out), "--json", "--report"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["setup"]["kube_proxy"]["version"] == "v1.17.0"
+    assert result.stderr.strip().endswith(f"report: {out / 'report.html'}")
+    assert (out / "report.html").is_file()
+
+
 def test_a_folder_that_is_neither_is_refused(tmp_path: Path) -> None:
     _one_line_error(_report(tmp_path), str(tmp_path), "summary.json", "report.json")
     _one_line_error(_report(tmp_path / "nope"), "no such folder")
