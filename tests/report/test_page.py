@@ -59,3 +59,9 @@ def test_a_linked_coloured_cell_points_at_a_section() -> None:
     text = page.render()
     assert f'<td class="verdict-cured"><a href="#{target}">✓ 0%</a></td>' in text
     assert f'<section id="{target}">' in text
+
+
+def test_a_page_without_figures_carries_no_plotly() -> None:
+    text = Page("table only", sections=[Section("t", "T", [Table(["a"], [["1"]])])]).render()
+    assert "plotly.js" not in text.split("<footer>")[0]
+    assert len(text) < 20_000

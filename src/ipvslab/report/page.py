@@ -107,7 +107,8 @@ class Page:
 
         return _template().render(
             page=self,
-            plotlyjs=get_plotlyjs(),
+            # A page without a figure (a reproduce of seed 002's table alone) needs none.
+            plotlyjs=get_plotlyjs() if self.figures() else "",
             figure_html=figure_html,
             version=__version__,
         )
