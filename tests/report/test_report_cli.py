@@ -123,6 +123,13 @@ def test_a_wrong_field_is_named_and_not_echoed_at_length(copy: Path) -> None:
     _one_line_error(_report(copy), "field 'scenario' missing")
 
 
+def test_a_steps_file_that_is_not_a_list_of_steps_is_named(copy: Path) -> None:
+    (copy / "steps.json").write_text('{"index": 0}')
+    _one_line_error(_report(copy), "steps.json", "expected a JSON list")
+    (copy / "steps.json").write_text('[{"index": 0}, 7]')
+    _one_line_error(_report(copy), "steps.json", "item 1: expected an object")
+
+
 def test_a_damaged_reproduce_run_is_named(reproduce_dir: Path, tmp_path: Path) -> None:
     target = tmp_path / "reproduce"
     shutil.copytree(reproduce_dir, target)

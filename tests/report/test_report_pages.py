@@ -237,3 +237,26 @@ def test_page_loads_nothing_from_the_network_and_embeds_plotly_once(
     assert not re.search(r"@import|url\(\s*['\"]?https?:", text.split("</style>")[0])
     assert text.count("* plotly.js v") == 1
     assert text.count('class="plotly-graph-div"') >= 4
+
+
+def test_a_script_runs_steps_are_listed_with_their_entries(tmp_path: Path) -> None:
+    # examples/script-bound-port-eaddrnotavail.yaml: a bound port in the client's own
+    # TIME_WAIT without timestamps fails (tcp_twsk_unique); after 60 s it connects,
+    # and on 6.1 with kube-proxy leaving mode 1 (#102122) IPVS reschedules the SYN.
+    from typer.testing import CliRunner
+
+    from ipvslab.cli.main import app
+
+    example = Path(__file__).resolve().parents[2] / "examples/script-bound-port-eaddrnotavail.yaml"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(example), "--out", str(out), "-q", "--report"])
+    assert result.exit_code == 0, result.output
+    (section,) = [s for s in build_page(out).sections if s.anchor == "steps"]
+    (table,) = section.blocks
+    assert isinstance(table, Table)
+    rows = table.cells()
+    assert [r[4].text for r in rows] == ["ok", "established", "EADDRNOTAVAIL", "ok", "established"]
+    assert [r[4].css for r in rows] == ["agrees", "agrees", "differs", "agrees", "agrees"]
+    assert rows[2][5].text.startswith("TIME_WAIT 10.244.0.")
+    assert rows[4][6].text == "RESCHEDULE"
+    assert rows[4][3].text == "c-0:40000"

@@ -43,6 +43,25 @@ def kind_of(folder: Path) -> str:
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object (summary.json, report.json, run.json)."""
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ReportInputError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def read_json_list(path: Path) -> list[dict[str, Any]]:
+    """A JSON list of objects (steps.json)."""
+    data = _read_json(path)
+    if not isinstance(data, list):
+        raise ReportInputError(f"{path}: expected a JSON list, found {type(data).__name__}")
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ReportInputError(f"{path}: item {index}: expected an object")
+    return data
+
+
+def _read_json(path: Path) -> Any:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -63,8 +82,6 @@ def read_json(path: Path) -> dict[str, Any]:
         raise ReportInputError(
             f"{path}: line {err.lineno}, column {err.colno}: not valid JSON ({err.msg})"
         ) from None
-    if not isinstance(data, dict):
-        raise ReportInputError(f"{path}: expected a JSON object, found {type(data).__name__}")
     return data
 
 

@@ -9,7 +9,7 @@ import polars as pl
 
 from ipvslab.report import figures, inputs
 from ipvslab.report.inputs import ReportInputError, field
-from ipvslab.report.page import Facts, Page, Section, Table, Text
+from ipvslab.report.page import Cell, Facts, Page, Section, Table, Text
 from ipvslab.report.setup_block import config_label, setup_facts
 
 
@@ -94,6 +94,50 @@ def _real_servers_table(summary: dict[str, Any], path: Path) -> Table | None:
         rows,
         caption="kube-proxy checks its graceful termination list every minute and deletes a"
         " server only once its connections are gone; a reused port keeps them alive.",
+    )
+
+
+def _result_css(result: str) -> str:
+    if result in ("ok", "established"):
+        return "agrees"
+    return "not-comparable" if result.startswith(("error", "not run")) else "differs"
+
+
+def steps_table(steps: list[dict[str, Any]]) -> Table:
+    """Script mode: each step as a person would type it on a node, with the entry
+    before and after, to set beside the real thing (docs/run-output.md, steps.json)."""
+    rows: list[list[Cell | str]] = []
+    for step in steps:
+        result = str(step.get("result", ""))
+        time_us = step.get("time_us")
+        port = step.get("client_port")
+        rows.append(
+            [
+                str(step.get("index", "")),
+                f"{time_us / 1e6:.3f} s" if isinstance(time_us, int | float) else "-",
+                str(step.get("action", "")),
+                f"{step.get('client', '')}:{port}" if step.get("client") else "",
+                Cell(result, css=_result_css(result)),
+                str(step.get("entry_before", "")),
+                str(step.get("detail", "")),
+                str(step.get("entry_after", "")),
+                str(step.get("pod", "")),
+            ]
+        )
+    return Table(
+        [
+            "step",
+            "at",
+            "action",
+            "client:port",
+            "result",
+            "entry before",
+            "decision",
+            "entry after",
+            "pod",
+        ],
+        rows,
+        caption="Entries as ipvsadm -Lnc shows them: state, real server, expiry.",
     )
 
 
@@ -189,6 +233,9 @@ def build(folder: Path) -> Page:
             ],
         ),
     ]
+    if (folder / "steps.json").is_file():
+        steps = inputs.read_json_list(folder / "steps.json")
+        sections.append(Section("steps", "Script steps", [steps_table(steps)]))
     warnings = summary.get("warnings")
     if isinstance(warnings, list) and warnings:
         sections.append(Section("warnings", "Warnings", [Text([str(w) for w in warnings])]))
