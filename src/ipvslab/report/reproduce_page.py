@@ -183,10 +183,11 @@ def _run_section(out: Path, symptom: str, config: str, cell: dict[str, Any]) -> 
         if isinstance(simulated, int | float)
         else int(trace["time_us"].cast(pl.Int64).max() or 0) + 1  # type: ignore[arg-type]
     )
-    empty_samples = pl.DataFrame(schema=dict.fromkeys(inputs.SERVERS, pl.String)).cast(
-        {k: inputs.SERVERS[k][0] for k in inputs.SERVERS}
-    )
-    series = time_series(trace, samples if samples is not None else empty_samples, interval, end)
+    if samples is None:  # a folder from before the run's servers were written
+        sampled = pl.DataFrame(schema={k: v[0] for k, v in inputs.SERVERS.items()})
+    else:
+        sampled = samples
+    series = time_series(trace, sampled, interval, end)
     markers = figures.events_of(spec, pods if pods is not None else pl.DataFrame())
     section.blocks += setup_facts(setup, "")
     title = f"{_title(symptom)}, {_config_title(config)}"
