@@ -48,6 +48,8 @@ def _add_sweep(app: typer.Typer) -> None:
     from ipvslab.cli import sweep
 
     app.command("sweep")(sweep.sweep_command)
+
+
 def _add_report(app: typer.Typer) -> None:
     from ipvslab.cli import report
 
