@@ -12,6 +12,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TypeVar
@@ -32,7 +33,7 @@ def in_processes(
     """
     if jobs <= 1 or len(items) <= 1:
         for index, item in enumerate(items):
-            yield index, function(item)
+            yield index, _interrupt_aware(function, item)
         return
     # spawn, not fork: polars (imported by then) runs threads, and a forked child
     # of a threaded process can deadlock on a lock held by one of them.
@@ -72,6 +73,30 @@ def _interruptible(function: Callable[[T], R], item: T) -> R:
     """``function(item)``, which Ctrl-C interrupts (KeyboardInterrupt, as in the caller)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return function(item)
+        return _interrupt_aware(function, item)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _interrupt_aware(function: Callable[[T], R], item: T) -> R:
+    """``function(item)``; a Ctrl-C that lands inside a library which turns the
+    KeyboardInterrupt into another error (polars, converting a value, raises TypeError)
+    still comes out as KeyboardInterrupt, not as that error's traceback."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # e.g. started with `&`
+    if ignored or threading.current_thread() is not threading.main_thread():
+        return function(item)
+    seen: list[int] = []
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        return function(item)
+    except Exception:
+        if seen:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
