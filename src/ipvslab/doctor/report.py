@@ -661,7 +661,11 @@ def _exposure_info(facts: NodeFacts) -> ExposureInfo:
         uncertain = facts.kernel is not None and facts.kernel.uncertain is not None
         if facts.exposure_problem is not None:
             why = facts.exposure_problem
-            if facts.guessed_exposure is not None:
+            if facts.exposure_by_kube_version:
+                why += ". By version: " + "; ".join(
+                    f"{label}: {_verdict(e)[0]}" for label, e in facts.exposure_by_kube_version
+                )
+            elif facts.guessed_exposure is not None:
                 guess, _, _ = _verdict(facts.guessed_exposure)
                 why += f". With the kernel defaults it would be {guess}"
         elif uncertain and facts.kernel_problem is not None:
