@@ -25,6 +25,7 @@ from ipvslab.doctor.checks._common import (
     has_feature,
     index_entries,
     kernel_text,
+    kube_proxy_not_ipvs,
     kube_proxy_sets,
     kube_version_text,
     list_command,
@@ -57,6 +58,8 @@ from ipvslab.kernel.features import Feature
 
 
 def check(snapshot: NodeSnapshot, facts: NodeFacts) -> list[Finding]:
+    if kube_proxy_not_ipvs(snapshot) is not None:
+        return []  # kube-proxy in another mode manages no IPVS real server
     table = snapshot.ipvs
     if table is None:
         return []
