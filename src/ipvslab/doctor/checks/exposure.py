@@ -48,6 +48,7 @@ from ipvslab.doctor.facts import (
     sysctl_fixes,
 )
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
+from ipvslab.doctor.records import ServiceEntry
 from ipvslab.doctor.snapshot import NodeSnapshot
 from ipvslab.doctor.wording import n_entries, plural
 from ipvslab.explain import DEFAULT_KUBE_PROXY, Explanation, ServerCondition
@@ -111,21 +112,26 @@ def live_servers(snapshot: NodeSnapshot) -> list[LiveServer]:
     if table is None or conns is None:
         return []
     weights: dict[tuple[str, str, int], dict[tuple[str, int], int]] = {}
+    by_key: dict[tuple[str, str, int], ServiceEntry] = {}
     for svc in table.services:
         if svc.protocol is None or svc.address is None:
             continue
+        by_key[(svc.protocol.name, str(svc.address), svc.port)] = svc
         weights[(svc.protocol.name, str(svc.address), svc.port)] = {
             (str(d.address), d.port): d.weight for d in svc.destinations
         }
     found: dict[tuple[str, str, int, str, int], LiveServer] = {}
     for group, stats in conns.groups.items():
-        dests = weights.get((group.protocol, str(group.virtual_addr), group.virtual_port))
+        skey = (group.protocol, str(group.virtual_addr), group.virtual_port)
+        dests = weights.get(skey)
         if dests is None:
             continue
         dkey = (str(group.dest_addr), group.dest_port)
         weight = dests.get(dkey, None)
         if weight is not None and weight != 0:
             continue
+        if weight is None and by_key[skey].may_list(group.dest_addr, group.dest_port):
+            continue  # its line may be the one that could not be read
         key = (group.protocol, str(group.virtual_addr), group.virtual_port, *dkey)
         live = found.get(key)
         if live is None:
