@@ -188,6 +188,21 @@ def test_collect_from_a_missing_root_fails(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_doctor_from_a_missing_root_fails_before_any_report(tmp_path: Path) -> None:
+    # A typo in --root is not "a node without IPVS": no report, just the error.
+    result = run("doctor", "--root", tmp_path / "nonexistent")
+    assert result.exit_code == 2
+    assert "no such directory" in result.output
+    assert "No IPVS" not in result.output and "Findings" not in result.output
+
+
+@pytest.mark.parametrize("command", [("doctor",), ("doctor", "collect")])
+def test_root_without_its_path_is_not_read_as_a_flag(command: tuple[str, ...]) -> None:
+    result = run(*command, "--root", "--no-exec")
+    assert result.exit_code == 2
+    assert "--root needs a PATH" in result.output
+
+
 # --------------------------------------------------------------------------- grammar
 
 

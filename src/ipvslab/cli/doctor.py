@@ -128,6 +128,9 @@ def doctor_command(
         return
     if sources and root is not None:
         raise typer.BadParameter("--root is for live reads; it cannot be used with --from")
+    if root is not None and (problem := _root_problem(root)) is not None:
+        _error(problem)  # before any report: a missing root is not a node without IPVS
+        raise typer.Exit(EXIT_INPUT)
     code = _guarded(
         lambda: _doctor(
             sources=list(sources or ()),
@@ -374,11 +377,20 @@ LIVE_KINDS = tuple(
 )
 
 
+def _root_problem(root: Path) -> str | None:
+    """Why ``--root`` cannot be read from, if it cannot."""
+    if str(root).startswith("-"):
+        return f"--root needs a PATH, got the option {root} (write --root PATH {root})"
+    if not root.is_dir():
+        return f"--root {root}: no such directory"
+    return None
+
+
 def _collect(output: Path | None, root: Path, *, exec_version: bool, force: bool = False) -> int:
     from ipvslab.doctor.archive import write_archive
 
-    if not root.is_dir():
-        _error(f"--root {root}: no such directory")
+    if (problem := _root_problem(root)) is not None:
+        _error(problem)
         return EXIT_INPUT
     if output is not None and output.exists() and not output.is_dir() and not force:
         _error(f"{output} exists; pass --force to overwrite it")
