@@ -246,7 +246,9 @@ def _finding(
         )
     if severity is Severity.INFO:
         fix.append("none needed: kube-proxy deletes it once the entries above expire")
-    fix.append(timeout_fix(facts, held))
+    shorter = timeout_fix(facts, held)
+    if shorter is not None:
+        fix.append(shorter)
     fix.append(
         f"ipvsadm -d {service_option(svc)} -r {rip}  (removes it now; this cuts the "
         f"{_live(dest.active_conns)} still on it"
@@ -361,10 +363,13 @@ def reuse_fixes(facts: NodeFacts) -> list[str]:
     return out
 
 
-def timeout_fix(facts: NodeFacts, held: DestEntries | None) -> str:
-    """Shorter IPVS timeouts, with what they do and do not shorten."""
+def timeout_fix(facts: NodeFacts, held: DestEntries | None) -> str | None:
+    """Shorter IPVS timeouts, with what they do and do not shorten; None when the FIN
+    timeout is already as short as this would make it."""
     fin = facts.timeouts.get(("TCP", "FIN_WAIT"))
     tcp = facts.timeouts.get(("TCP", "ESTABLISHED"))
+    if fin is not None and fin <= 30:
+        return None
     states = set(held.by_state) if held is not None else set()
     note = ""
     if states and states <= {"TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK"}:
