@@ -257,7 +257,8 @@ def _finding(snapshot: NodeSnapshot, facts: NodeFacts, group: _Orphans) -> Findi
         evidence.append("list them: " + list_command(*dest))
     if group.recent:
         evidence.append(
-            f"{group.recent} of them {'was' if group.recent == 1 else 'were'} touched in the last {RECENT_WINDOW} s (before the "
+            f"{group.recent} of them {'was' if group.recent == 1 else 'were'} touched in the"
+            f" last {RECENT_WINDOW} s (before the "
             "removal or, with expire_nodest_conn=1, just before being expired)"
         )
     evidence.append(sysctl_text(facts, "expire_nodest_conn"))
