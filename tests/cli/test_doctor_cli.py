@@ -529,3 +529,16 @@ def test_a_terminal_without_unicode_gets_escapes_not_an_error(
     assert result.exit_code == 1, result.output
     assert "N \\u2248 40/s" in result.output
     assert "6.1.0-18-amd64 -> preset debian-12" in result.output
+
+
+def test_a_captured_kube_proxy_newer_than_known_is_said_as_for_the_flag(tmp_path: Path) -> None:
+    # The flag warns that v1.38 is assumed to behave like the newest known; a version
+    # read from the node must say the same, not pass silently.
+    root = tmp_path / "node"
+    (root / "kube-proxy").mkdir(parents=True)
+    (root / "uname-r.txt").write_text("6.1.0-18-amd64\n")
+    (root / "kube-proxy" / "version.txt").write_text("Kubernetes v1.38.2\n")
+    (root / "kube-proxy" / "cmdline").write_text("kube-proxy --proxy-mode=ipvs\n")
+    result = doctor("--from", root, "--json")
+    notes = json.loads(result.stdout)["input"]["notes"]
+    assert any("v1.38.2 is newer than any kube-proxy ipvslab knows" in n for n in notes)

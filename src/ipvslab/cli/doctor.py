@@ -38,6 +38,7 @@ from ipvslab.cli.options import (
     silence_stdout,
     warn,
 )
+from ipvslab.cluster.kube_proxy import kube_version_warning
 from ipvslab.doctor.capture import Capture, InputKind, snapshot_from_capture
 from ipvslab.doctor.diagnose import diagnose
 from ipvslab.doctor.finding import Severity
@@ -366,6 +367,12 @@ def apply_overrides(
             notes.append(
                 f"--kube-proxy {kube_proxy_version} ignored: the inputs say {kp.version.text}"
             )
+    captured = snapshot.kube_proxy.version if snapshot.kube_proxy is not None else None
+    if captured is not None and kube_proxy_version is None:
+        # The flag warns on stderr (checked_kube_proxy); a captured version says it here.
+        warning = kube_version_warning(captured.version)
+        if warning is not None:
+            notes.append(f"kube-proxy {captured.text}: {warning}")
     return replace(snapshot, notes=tuple(notes))
 
 
