@@ -542,3 +542,16 @@ def test_a_captured_kube_proxy_newer_than_known_is_said_as_for_the_flag(tmp_path
     result = doctor("--from", root, "--json")
     notes = json.loads(result.stdout)["input"]["notes"]
     assert any("v1.38.2 is newer than any kube-proxy ipvslab knows" in n for n in notes)
+
+
+def test_the_header_says_a_cloud_kernel_has_backports_beyond_its_era(tmp_path: Path) -> None:
+    # 5.4.0-1103-aws is 5.4 by number (era 4.14 - <5.9) but Ubuntu's focal kernels carry
+    # f0a5e4d7a594 (5.9) and c95c07836fa4 (5.16): "era 4.14 - <5.9" alone misleads.
+    root = tmp_path / "node"
+    (root / "kube-proxy").mkdir(parents=True)
+    (root / "uname-r.txt").write_text("5.4.0-1103-aws\n")
+    result = doctor("--from", root, "--no-color")
+    header = " ".join(result.stdout.split())
+    assert "era 4.14 - <5.9 by number, with backported unconfirmed_conntrack_reuse" in header
+    (root / "uname-r.txt").write_text("6.1.0-18-amd64\n")
+    assert "backported" not in doctor("--from", root, "--no-color").stdout
