@@ -555,3 +555,29 @@ def test_the_header_says_a_cloud_kernel_has_backports_beyond_its_era(tmp_path: P
     assert "era 4.14 - <5.9 by number, with backported unconfirmed_conntrack_reuse" in header
     (root / "uname-r.txt").write_text("6.1.0-18-amd64\n")
     assert "backported" not in doctor("--from", root, "--no-color").stdout
+
+
+def test_kube_proxy_none_judges_a_keepalived_node_on_the_kernel_defaults(tmp_path: Path) -> None:
+    # keepalived's IPVS on a node without kube-proxy: nothing writes net.ipv4.vs, so the
+    # kernel defaults are in force (conn_reuse_mode=1, conntrack=0): judged on them, not
+    # "unknown" as for a table with neither sysctls nor kube-proxy.
+    listing = tmp_path / "ipvsadm-Ln.txt"
+    listing.write_text(
+        "IP Virtual Server version 1.2.1 (size=4096)\n"
+        "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+        "TCP  192.168.10.100:443 wlc\n"
+        "  -> 192.168.10.11:443            Route   1      12         40\n"
+        "  -> 192.168.10.12:443            Route   0      0          7\n"
+    )
+    unknown = json.loads(
+        doctor("--from", listing, "--kernel", "5.15.0-91-generic", "--json").stdout
+    )
+    assert unknown["exposure"]["known"] is False
+    result = doctor(
+        "--from", listing, "--kernel", "5.15.0-91-generic", "--kube-proxy", "none", "--json"
+    )
+    report = json.loads(result.stdout)
+    assert report["exposure"]["known"] is True
+    assert report["node"]["sysctls"]["conntrack"]["value"] == 0
+    assert any("--kube-proxy none" in n for n in report["input"]["notes"])

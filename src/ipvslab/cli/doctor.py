@@ -113,8 +113,9 @@ def doctor_command(
         None,
         "--kube-proxy",
         "--kube-proxy-version",
-        metavar="vX.Y.Z",
-        help=KUBE_PROXY_HELP + " Used when the inputs lack it (--kube-proxy-version: old name).",
+        metavar="vX.Y.Z|none",
+        help=KUBE_PROXY_HELP + " Used when the inputs lack it (--kube-proxy-version: old name);"
+        " `none`: no kube-proxy on this node, so values not captured are the kernel defaults.",
     ),
     kernel: str | None = typer.Option(
         None,
@@ -349,6 +350,16 @@ def apply_overrides(
             notes.append(
                 f"--kernel {kernel} ignored: the inputs say {snapshot.kernel_release.text}"
             )
+    if kube_proxy_version is not None and kube_proxy_version.strip().lower() == "none":
+        if snapshot.kube_proxy is not None:
+            notes.append("--kube-proxy none ignored: the inputs show a kube-proxy")
+        else:
+            snapshot = replace(snapshot, no_kube_proxy=True)
+            notes.append(
+                "no kube-proxy on this node (--kube-proxy none): values not captured are the"
+                " kernel defaults"
+            )
+        kube_proxy_version = None
     if kube_proxy_version is not None:
         version = parse_kube_proxy_version(kube_proxy_version, "--kube-proxy").value
         if version is None:

@@ -183,6 +183,7 @@ def node_facts(snapshot: NodeSnapshot) -> NodeFacts:
         exposure is not None
         and unknown
         and snapshot.kube_proxy is None
+        and not snapshot.no_kube_proxy
         and snapshot.ipvs is not None
         and snapshot.ipvs.services
     ):
