@@ -407,8 +407,8 @@ def _root_problem(root: Path) -> str | None:
 def _collect(output: Path | None, root: Path, *, exec_version: bool, force: bool = False) -> int:
     from ipvslab.doctor.archive import write_archive
 
-    if (problem := _root_problem(root)) is not None:
-        _error(problem)
+    if (bad_root := _root_problem(root)) is not None:
+        _error(bad_root)
         return EXIT_INPUT
     if output is not None and output.exists() and not output.is_dir() and not force:
         _error(f"{output} exists; pass --force to overwrite it")
