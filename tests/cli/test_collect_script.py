@@ -194,3 +194,29 @@ def test_the_script_is_plain_posix_sh() -> None:
         ["shellcheck", "-s", "sh", str(SCRIPT)], capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout
+
+
+@pytest.mark.skipif(SH is None, reason="no sh")
+def test_what_if_runs_on_a_capture_of_the_sh_collector(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "host")
+    archive = tmp_path / "sh.tar.gz"
+    assert run_script(root, archive, IPVSLAB_NO_EXEC="1").returncode == 0
+    result = runner.invoke(
+        app,
+        [
+            "doctor",
+            "--from",
+            str(archive),
+            "--json",
+            "--seeds",
+            "1",
+            "--jobs",
+            "1",
+            "--what-if",
+            "rollout=10.96.33.7:80",
+        ],
+    )
+    assert result.stdout.startswith("{"), result.output
+    report = json.loads(result.stdout)
+    [as_is] = report["what_if"]["variants"]
+    assert as_is["refused"] is None and as_is["runs"][0]["connections"] > 0

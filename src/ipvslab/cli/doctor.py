@@ -124,6 +124,19 @@ def doctor_command(
         metavar="KERNEL",
         help=KERNEL_HELP + " Used when the inputs lack a kernel release.",
     ),
+    what_ifs: list[str] | None = typer.Option(
+        None,
+        "--what-if",
+        metavar="CHANGE",
+        help="Predict, in the cluster twin, what this would do to the node's traffic now:"
+        " rollout=VIP:PORT, scale=VIP:PORT:+N (actions), sysctl=NAME=VALUE, kernel=PRESET,"
+        " mode=nftables|iptables (settings, each compared with the node as it is)."
+        " Repeatable. Needs the connection table.",
+    ),
+    seeds: int = typer.Option(
+        3, "--seeds", min=1, max=20, help="--what-if: runs per variant (the range is shown)."
+    ),
+    jobs: int = typer.Option(0, "--jobs", min=0, help="--what-if: processes (0: one per core)."),
 ) -> None:
     """Diagnose IPVS connection reuse on this node (read-only) or from captured files."""
     if ctx.invoked_subcommand is not None:
@@ -145,6 +158,9 @@ def doctor_command(
             exec_version=not no_exec,
             kube_proxy_version=kube_proxy_version,
             kernel=kernel,
+            what_ifs=list(what_ifs or ()),
+            seeds=seeds,
+            jobs=jobs or (os.cpu_count() or 1),
         )
     )
     raise typer.Exit(code)
@@ -237,6 +253,9 @@ def _doctor(
     exec_version: bool,
     kube_proxy_version: str | None,
     kernel: str | None,
+    what_ifs: Sequence[str] = (),
+    seeds: int = 3,
+    jobs: int = 1,
 ) -> int:
     from ipvslab.doctor.human import render
     from ipvslab.doctor.report import build_report
@@ -262,12 +281,21 @@ def _doctor(
     manifest = dict(capture.manifest)
     if capture.live:
         manifest.setdefault("hostname", node_hostname(root))
+    diagnosis = diagnose(snapshot, strict=bool(os.environ.get(DEBUG_ENV)))
     report = build_report(
-        diagnose(snapshot, strict=bool(os.environ.get(DEBUG_ENV))),
-        live=capture.live,
-        generated_at=generated_at,
-        manifest=manifest,
+        diagnosis, live=capture.live, generated_at=generated_at, manifest=manifest
     )
+    if what_ifs:
+        from ipvslab.what_if.answer import what_if
+        from ipvslab.what_if.changes import WhatIfError
+
+        if not as_json:
+            warn(f"--what-if: running the node in the cluster twin ({seeds} seeds per variant)")
+        try:
+            predicted = what_if(snapshot, diagnosis.facts, list(what_ifs), seeds, jobs)
+        except WhatIfError as exc:
+            _fail(str(exc))
+        report = report.model_copy(update={"what_if": predicted})
 
     # A reader that stops early (`| head`) ends the output, not the run: the exit status
     # is the diagnosis's and the metrics file is still written.

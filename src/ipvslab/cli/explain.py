@@ -120,7 +120,8 @@ def explain_command(
     resolution = checked_kernel(kernel) if kernel else None
     if kube_proxy.lower() != "none":
         with contextlib.suppress(ValueError):  # a bad version is checked_kube_proxy's error
-            if parse_kube_version(kube_proxy)[:2] > LAST_IPVS_KUBE_PROXY:
+            parsed = parse_kube_version(kube_proxy)
+            if parsed[0] == 1 and parsed[:2] > LAST_IPVS_KUBE_PROXY:
                 # As `ipvslab run` refuses it: the KubeProxyIPVS gate is planned locked off.
                 raise typer.BadParameter(
                     f"{kube_proxy} has no IPVS mode (the KubeProxyIPVS gate is planned locked"

@@ -73,6 +73,11 @@ def render(
     if report.input_problems:
         console.print()
         render_input_problems(report, console)
+    if report.what_if is not None:
+        from ipvslab.what_if.render import render_what_if
+
+        console.print()
+        render_what_if(report.what_if, console)
     console.print()
     render_result(report, console, fail_on=fail_on)
 

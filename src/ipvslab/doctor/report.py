@@ -48,6 +48,7 @@ from ipvslab.doctor.service_conns import ServiceConnIndex, index_services
 from ipvslab.doctor.snapshot import NodeSnapshot
 from ipvslab.explain import ServerCondition
 from ipvslab.kernel.presets import era_for
+from ipvslab.what_if.result import WhatIfReport
 
 # Bump on any change a consumer must know about (a field removed, renamed or retyped).
 SCHEMA_VERSION = 1
@@ -452,6 +453,11 @@ class Report(BaseModel):
         description="Why the node could not be judged (empty when it could): the exposure is"
         " unknown or uncertain, so 'no findings' does not mean healthy. `ipvslab doctor`"
         " then exits 3 unless --inconclusive-ok."
+    )
+    what_if: WhatIfReport | None = Field(
+        default=None,
+        description="With --what-if: the node run in the cluster twin with the actions, as it"
+        " is and with each setting changed (null without --what-if).",
     )
 
     def at_or_above(self, severity: Severity) -> list[FindingInfo]:

@@ -1,0 +1,245 @@
+"""A node's capture as a cluster-twin scenario: its kernel, sysctls, kube-proxy, the
+services with their live real servers, and its clients with the rates their closed
+entries show.
+
+Rates: IPVS keeps a closed TCP entry for its TIME_WAIT timeout (120 s), so a client
+x service pair's closed entries / 120 s is its rate of new connections over the last
+two minutes (the port-pressure check's estimate); a UDP entry lives for the UDP
+timeout (300 s). Pairs below the connection summary's listing threshold, and pairs
+beyond the ``TOP_CLIENTS_MODELLED`` busiest, are modelled as one client group whose
+pods share the rest of the rate. ESTABLISHED entries are long-lived connections.
+
+The run warms up for a TIME_WAIT plus 10 s (the table then holds what the node holds
+now), then the actions happen at ``action_at`` and it runs ``AFTER`` more.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ipvslab.doctor.conn_summary import CLIENT_SERVICE_MIN, CLOSED_STATES
+from ipvslab.doctor.facts import NodeFacts, ValueOrigin
+from ipvslab.doctor.records import Protocol, ServiceEntry
+from ipvslab.doctor.snapshot import NodeSnapshot
+from ipvslab.explain import DEFAULT_KUBE_PROXY
+from ipvslab.scenario.model import Scenario
+from ipvslab.what_if.changes import ServiceRef, WhatIfError
+
+SECOND = 1_000_000
+AFTER_S = 180  # after the actions: a rollout, the 30 s grace, kube-proxy's 60 s checks
+TOP_CLIENTS_MODELLED = 20  # busiest client x service pairs modelled one by one
+REST_REPLICAS_MAX = 200
+LONG_LIVED_MAX = 10_000  # long-lived connections modelled per service
+UDP_TIMEOUT_S = 300  # IP_VS_UDP_S_NORMAL, 5 min
+
+
+@dataclass(frozen=True)
+class NodeModel:
+    """The scenario of a node (no actions yet) and how it was made."""
+
+    base: dict[str, Any]  # the scenario as a mapping, for changes before validation
+    services: dict[ServiceRef, str]  # IPVS service -> the scenario's service name
+    replicas: dict[str, int]  # scenario service -> live real servers
+    action_at_s: int
+    assumptions: list[str] = field(default_factory=list)
+
+    def scenario(self, seed: int) -> Scenario:
+        return Scenario.model_validate({**self.base, "seed": seed})
+
+
+def service_ref(svc: ServiceEntry) -> ServiceRef | None:
+    if svc.protocol not in (Protocol.TCP, Protocol.UDP) or svc.address is None:
+        return None
+    return ServiceRef(svc.protocol.name, str(svc.address), svc.port)
+
+
+def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRef]) -> NodeModel:
+    """The node as a scenario; ``targets`` are the services the actions name (each must
+    exist). Raises WhatIfError when the capture cannot make one."""
+    table, conns, kernel = snapshot.ipvs, snapshot.conns, facts.kernel
+    if kernel is None:
+        raise WhatIfError(f"--what-if needs the kernel release: {facts.kernel_problem}")
+    if table is None or not table.services:
+        raise WhatIfError("--what-if needs the IPVS table (/proc/net/ip_vs or ipvsadm -Ln)")
+    if conns is None:
+        raise WhatIfError(
+            "--what-if needs the connection table (/proc/net/ip_vs_conn or ipvsadm -Lnc):"
+            " the clients and their rates come from it"
+        )
+    kp = snapshot.kube_proxy
+    if kp is not None and kp.settings.mode is not None and not kp.ipvs_mode:
+        raise WhatIfError(f"kube-proxy runs in {kp.settings.mode} mode here: no IPVS to predict")
+    assumptions = [
+        "one node's view: the clients are the ones in this node's connection table, and"
+        " reach the services through it",
+        "rates from the closed entries, i.e. the last 2 minutes (TCP TIME_WAIT 120 s, UDP"
+        " 300 s); connections last 10 ms and the server closes first",
+        "pods: Ready 2 s after start, 30 s grace, serving 5 s after SIGTERM; Deployment"
+        " rolling update with maxSurge and maxUnavailable 25 %",
+    ]
+    by_ref: dict[ServiceRef, ServiceEntry] = {}
+    for svc in table.services:
+        ref = service_ref(svc)
+        if ref is not None:
+            by_ref[ref] = svc
+    for target in targets:
+        if target not in by_ref:
+            known = ", ".join(sorted(r.label for r in by_ref)[:10]) or "none"
+            raise WhatIfError(f"no IPVS service {target.label} on this node (it has: {known})")
+
+    hold = facts.timeouts.get(("TCP", "TIME_WAIT"), 120)
+    traffic = _traffic(snapshot, hold)
+    chosen = [r for r in by_ref if r in targets or traffic.get(r)]
+    if not chosen:
+        raise WhatIfError("no client traffic to any IPVS service in the connection table")
+
+    version = (
+        "v" + ".".join(map(str, facts.kube_version)) if facts.kube_version else DEFAULT_KUBE_PROXY
+    )
+    if facts.kube_version is None:
+        assumptions.append(f"kube-proxy's version was not captured: taken as {version}")
+    kube_proxy: dict[str, Any] = {"version": version}
+    schedulers = Counter(by_ref[r].scheduler for r in chosen)
+    kube_proxy["scheduler"] = schedulers.most_common(1)[0][0]
+    settings = kp.settings if kp is not None else None
+    if settings is not None:
+        for flag, name in (
+            ("ipvs_tcp_timeout", "tcp_timeout"),
+            ("ipvs_tcpfin_timeout", "tcpfin_timeout"),
+            ("ipvs_udp_timeout", "udp_timeout"),
+        ):
+            value = getattr(settings, flag)
+            if value:
+                kube_proxy[name] = f"{int(value)}s"
+    kernel_text = kernel.text
+    if kernel.preset is None and kernel.upstream is not None:
+        kernel_text = ".".join(map(str, kernel.upstream))  # the stable version behind it
+    # Values read on the node are in force now, whatever kube-proxy wrote at its start.
+    sysctls = {name: s.value for name, s in facts.sysctls.items() if s.origin is ValueOrigin.NODE}
+    client_sysctls: dict[str, Any] = {}
+    port_range = snapshot.sysctls.get("net.ipv4.ip_local_port_range")
+    if port_range is not None:
+        low, _, high = str(port_range).replace("\t", " ").partition(" ")
+        if low.strip().isdigit() and high.strip().isdigit():
+            client_sysctls["ip_local_port_range"] = [int(low), int(high.strip())]
+    tw_reuse = snapshot.sysctls.get_int("net.ipv4.tcp_tw_reuse")
+    if tw_reuse in (0, 1, 2):
+        client_sysctls["tcp_tw_reuse"] = tw_reuse
+
+    services: list[dict[str, Any]] = []
+    clients: list[dict[str, Any]] = []
+    names: dict[ServiceRef, str] = {}
+    replicas: dict[str, int] = {}
+    for index, ref in enumerate(sorted(chosen, key=lambda r: (r.protocol, r.address, r.port))):
+        svc = by_ref[ref]
+        live = [d for d in svc.destinations if d.weight > 0]
+        if not live:
+            if ref in targets:
+                raise WhatIfError(f"{ref.label} has no real server with a weight above 0")
+            continue
+        name = f"svc{index}"
+        names[ref] = name
+        replicas[name] = len(live)
+        target_port = Counter(d.port for d in live).most_common(1)[0][0]
+        spec: dict[str, Any] = {
+            "name": name,
+            "port": ref.port,
+            "target_port": target_port,
+            "protocol": ref.protocol,
+            "deployment": {"replicas": len(live)},
+        }
+        if svc.flags.persistent and svc.flags.timeout:
+            spec["session_affinity"] = svc.flags.timeout
+        services.append(spec)
+        clients.extend(_clients(name, ref, traffic.get(ref), kernel.text, client_sysctls, hold))
+    if not services:
+        raise WhatIfError("no IPVS service with live real servers and client traffic")
+    action_at = hold + 10
+    base = {
+        "name": "what-if",
+        "duration": f"{action_at + AFTER_S}s",
+        "cluster": {"kernel": kernel_text, "kube_proxy": kube_proxy, "sysctls": sysctls},
+        "services": services,
+        "clients": clients,
+    }
+    return NodeModel(base, names, replicas, action_at, assumptions)
+
+
+@dataclass
+class _Traffic:
+    pairs: list[tuple[float, int]] = field(default_factory=list)  # (rate, entries) per client
+    closed: int = 0  # closed entries of the service, all clients
+    established: int = 0
+
+
+def _traffic(snapshot: NodeSnapshot, hold: int) -> dict[ServiceRef, _Traffic]:
+    conns = snapshot.conns
+    assert conns is not None
+    out: dict[ServiceRef, _Traffic] = {}
+    for group, stats in conns.groups.items():
+        ref = ServiceRef(group.protocol, str(group.virtual_addr), group.virtual_port)
+        found = out.setdefault(ref, _Traffic())
+        if group.protocol == "UDP" or group.state in CLOSED_STATES:
+            found.closed += stats.count
+        elif group.state == "ESTABLISHED":
+            found.established += stats.count
+    for key, cstats in conns.client_services.items():
+        ref = ServiceRef(key.protocol, str(key.virtual_addr), key.virtual_port)
+        found = out.setdefault(ref, _Traffic())
+        lifetime = UDP_TIMEOUT_S if key.protocol == "UDP" else hold
+        closed = cstats.count if key.protocol == "UDP" else cstats.closed
+        if closed:
+            found.pairs.append((closed / lifetime, closed))
+    return {r: t for r, t in out.items() if t.closed or t.established}
+
+
+def _clients(
+    service: str,
+    ref: ServiceRef,
+    traffic: _Traffic | None,
+    kernel: str,
+    sysctls: dict[str, Any],
+    hold: int = 120,
+) -> list[dict[str, Any]]:
+    if traffic is None:
+        return []
+    udp = ref.protocol == "UDP"
+    lifetime = UDP_TIMEOUT_S if udp else hold
+    common: dict[str, Any] = {"service": service, "kernel": kernel, "sysctls": sysctls}
+    out: list[dict[str, Any]] = []
+    pairs = sorted(traffic.pairs, reverse=True)
+    top, rest = pairs[:TOP_CLIENTS_MODELLED], pairs[TOP_CLIENTS_MODELLED:]
+    for k, (rate, _) in enumerate(top):
+        load = {"kind": "udp", "rate": rate} if udp else {"kind": "open", "rate": rate}
+        out.append({"name": f"{service}-c{k}", "load": load, **common})
+    rest_closed = traffic.closed - sum(closed for _, closed in top)
+    if rest_closed > 0:
+        # Unlisted pairs hold fewer than CLIENT_SERVICE_MIN entries each: at least
+        # rest / (MIN - 1) clients share what is left.
+        unlisted = rest_closed - sum(closed for _, closed in rest)
+        count = len(rest) + math.ceil(max(unlisted, 0) / (CLIENT_SERVICE_MIN - 1))
+        rate = rest_closed / lifetime
+        load = {"kind": "udp", "rate": rate} if udp else {"kind": "open", "rate": rate}
+        out.append(
+            {
+                "name": f"{service}-rest",
+                "replicas": max(1, min(count, REST_REPLICAS_MAX)),
+                "load": load,
+                **common,
+            }
+        )
+    if traffic.established and not udp:
+        out.append(
+            {
+                "name": f"{service}-held",
+                "load": {
+                    "kind": "long-lived",
+                    "connections": min(traffic.established, LONG_LIVED_MAX),
+                },
+                **common,
+            }
+        )
+    return out

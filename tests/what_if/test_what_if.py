@@ -1,0 +1,179 @@
+"""`doctor --what-if`: a node's capture run in the cluster twin with a rollout.
+
+Expectations come from the kernel's and kube-proxy's behaviour, not from the model's
+output: with conn_reuse_mode=0 before c95c07836fa4 (5.16) a reused client port follows
+its old entry to a weight-0 and then deleted pod (kubernetes#81775); mode 1 before
+f0a5e4d7a594 (5.9) reschedules it but drops the first SYN (1 s, #70747); 6.1 has both
+fixes; kube-proxy >= 1.22 leaves mode 1 on >= 5.9 (#102122). A client reuses ports
+within IPVS's 120 s TIME_WAIT once it opens more than about 118 connections/s (14,116
+even ports of the default range on the 4.6-5.17 port picker).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ipvslab.cli.main import app
+from ipvslab.doctor.capture import capture_from_layout, snapshot_from_capture
+from ipvslab.doctor.facts import node_facts
+from ipvslab.what_if.answer import what_if
+from ipvslab.what_if.changes import WhatIfError, parse_what_if
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "doctor" / "nodes"
+SERVICE = "10.96.0.10:80"
+
+
+def _hex(ip: str) -> str:
+    return f"{int(ipaddress.IPv4Address(ip)):08X}"
+
+
+def busy_node(root: Path, uname: str, kube: str, sysctls: dict[str, int], entries: int) -> Path:
+    """One Service with two pods and one client pod whose TIME_WAIT entries show
+    entries / 120 s new connections per second (the shape of seed 001's load test)."""
+    (root / "proc" / "net").mkdir(parents=True)
+    (root / "kube-proxy").mkdir()
+    (root / "uname-r.txt").write_text(uname + "\n")
+    (root / "kube-proxy" / "version.txt").write_text(f"Kubernetes {kube}\n")
+    (root / "kube-proxy" / "cmdline").write_text("kube-proxy --proxy-mode=ipvs\n")
+    (root / "sysctl.txt").write_text(
+        "".join(f"net.ipv4.vs.{k} = {v}\n" for k, v in sysctls.items())
+    )
+    pods = ("10.244.1.10", "10.244.2.20")
+    (root / "proc" / "net" / "ip_vs").write_text(
+        "IP Virtual Server version 1.2.1 (size=4096)\n"
+        "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n"
+        f"TCP  {_hex('10.96.0.10')}:0050 rr\n"
+        + "".join(
+            f"  -> {_hex(p)}:1F90      Masq    1      0          {entries // 2}\n" for p in pods
+        )
+    )
+    rng = random.Random(7)
+    rows = ["Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n"]
+    for i in range(entries):
+        rows.append(
+            f"TCP {_hex('10.244.3.30')} {32768 + i % 28000:04X} {_hex('10.96.0.10')} 0050"
+            f" {_hex(pods[i % 2])} 1F90 TIME_WAIT   {rng.randint(1, 120):7d}\n"
+        )
+    (root / "proc" / "net" / "ip_vs_conn").write_text("".join(rows))
+    return root
+
+
+def predict(root: Path, *asks: str, seeds: int = 1) -> dict[str, dict[str, object]]:
+    snapshot = snapshot_from_capture(capture_from_layout(root))
+    report = what_if(snapshot, node_facts(snapshot), list(asks), seeds=seeds)
+    return {v.label: v.model_dump() for v in report.variants}
+
+
+BIONIC_MODE0 = {"conn_reuse_mode": 0, "conntrack": 1, "expire_nodest_conn": 1}
+
+
+def test_a_rollout_on_a_mode_0_bionic_node_with_a_busy_client_sends_it_to_dead_pods(
+    tmp_path: Path,
+) -> None:
+    # 18,000 TIME_WAIT entries: 150 connections/s, above the ~118/s where ports recur
+    # within 120 s. kube-proxy v1.20 wrote mode 0 on 4.15 (#71114).
+    root = busy_node(tmp_path / "n", "4.15.0-213-generic", "v1.20.0", BIONIC_MODE0, 18_000)
+    found = predict(root, f"rollout={SERVICE}", "sysctl=conn_reuse_mode=1", "kernel=6.1")
+    as_is = found["as is"]
+    assert as_is["to_old_pods"]["low"] > 0
+    [run] = as_is["runs"]
+    assert run["errors"]["EHOSTUNREACH"] > 0  # the pod is gone: "no route to host"
+    # Mode 1 on 4.15 reschedules, but the first SYN is dropped: a 1 s p99.
+    mode1 = found["sysctl=conn_reuse_mode=1"]
+    assert mode1["to_old_pods"]["high"] == 0
+    assert mode1["connect_p99_ms"]["low"] >= 1000
+    # 6.1 has both fixes: nothing bad, and no slow connects.
+    fixed = found["kernel=6.1"]
+    assert fixed["to_old_pods"]["high"] == 0 and fixed["errors"]["high"] == 0
+    assert fixed["connect_p99_ms"]["high"] < 100
+
+
+def test_the_recommendation_names_the_change_that_clears_it(tmp_path: Path) -> None:
+    root = busy_node(tmp_path / "n", "4.15.0-213-generic", "v1.20.0", BIONIC_MODE0, 18_000)
+    snapshot = snapshot_from_capture(capture_from_layout(root))
+    report = what_if(snapshot, node_facts(snapshot), [f"rollout={SERVICE}", "kernel=6.1"], 1)
+    text = "\n".join(report.recommendation)
+    assert "move to kernel 6.1 before" in text
+    assert "errors" in report.recommendation[0]
+
+
+def test_the_same_rollout_on_debian_12_with_kube_proxy_1_28_predicts_nothing_bad(
+    tmp_path: Path,
+) -> None:
+    root = busy_node(
+        tmp_path / "n",
+        "6.1.0-18-amd64",
+        "v1.28.2",
+        {"conn_reuse_mode": 1, "conntrack": 1, "expire_nodest_conn": 1},
+        18_000,
+    )
+    as_is = predict(root, f"rollout={SERVICE}")["as is"]
+    assert as_is["to_old_pods"]["high"] == 0 and as_is["errors"]["high"] == 0
+    assert as_is["new_pods_share"]["low"] > 0.9  # the new pods take the load
+
+
+def test_a_prediction_is_a_function_of_the_capture_and_the_seed(tmp_path: Path) -> None:
+    root = busy_node(tmp_path / "n", "4.15.0-213-generic", "v1.20.0", BIONIC_MODE0, 15_000)
+    assert predict(root, f"rollout={SERVICE}") == predict(root, f"rollout={SERVICE}")
+
+
+@pytest.mark.parametrize(
+    ("ask", "message"),
+    [
+        ("rolout=10.96.0.10:80", "expected one of rollout=..."),
+        ("rollout=web", "expected a service as VIP:PORT"),
+        ("scale=10.96.0.10:80", "expected scale=VIP:PORT:+N"),
+        ("sysctl=conn_reuse=1", "not a net.ipv4.vs sysctl"),
+        ("mode=userspace", "mode is one of iptables, nftables"),
+    ],
+)
+def test_a_what_if_that_cannot_be_read_says_why(ask: str, message: str) -> None:
+    with pytest.raises(WhatIfError, match=message.replace("+", r"\+").replace(".", r"\.")):
+        parse_what_if(ask)
+
+
+def test_cli_on_a_doctor_fixture_prints_the_prediction_and_its_json() -> None:
+    node = FIXTURES / "exposure-bionic-rollout"
+    args = ["doctor", "--from", str(node), "--what-if", f"rollout={SERVICE}", "--seeds", "1"]
+    human = CliRunner().invoke(app, [*args, "--jobs", "1", "--no-color"])
+    assert "What if: rollout=10.96.0.10:80" in human.output
+    assert "Assumptions:" in human.output
+    result = CliRunner().invoke(app, [*args, "--jobs", "1", "--json"])
+    report = json.loads(result.stdout)
+    assert report["what_if"]["actions"] == [f"rollout={SERVICE}"]
+    assert report["what_if"]["variants"][0]["label"] == "as is"
+
+
+def test_cli_refuses_an_unknown_service_and_lists_the_real_ones() -> None:
+    node = FIXTURES / "exposure-bionic-rollout"
+    result = CliRunner().invoke(
+        app, ["doctor", "--from", str(node), "--what-if", "rollout=10.96.0.99:80"]
+    )
+    assert result.exit_code == 2
+    assert "no IPVS service TCP 10.96.0.99:80" in result.output
+    assert "TCP 10.96.0.10:80" in result.output
+    assert "Findings" not in result.output  # nothing printed before the error
+
+
+def test_cli_refuses_a_capture_without_the_connection_table(tmp_path: Path) -> None:
+    listing = tmp_path / "ipvsadm-Ln.txt"
+    listing.write_text(
+        "IP Virtual Server version 1.2.1 (size=4096)\n"
+        "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+        "TCP  10.96.0.10:80 rr\n"
+        "  -> 10.244.1.10:8080             Masq    1      3          40\n"
+    )
+    result = CliRunner().invoke(
+        app,
+        ["doctor", "--from", str(listing), "--kernel", "4.19", "--what-if", f"rollout={SERVICE}"],
+    )
+    assert result.exit_code == 2
+    assert "needs the connection table" in result.output
