@@ -177,3 +177,25 @@ def test_cli_refuses_a_capture_without_the_connection_table(tmp_path: Path) -> N
     )
     assert result.exit_code == 2
     assert "needs the connection table" in result.output
+
+
+def test_with_only_a_rollout_asked_the_doctors_own_sysctl_fixes_are_tried(
+    tmp_path: Path,
+) -> None:
+    # 6.1 with mode 0 and expire_nodest_conn=0 read on the node: c95c07836fa4 (5.16)
+    # moves a reused port off a weight-0 server in mode 0 only with expire_nodest_conn=1,
+    # so that (or mode 1, no drop since f0a5e4d7a594) is the change to make first.
+    root = busy_node(
+        tmp_path / "n",
+        "6.1.0-18-amd64",
+        "v1.24.17",
+        {"conn_reuse_mode": 0, "conntrack": 1, "expire_nodest_conn": 0},
+        18_000,
+    )
+    snapshot = snapshot_from_capture(capture_from_layout(root))
+    report = what_if(snapshot, node_facts(snapshot), [f"rollout={SERVICE}"], 1)
+    as_is, *suggested = report.variants
+    assert as_is.to_old_pods.low and as_is.to_old_pods.low > 0
+    assert suggested and all(v.label.endswith("(suggested)") for v in suggested)
+    assert any(v.to_old_pods.high == 0 and v.errors.high == 0 for v in suggested)
+    assert any("before rollout=" in line for line in report.recommendation)

@@ -66,20 +66,22 @@ def recommend(variants: list[Variant], facts: NodeFacts, actions: str) -> list[s
         lines.extend(_undone(best, facts))
     elif others:
         lines.append("none of the settings tried makes it better")
-    if not clean:
-        lines.append(
-            "what clears it for good: a kernel with the reuse fixes (f0a5e4d7a594 in 5.9,"
-            " c95c07836fa4 in 5.16), or kube-proxy in nftables mode (--what-if"
-            " kernel=6.1 / mode=nftables to see it)"
-        )
+    # nftables mode needs Linux 5.13 (kube-proxy's own check); iptables mode runs anywhere.
+    nft = facts.kernel is not None and facts.kernel.version[:2] >= (5, 13)
+    mode = "nftables" if nft else "iptables"
+    lines.append(
+        "what clears it for good: a kernel with the reuse fixes (f0a5e4d7a594 in 5.9,"
+        f" c95c07836fa4 in 5.16), or kube-proxy in {mode} mode (--what-if kernel=6.1 /"
+        f" mode={mode} to see it)"
+    )
     return lines
 
 
 def _change(variant: Variant) -> str:
-    parts = []
+    parts: list[str] = []
     for w in variant.settings:
         if w.kind is Kind.SYSCTL:
-            parts.append(f"set net.ipv4.vs.{w.name}={w.value}")
+            parts.extend(f"set net.ipv4.vs.{n}={v}" for n, v in w.changes)
         elif w.kind is Kind.KERNEL:
             parts.append(f"move to kernel {w.name}")
         else:
@@ -90,13 +92,12 @@ def _change(variant: Variant) -> str:
 def _undone(variant: Variant, facts: NodeFacts) -> list[str]:
     out = []
     for w in variant.settings:
-        if w.kind is not Kind.SYSCTL:
-            continue
-        for action in facts.kube_actions:
-            if action.name == w.name and action.value is not None and action.value != w.value:
-                out.append(
-                    f"kube-proxy writes {w.name}={action.value} at its next start"
-                    f" ({action.reason}): set it again after any kube-proxy restart during"
-                    " the rollout"
-                )
+        for name, value in w.changes:
+            for action in facts.kube_actions:
+                if action.name == name and action.value is not None and action.value != value:
+                    out.append(
+                        f"kube-proxy writes {name}={action.value} at its next start"
+                        f" ({action.reason}): set it again after any kube-proxy restart"
+                        " during the rollout"
+                    )
     return out

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ipvslab.doctor.facts import NodeFacts
+from ipvslab.doctor.facts import NodeFacts, sysctl_fixes
 from ipvslab.doctor.snapshot import NodeSnapshot
 from ipvslab.what_if.advice import recommend
-from ipvslab.what_if.changes import WhatIfError, split_what_ifs
+from ipvslab.what_if.changes import Kind, WhatIf, WhatIfError, split_what_ifs
 from ipvslab.what_if.node_scenario import AFTER_S, node_model
 from ipvslab.what_if.predict import Outcome, Variant, predict
 from ipvslab.what_if.result import Range, WhatIfReport, WhatIfRun, WhatIfVariant
@@ -24,6 +24,8 @@ def what_if(
     if seeds < 1:
         raise WhatIfError("--seeds must be at least 1")
     actions, settings = split_what_ifs(asks)
+    if actions and not settings:
+        settings = suggested_settings(facts)
     targets = [w.service for w in actions if w.service is not None]
     model = node_model(snapshot, facts, targets)
     seed_list = list(range(1, seeds + 1))
@@ -39,6 +41,22 @@ def what_if(
         variants=[_variant(v) for v in variants],
         recommendation=recommend(variants, facts, action_text),
     )
+
+
+SUGGESTED = 2  # sysctl changes tried when only actions are asked
+
+
+def suggested_settings(facts: NodeFacts) -> list[WhatIf]:
+    """With only actions asked: the doctor's own sysctl fixes for this node (checked with
+    the kernel twin on its kernel, best first), so the answer can say which one to make
+    before the rollout."""
+    out = []
+    for fix in sysctl_fixes(facts)[:SUGGESTED]:
+        text = ",".join(f"{n}={v}" for n, v in fix.changes.items())
+        out.append(
+            WhatIf(Kind.SYSCTL, f"sysctl={text} (suggested)", changes=tuple(fix.changes.items()))
+        )
+    return out
 
 
 def _variant(v: Variant) -> WhatIfVariant:

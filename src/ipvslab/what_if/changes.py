@@ -48,8 +48,9 @@ class WhatIf:
     text: str  # as the user wrote it
     service: ServiceRef | None = None
     delta: int = 0  # scale: pods added (negative: removed)
-    name: str = ""  # sysctl short name, kernel text or mode
-    value: int = 0  # sysctl value
+    name: str = ""  # kernel text or mode
+    # sysctl: (short name, value) pairs, one from a --what-if, several when suggested
+    changes: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_action(self) -> bool:
@@ -104,7 +105,7 @@ def parse_what_if(text: str) -> WhatIf:
             )
         if not eq or not re.fullmatch(r"-?\d{1,9}", value.strip()):
             raise WhatIfError(f"{where}: expected sysctl=NAME=INTEGER")
-        return WhatIf(kind, text, name=short, value=int(value))
+        return WhatIf(kind, text, changes=((short, int(value)),))
     if kind is Kind.KERNEL:
         return WhatIf(kind, text, name=rest)
     mode = rest.lower()

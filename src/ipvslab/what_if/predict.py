@@ -69,7 +69,7 @@ def scenario_of(
     cluster = base["cluster"]
     for w in settings:
         if w.kind is Kind.SYSCTL:
-            cluster["sysctls"][w.name] = w.value
+            cluster["sysctls"].update(dict(w.changes))
         elif w.kind is Kind.KERNEL:
             cluster["kernel"] = w.name  # the clients keep their own kernel
         elif w.kind is Kind.MODE:
