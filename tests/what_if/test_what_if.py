@@ -199,3 +199,20 @@ def test_with_only_a_rollout_asked_the_doctors_own_sysctl_fixes_are_tried(
     assert suggested and all(v.label.endswith("(suggested)") for v in suggested)
     assert any(v.to_old_pods.high == 0 and v.errors.high == 0 for v in suggested)
     assert any("before rollout=" in line for line in report.recommendation)
+
+
+def test_rolling_one_port_of_a_service_rolls_the_pods_behind_its_other_ports(
+    tmp_path: Path,
+) -> None:
+    # A Service with ports 80 and 443 is two IPVS services over the same pod IPs: its
+    # Deployment's rollout replaces the pods of both. The busy client uses port 80 only.
+    root = busy_node(tmp_path / "n", "4.15.0-213-generic", "v1.20.0", BIONIC_MODE0, 18_000)
+    table = root / "proc" / "net" / "ip_vs"
+    pods = ("10.244.1.10", "10.244.2.20")
+    table.write_text(
+        table.read_text()
+        + f"TCP  {_hex('10.96.0.10')}:01BB rr\n"
+        + "".join(f"  -> {_hex(p)}:20FB      Masq    1      0          0\n" for p in pods)
+    )
+    as_is = predict(root, "rollout=10.96.0.10:443")["as is"]
+    assert as_is["to_old_pods"]["low"] > 0  # port 80's client follows entries to dead pods

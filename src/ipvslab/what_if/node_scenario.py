@@ -45,6 +45,9 @@ class NodeModel:
     replicas: dict[str, int]  # scenario service -> live real servers
     action_at_s: int
     assumptions: list[str] = field(default_factory=list)
+    # Scenario services whose pods are the same (the ports of one Kubernetes Service, its
+    # NodePorts): one Deployment, so a rollout or scale of one is one of them all.
+    siblings: dict[str, list[str]] = field(default_factory=dict)
 
     def scenario(self, seed: int) -> Scenario:
         return Scenario.model_validate({**self.base, "seed": seed})
@@ -157,6 +160,19 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
         clients.extend(_clients(name, ref, traffic.get(ref), kernel.text, client_sysctls, hold))
     if not services:
         raise WhatIfError("no IPVS service with live real servers and client traffic")
+    pods_of = {
+        names[ref]: frozenset(str(d.address) for d in by_ref[ref].destinations if d.weight > 0)
+        for ref in names
+    }
+    siblings = {
+        name: sorted(other for other, pods in pods_of.items() if pods == mine)
+        for name, mine in pods_of.items()
+    }
+    if any(len(group) > 1 for group in siblings.values()):
+        assumptions.append(
+            "IPVS services with the same pods (a Service's ports, its NodePorts) are one"
+            " Deployment: a rollout or scale of one changes them all"
+        )
     action_at = hold + 10
     base = {
         "name": "what-if",
@@ -165,7 +181,7 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
         "services": services,
         "clients": clients,
     }
-    return NodeModel(base, names, replicas, action_at, assumptions)
+    return NodeModel(base, names, replicas, action_at, assumptions, siblings)
 
 
 @dataclass

@@ -80,13 +80,14 @@ def scenario_of(
     for w in actions:
         assert w.service is not None
         name = model.services[w.service]
-        if w.kind is Kind.ROLLOUT:
-            events.append({"at": at, "rollout": {"service": name}})
-        else:
-            replicas = model.replicas[name] + w.delta
+        for each in model.siblings.get(name, [name]):
+            if w.kind is Kind.ROLLOUT:
+                events.append({"at": at, "rollout": {"service": each}})
+                continue
+            replicas = model.replicas[each] + w.delta
             if replicas < 0:
-                raise WhatIfError(f"--what-if {w.text}: {name} has {model.replicas[name]} pods")
-            events.append({"at": at, "scale": {"service": name, "replicas": replicas}})
+                raise WhatIfError(f"--what-if {w.text}: it has {model.replicas[each]} pods")
+            events.append({"at": at, "scale": {"service": each, "replicas": replicas}})
     base["events"] = events
     try:
         return Scenario.model_validate(base)
