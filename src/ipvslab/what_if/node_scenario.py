@@ -78,8 +78,6 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
     assumptions = [
         "one node's view: the clients are the ones in this node's connection table, and"
         " reach the services through it",
-        "rates from the closed entries, i.e. the last 2 minutes (TCP TIME_WAIT 120 s, UDP"
-        " 300 s); connections last 10 ms and the server closes first",
         "pods: Ready 2 s after start, 30 s grace, serving 5 s after SIGTERM; Deployment"
         " rolling update with maxSurge and maxUnavailable 25 %",
     ]
@@ -94,7 +92,13 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
             raise WhatIfError(f"no IPVS service {target.label} on this node (it has: {known})")
 
     hold = facts.timeouts.get(("TCP", "TIME_WAIT"), 120)
-    traffic = _traffic(snapshot, hold)
+    udp_life = facts.timeouts.get(("UDP", "UDP"), UDP_TIMEOUT_S)
+    assumptions.insert(
+        1,
+        f"rates from the entries' lifetimes: closed TCP entries / {hold} s (TIME_WAIT),"
+        f" UDP entries / {udp_life} s; connections last 10 ms and the server closes first",
+    )
+    traffic = _traffic(snapshot, hold, udp_life)
     chosen = [r for r in by_ref if r in targets or traffic.get(r)]
     if not chosen:
         raise WhatIfError("no client traffic to any IPVS service in the connection table")
@@ -157,7 +161,9 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
         if svc.flags.persistent and svc.flags.timeout:
             spec["session_affinity"] = svc.flags.timeout
         services.append(spec)
-        clients.extend(_clients(name, ref, traffic.get(ref), kernel.text, client_sysctls, hold))
+        clients.extend(
+            _clients(name, ref, traffic.get(ref), kernel.text, client_sysctls, hold, udp_life)
+        )
     if not services:
         raise WhatIfError("no IPVS service with live real servers and client traffic")
     pods_of = {
@@ -191,7 +197,7 @@ class _Traffic:
     established: int = 0
 
 
-def _traffic(snapshot: NodeSnapshot, hold: int) -> dict[ServiceRef, _Traffic]:
+def _traffic(snapshot: NodeSnapshot, hold: int, udp_life: int) -> dict[ServiceRef, _Traffic]:
     conns = snapshot.conns
     assert conns is not None
     out: dict[ServiceRef, _Traffic] = {}
@@ -205,7 +211,7 @@ def _traffic(snapshot: NodeSnapshot, hold: int) -> dict[ServiceRef, _Traffic]:
     for key, cstats in conns.client_services.items():
         ref = ServiceRef(key.protocol, str(key.virtual_addr), key.virtual_port)
         found = out.setdefault(ref, _Traffic())
-        lifetime = UDP_TIMEOUT_S if key.protocol == "UDP" else hold
+        lifetime = udp_life if key.protocol == "UDP" else hold
         closed = cstats.count if key.protocol == "UDP" else cstats.closed
         if closed:
             found.pairs.append((closed / lifetime, closed))
@@ -218,12 +224,13 @@ def _clients(
     traffic: _Traffic | None,
     kernel: str,
     sysctls: dict[str, Any],
-    hold: int = 120,
+    hold: int,
+    udp_life: int,
 ) -> list[dict[str, Any]]:
     if traffic is None:
         return []
     udp = ref.protocol == "UDP"
-    lifetime = UDP_TIMEOUT_S if udp else hold
+    lifetime = udp_life if udp else hold
     common: dict[str, Any] = {"service": service, "kernel": kernel, "sysctls": sysctls}
     out: list[dict[str, Any]] = []
     pairs = sorted(traffic.pairs, reverse=True)
