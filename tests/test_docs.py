@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     ("presets",),
     ("reproduce",),
     ("run",),
+    ("sweep",),
 )
 
 

@@ -44,6 +44,12 @@ def _add_reproduce(app: typer.Typer) -> None:
     app.command("reproduce")(reproduce.reproduce_command)
 
 
+def _add_sweep(app: typer.Typer) -> None:
+    from ipvslab.cli import sweep
+
+    app.command("sweep")(sweep.sweep_command)
+
+
 def _add_doctor(app: typer.Typer) -> None:
     from ipvslab.cli import doctor
 
@@ -56,6 +62,7 @@ SUBCOMMANDS: dict[str, Callable[[typer.Typer], None]] = {
     "presets": _add_presets,
     "run": _add_run,
     "reproduce": _add_reproduce,
+    "sweep": _add_sweep,
     "doctor": _add_doctor,
 }
 

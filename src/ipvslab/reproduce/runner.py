@@ -5,10 +5,9 @@ which order they ran)."""
 
 from __future__ import annotations
 
+import functools
 import json
-import multiprocessing
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from ipvslab.cluster.run import run_scenario
 from ipvslab.kernel.features import Feature
 from ipvslab.kernel.presets import resolve_kernel
+from ipvslab.parallel import in_processes
 from ipvslab.reproduce import cce
 from ipvslab.reproduce.catalog import CONFIGURATIONS, SYMPTOM_BY_NAME, SYMPTOMS, Spec
 from ipvslab.reproduce.measure import Measures, measure
@@ -101,23 +101,10 @@ def execute(
     """Run every task; results come back in plan order whatever ``jobs`` is."""
     folder = str(out_dir) if out_dir is not None else None
     outcomes: dict[str, Outcome] = {}
-    if jobs <= 1:
-        for task in tasks:
-            outcome = run_task(task, folder)
-            outcomes[task.key] = outcome
-            if progress is not None:
-                progress(outcome)
-    else:
-        # spawn, not fork: polars (imported by then) runs threads, and a forked child
-        # of a threaded process can deadlock on a lock held by one of them.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [pool.submit(run_task, task, folder) for task in tasks]
-            for future in futures:
-                outcome = future.result()
-                outcomes[outcome.task.key] = outcome
-                if progress is not None:
-                    progress(outcome)
+    for _, outcome in in_processes(functools.partial(run_task, out_dir=folder), tasks, jobs):
+        outcomes[outcome.task.key] = outcome
+        if progress is not None:
+            progress(outcome)
     return [outcomes[t.key] for t in tasks]
 
 

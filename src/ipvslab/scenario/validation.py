@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import enum
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -100,7 +100,7 @@ _KEY = "[key]"  # pydantic's marker for an error in a mapping key
 
 
 @dataclass(frozen=True, slots=True)
-class _Located:
+class Located:
     """Errors for one place in the file, merged (a union reports once per member)."""
 
     path: Path_
@@ -119,44 +119,69 @@ def validation_problems(
     file: str,
 ) -> ScenarioError:
     """One ScenarioError for all of ``exc``'s errors, in file order."""
-    groups: dict[tuple[Path_, Any, bool], _Located] = {}
+    located = locate_errors(exc, data)
+    parsed = find_positions(text, file, {item.path for item in located})
+    log = ProblemLog(file)
+    add_problems(
+        log,
+        located,
+        model,
+        data,
+        lambda path: parsed.positions.get(path, parsed.root_position),
+    )
+    return log.error()
+
+
+def locate_errors(exc: ValidationError, data: Any) -> list[Located]:
+    """``exc``'s errors grouped by the place in ``data`` (key paths) each is about."""
+    groups: dict[tuple[Path_, Any, bool], Located] = {}
     for error in exc.errors(include_url=False):
         path, missing, at_key = _data_path(data, error)
         group = groups.get((path, missing, at_key))
         if group is None:
-            groups[(path, missing, at_key)] = _Located(path, missing, at_key, [error])
+            groups[(path, missing, at_key)] = Located(path, missing, at_key, [error])
         else:
             group.errors.append(error)
     _drop_other_members(groups)
-    parsed = find_positions(text, file, {located.path for located in groups.values()})
+    return list(groups.values())
 
-    def place(located: _Located) -> tuple[int, int]:
-        position = parsed.positions.get(located.path, parsed.root_position)
-        if located.at_key and position.key_line is not None and position.key_column is not None:
+
+def add_problems(
+    log: ProblemLog,
+    located: list[Located],
+    model: type[BaseModel],
+    data: Any,
+    position_of: Callable[[Path_], Position],
+    name_path: Callable[[Path_], str] = format_path,
+) -> None:
+    """Adds to ``log`` one problem per place, in file order, each where
+    ``position_of`` says its path was written and named by ``name_path``."""
+
+    def place(item: Located) -> tuple[int, int]:
+        position = position_of(item.path)
+        if item.at_key and position.key_line is not None and position.key_column is not None:
             return position.key_line, position.key_column
         return position.line, position.column
 
-    ordered = sorted(groups.values(), key=place)
-    log = ProblemLog(file)
-    for located in ordered[:MAX_PROBLEMS]:
-        line, column = place(located)
-        position = parsed.positions.get(located.path, parsed.root_position)
-        shown: Path_ = located.path
-        if located.missing is not None:
-            shown = (*shown, located.missing)
+    ordered = sorted(located, key=place)
+    for located_at in ordered[:MAX_PROBLEMS]:
+        line, column = place(located_at)
+        position = position_of(located_at.path)
+        shown: Path_ = located_at.path
+        if located_at.missing is not None:
+            shown = (*shown, located_at.missing)
         try:
-            expected, found = _describe(located, model, data, position)
+            expected, found = _describe(located_at, model, data, position)
         except (LookupError, TypeError, ValueError, AttributeError):
             # A model shape the descriptions do not know: pydantic's own words.
-            error = located.errors[0]
+            error = located_at.errors[0]
             expected = clip(error["msg"], 2 * MAX_ECHO)
             found = show_value(error.get("input"))
-        log.add(line, column, format_path(shown), expected, found)
+        log.add(line, column, name_path(shown), expected, found)
     log.omitted += max(0, len(ordered) - MAX_PROBLEMS)
-    return log.error()
 
 
-def _drop_other_members(groups: dict[tuple[Path_, Any, bool], _Located]) -> None:
+def _drop_other_members(groups: dict[tuple[Path_, Any, bool], Located]) -> None:
     """Drops "not this kind of value" where the value has problems inside it.
 
     pydantic reports every member of a union that a value failed: for
@@ -238,7 +263,7 @@ def _value_at(data: Any, path: Path_) -> Any:
 
 
 def _describe(
-    located: _Located, model: type[BaseModel], data: Any, position: Position
+    located: Located, model: type[BaseModel], data: Any, position: Position
 ) -> tuple[str, str]:
     """What was expected and what was found, for one place."""
     first = located.errors[0]
@@ -571,3 +596,9 @@ def _constraints(metadata: list[Any], unit: str) -> str:
     if not bounds:
         return ""
     return " " + " and ".join(bounds)
+
+
+# The walk along a model's types, for callers that follow a path of their own
+# (`ipvslab sweep` resolves dotted field paths with it).
+unwrap_type = _unwrap
+step_type = _step
