@@ -8,8 +8,6 @@ at the same moment with the same seeds, so the differences are the settings'.
 from __future__ import annotations
 
 import copy
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +15,7 @@ import polars as pl
 
 from ipvslab.cluster.errors import ScenarioSetupError
 from ipvslab.cluster.run import RunResult, run_scenario
+from ipvslab.parallel import in_processes
 from ipvslab.results.frames import trace_frame
 from ipvslab.scenario.model import Scenario
 from ipvslab.what_if.changes import Kind, WhatIf, WhatIfError
@@ -111,13 +110,11 @@ def predict(
         for seed in seeds
     ]
     action_at = model.action_at_s * SECOND
-    if jobs > 1 and len(tasks) > 1:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context) as pool:
-            results = list(pool.map(run_one, [t for _, t in tasks], [action_at] * len(tasks)))
-    else:
-        results = [run_one(t, action_at) for _, t in tasks]
-    for (i, _), result in zip(tasks, results, strict=True):
+    results: dict[int, Outcome | str] = dict(
+        in_processes(run_one, [(t, action_at) for _, t in tasks], jobs)
+    )
+    for index, (i, _) in enumerate(tasks):  # the plan's order, whatever finished first
+        result = results[index]
         if isinstance(result, str):
             out[i].refused = result
         elif out[i].refused is None:
@@ -125,8 +122,9 @@ def predict(
     return out
 
 
-def run_one(scenario: Scenario, action_at: int) -> Outcome | str:
-    """One run's outcome, or why the twin refused the scenario."""
+def run_one(task: tuple[Scenario, int]) -> Outcome | str:
+    """One run's outcome from ``action_at`` (µs) on, or why the twin refused it."""
+    scenario, action_at = task
     try:
         run = run_scenario(scenario)
     except ScenarioSetupError as exc:
