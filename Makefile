@@ -29,8 +29,8 @@ reproduce: $(BIN)/ipvslab $(COMPILED)
 test: lint typecheck unit
 
 lint: $(BIN)/ipvslab
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 typecheck: $(BIN)/ipvslab
 	$(BIN)/mypy

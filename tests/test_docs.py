@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     ("explain",),
     ("presets",),
     ("reproduce",),
+    ("report",),
     ("run",),
     ("sweep",),
 )

@@ -131,5 +131,9 @@ def test_every_port_of_low_parity_is_used_before_any_other(
     assert set(got[: len(same)]) == same
     assert set(got[len(same) :]) == other
     assert pod.connect(CLUSTER_IP, 80, 0) == -EADDRNOTAVAIL
-    # The same ports are all free towards another destination at once.
-    assert pod.connect(OTHER_SVC, 80, 0) > 0
+    # The same ports are all free towards another destination at once (unless the
+    # reserved ports cover the whole range: then there is none to be free).
+    if same | other:
+        assert pod.connect(OTHER_SVC, 80, 0) > 0
+    else:
+        assert pod.connect(OTHER_SVC, 80, 0) == -EADDRNOTAVAIL

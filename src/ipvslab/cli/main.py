@@ -50,6 +50,12 @@ def _add_sweep(app: typer.Typer) -> None:
     app.command("sweep")(sweep.sweep_command)
 
 
+def _add_report(app: typer.Typer) -> None:
+    from ipvslab.cli import report
+
+    app.command("report")(report.report_command)
+
+
 def _add_doctor(app: typer.Typer) -> None:
     from ipvslab.cli import doctor
 
@@ -63,6 +69,7 @@ SUBCOMMANDS: dict[str, Callable[[typer.Typer], None]] = {
     "run": _add_run,
     "reproduce": _add_reproduce,
     "sweep": _add_sweep,
+    "report": _add_report,
     "doctor": _add_doctor,
 }
 

@@ -22,15 +22,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-MARKS = {
-    "symptom": ("●", "red"),
-    "cured": ("✓", "green"),
-    "not cured": ("✗", "red"),
-    "made worse": ("!", "bold red"),
-    "failed": ("?", "yellow"),
-    "not reproduced": ("○", "yellow"),
-}
-
 
 def reproduce_command(
     only: list[str] = typer.Option(
@@ -47,6 +38,9 @@ def reproduce_command(
     out: Path = typer.Option(Path("ipvslab-reproduce"), "--out", help="Output folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     list_only: bool = typer.Option(False, "--list", help="List the scenarios and configurations."),
+    html_report: bool = typer.Option(
+        False, "--report", help="Also write OUT/report.html (as `ipvslab report OUT`)."
+    ),
 ) -> None:
     """Reproduce the seeds' symptoms and measure what cures each one."""
     from ipvslab.reproduce.catalog import CONFIGURATIONS, SYMPTOMS, scenario_path
@@ -88,9 +82,16 @@ def reproduce_command(
     data = _write(result, out, quick, jobs, time.monotonic() - started)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
-        return
-    _print(result, Console(width=max(80, Console().width)), quick)
-    Console().print(f"written to {out}/ ({len(tasks)} runs, {time.monotonic() - started:.0f} s)")
+    else:
+        _print(result, Console(width=max(80, Console().width)), quick)
+        Console().print(
+            f"written to {out}/ ({len(tasks)} runs, {time.monotonic() - started:.0f} s)"
+        )
+    if html_report:
+        from ipvslab.cli.report import write_or_exit
+
+        # stdout stays the JSON alone with --json.
+        typer.echo(f"report: {write_or_exit(out)}", err=as_json)
 
 
 class _progress:
@@ -133,9 +134,11 @@ class _progress:
 
 
 def _write(result: Any, out: Path, quick: bool, jobs: int, seconds: float) -> dict[str, Any]:
+    from ipvslab import __version__
     from ipvslab.reproduce.runner import THRESHOLDS
 
     data: dict[str, Any] = {
+        "ipvslab_version": __version__,
         "scale": "quick" if quick else "full",
         "jobs": jobs,
         "seconds": round(seconds, 1),
@@ -195,6 +198,8 @@ def _write(result: Any, out: Path, quick: bool, jobs: int, seconds: float) -> di
 
 
 def _cell(cell: dict[str, Any] | None) -> Text:
+    from ipvslab.reproduce.runner import MARKS
+
     if cell is None:
         return Text("", style="dim")
     mark, style = MARKS.get(cell["verdict"], ("?", "yellow"))

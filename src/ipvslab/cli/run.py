@@ -50,6 +50,9 @@ def run_command(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no table."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    html_report: bool = typer.Option(
+        False, "--report", help="Also write OUT/report.html (as `ipvslab report OUT`)."
+    ),
 ) -> None:
     """Simulate a Service under load through each node's dataplane, and report."""
     try:
@@ -83,6 +86,13 @@ def run_command(
         typer.echo(json.dumps(summary, indent=2))
     elif not quiet:
         _print_summary(summary, out_dir)
+    if html_report:
+        from ipvslab.cli.report import write_or_exit
+
+        written = write_or_exit(out_dir)
+        if not quiet:
+            # stdout stays the JSON alone with --json.
+            typer.echo(f"report: {written}", err=as_json)
     if result.stopped:
         typer.echo(f"{scenario_file}: the run stopped early: {result.stopped}", err=True)
         raise typer.Exit(2)
@@ -142,6 +152,7 @@ def _write_outputs(result: Any, out_dir: Path, scenario_file: Path) -> dict[str,
         trace_frame,
     )
     from ipvslab.results.metrics import shares, summarize, time_series
+    from ipvslab.results.provenance import provenance
 
     scenario = result.scenario
     trace = trace_frame(result.trace)
@@ -172,6 +183,7 @@ def _write_outputs(result: Any, out_dir: Path, scenario_file: Path) -> dict[str,
     summary["scenario_file"] = str(scenario_file)
     summary["kernel"] = result.kernel
     summary["sysctls"] = result.sysctls
+    summary["setup"] = provenance(result)
     summary["outputs"] = sorted(written)
     _write_atomic(
         out_dir / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n")

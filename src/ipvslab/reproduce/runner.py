@@ -19,7 +19,13 @@ from ipvslab.parallel import in_processes
 from ipvslab.reproduce import cce
 from ipvslab.reproduce.catalog import CONFIGURATIONS, SYMPTOM_BY_NAME, SYMPTOMS, Spec
 from ipvslab.reproduce.measure import Measures, measure
-from ipvslab.results.frames import trace_frame
+from ipvslab.results.frames import (
+    pod_log_frame,
+    samples_frame,
+    server_log_frame,
+    trace_frame,
+)
+from ipvslab.results.provenance import provenance
 from ipvslab.scenario.model import Scenario
 
 
@@ -75,6 +81,11 @@ def plan(quick: bool, only: Iterable[str] = (), seed: int | None = None) -> list
     return tasks
 
 
+def run_folder(out_dir: Path, group: str, label: str, symptom: str) -> Path:
+    """Where a run's files go: runs/<symptom or cce>/<configuration>/<scenario>/."""
+    return out_dir / "runs" / group / label.replace(" ", "_") / symptom
+
+
 def run_task(task: Task, out_dir: str | None) -> Outcome:
     """One run, its measures, and (with ``out_dir``) its trace and summary on disk."""
     try:
@@ -85,9 +96,17 @@ def run_task(task: Task, out_dir: str | None) -> Outcome:
     trace = trace_frame(result.trace)
     measures = measure(result, trace)
     if out_dir is not None:
-        folder = Path(out_dir) / "runs" / task.group / task.label.replace(" ", "_") / task.symptom
+        folder = run_folder(Path(out_dir), task.group, task.label, task.symptom)
         folder.mkdir(parents=True, exist_ok=True)
         trace.write_parquet(folder / "trace.parquet")
+        # What a report of this folder plots besides the trace: the real servers'
+        # weights and kube-proxy's changes to them, the pods' lifecycle (rollouts).
+        samples_frame(result).write_parquet(folder / "servers.parquet")
+        server_log_frame(result).write_parquet(folder / "server_log.parquet")
+        pod_log_frame(result).write_parquet(folder / "pods.parquet")
+        setup = provenance(result)
+        setup["simulated_s"] = result.end_us / 1e6
+        (folder / "run.json").write_text(json.dumps(setup, indent=2) + "\n")
         (folder / "measures.json").write_text(json.dumps(measures.as_dict(), indent=2) + "\n")
     return Outcome(task, measures)
 
@@ -141,6 +160,16 @@ def verdict(symptom: str, measures: Measures | None, baseline: Measures | None) 
 
 SYMPTOM = "symptom"
 NOT_REPRODUCED = "not reproduced"
+
+# Verdict -> its mark in the matrix and the terminal style of the cell.
+MARKS = {
+    SYMPTOM: ("●", "red"),
+    CURED: ("✓", "green"),
+    NOT_CURED: ("✗", "red"),
+    WORSE: ("!", "bold red"),
+    FAILED: ("?", "yellow"),
+    NOT_REPRODUCED: ("○", "yellow"),
+}
 
 
 def _baseline_verdict(symptom: str, measures: Measures | None) -> str:

@@ -10,7 +10,6 @@ it opens offline. Below the plot, the table of what was plotted.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,67 +151,23 @@ def render(
     title: str = "sweep",
     facts: dict[str, str] | None = None,
 ) -> str:
-    """The page's HTML."""
-    from plotly.io import to_html
-    from plotly.offline import get_plotlyjs
+    """The page's HTML, on the report's page shell (plotly.js inlined once)."""
+    from ipvslab.report.page import Facts, Figure, Page, Section, Table, Text
 
     x, plotted = lines(frame, parameters, metric, x)
-    fig = figure(x, plotted, metric)
-    div = to_html(
-        fig,
-        full_html=False,
-        include_plotlyjs=False,
-        include_mathjax=False,
-        div_id="sweep-plot",
-        config={"responsive": True, "displaylogo": False},
-    )
     shown = [c for c in ("run", *parameters, metric) if c in frame.columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_show(row[c]))}</td>" for c in shown) + "</tr>"
-        for row in frame.head(MAX_TABLE_ROWS).iter_rows(named=True)
+    rows = [
+        [_show(row[c]) for c in shown] for row in frame.head(MAX_TABLE_ROWS).iter_rows(named=True)
+    ]
+    runs: list[Table | Text] = [Table(shown, rows)]
+    if frame.height > MAX_TABLE_ROWS:
+        runs.append(Text([f"{frame.height - MAX_TABLE_ROWS:,} more rows in results.parquet."]))
+    page = Page(
+        f"{title}: {metric}",
+        sections=[
+            Section("setup", "What ran", [Facts(list((facts or {}).items()))]),
+            Section("plot", f"{metric} against {x}", [Figure(figure(x, plotted, metric))]),
+            Section("runs", "Runs", list(runs)),
+        ],
     )
-    more = (
-        f"<p>{frame.height - MAX_TABLE_ROWS:,} more rows in results.parquet.</p>"
-        if frame.height > MAX_TABLE_ROWS
-        else ""
-    )
-    listed = "".join(
-        f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in (facts or {}).items()
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{html.escape(title)}: {html.escape(metric)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
-dl {{ display: grid; grid-template-columns: max-content auto; gap: .2em 1em; }}
-dt {{ font-weight: bold; }}
-table {{ border-collapse: collapse; font-size: .85em; }}
-td, th {{ border: 1px solid #ccc; padding: .2em .5em; text-align: right; }}
-</style>
-<script type="text/javascript">{get_plotlyjs()}</script>
-</head>
-<body>
-<h1>{html.escape(title)}</h1>
-<dl>{listed}</dl>
-<h2>{html.escape(metric)} against {html.escape(x)}</h2>
-{div}
-<h2>Runs</h2>
-<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-{more}
-<script type="application/json" id="sweep-data">{_json_for_html(plotted, x, metric)}</script>
-</body>
-</html>
-"""
-
-
-def _json_for_html(plotted: list[Line], x: str, metric: str) -> str:
-    data = {
-        "x": x,
-        "metric": metric,
-        "lines": [{"label": line.label, "x": line.x, "y": line.mean} for line in plotted],
-    }
-    # "</" cannot end the script element early when escaped.
-    return json.dumps(data, default=str).replace("</", "<\\/")
+    return page.render()

@@ -1,0 +1,37 @@
+"""Write a folder's report page: ``DIR/report.html``, next to the data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ipvslab.report import inputs
+from ipvslab.report.page import Page
+
+REPORT_FILE = "report.html"
+
+
+def build_page(folder: Path) -> Page:
+    """The page for a run or a reproduce folder (ReportInputError if it is neither,
+    or a file it needs is missing or unreadable)."""
+    if inputs.kind_of(folder) == "reproduce":
+        from ipvslab.report import reproduce_page
+
+        return reproduce_page.build(folder)
+    from ipvslab.report import run_page
+
+    return run_page.build(folder)
+
+
+def write_report(folder: Path) -> Path:
+    """Build the page and write it atomically (a reader never sees half a page)."""
+    html = build_page(folder).render()
+    target = folder / REPORT_FILE
+    tmp = folder / f".{REPORT_FILE}.tmp"
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise inputs.ReportInputError(f"{target}: cannot write ({err.strerror})") from None
+    return target
