@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,23 @@ def test_rolling_one_port_of_a_service_rolls_the_pods_behind_its_other_ports(
     )
     as_is = predict(root, "rollout=10.96.0.10:443")["as is"]
     assert as_is["to_old_pods"]["low"] > 0  # port 80's client follows entries to dead pods
+
+
+def test_the_report_page_holds_the_prediction_and_loads_nothing(tmp_path: Path) -> None:
+    node = FIXTURES / "exposure-bionic-rollout"
+    page = tmp_path / "what-if.html"
+    args = ["doctor", "--from", str(node), "--what-if", f"rollout={SERVICE}"]
+    result = CliRunner().invoke(app, [*args, "--seeds", "1", "--jobs", "1", "--report", str(page)])
+    assert f"what-if page written to {page}" in result.output
+    html = page.read_text()
+    assert "Prediction" in html and "Recommendation" in html and "as is" in html
+    assert "4.15.0-213-generic" in html  # what the twin was given
+    assert not re.search(r"<script[^>]*\bsrc=", html)  # opens offline
+    assert html.count("plotly-graph-div") == 1
+
+
+def test_report_without_what_if_is_refused() -> None:
+    node = FIXTURES / "exposure-bionic-rollout"
+    result = CliRunner().invoke(app, ["doctor", "--from", str(node), "--report", "x.html"])
+    assert result.exit_code == 2
+    assert "add --what-if" in result.output

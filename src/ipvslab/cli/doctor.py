@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
@@ -44,6 +44,9 @@ from ipvslab.doctor.diagnose import diagnose
 from ipvslab.doctor.finding import Severity
 from ipvslab.doctor.records import KernelRelease, KubeProxySettings, ParseIssue
 from ipvslab.doctor.snapshot import KubeProxyInfo, NodeSnapshot
+
+if TYPE_CHECKING:
+    from ipvslab.doctor.report import Report
 
 EXIT_HEALTHY = 0
 EXIT_FINDINGS = 1
@@ -137,12 +140,20 @@ def doctor_command(
         3, "--seeds", min=1, max=20, help="--what-if: runs per variant (the range is shown)."
     ),
     jobs: int = typer.Option(0, "--jobs", min=0, help="--what-if: processes (0: one per core)."),
+    report_file: Path | None = typer.Option(
+        None,
+        "--report",
+        metavar="FILE",
+        help="--what-if: also write the prediction as one self-contained HTML page.",
+    ),
 ) -> None:
     """Diagnose IPVS connection reuse on this node (read-only) or from captured files."""
     if ctx.invoked_subcommand is not None:
         return
     if sources and root is not None:
         raise typer.BadParameter("--root is for live reads; it cannot be used with --from")
+    if report_file is not None and not what_ifs:
+        raise typer.BadParameter("--report writes the --what-if page; add --what-if")
     if root is not None and (problem := _root_problem(root)) is not None:
         _error(problem)  # before any report: a missing root is not a node without IPVS
         raise typer.Exit(EXIT_INPUT)
@@ -161,6 +172,7 @@ def doctor_command(
             what_ifs=list(what_ifs or ()),
             seeds=seeds,
             jobs=jobs or (os.cpu_count() or 1),
+            report_file=report_file,
         )
     )
     raise typer.Exit(code)
@@ -256,6 +268,7 @@ def _doctor(
     what_ifs: Sequence[str] = (),
     seeds: int = 3,
     jobs: int = 1,
+    report_file: Path | None = None,
 ) -> int:
     from ipvslab.doctor.human import render
     from ipvslab.doctor.report import build_report
@@ -296,6 +309,8 @@ def _doctor(
         except WhatIfError as exc:
             _fail(str(exc))
         report = report.model_copy(update={"what_if": predicted})
+        if report_file is not None:
+            _write_what_if_page(report, report_file, title)
 
     # A reader that stops early (`| head`) ends the output, not the run: the exit status
     # is the diagnosis's and the metrics file is still written.
@@ -329,6 +344,30 @@ def _doctor(
             _error(f"cannot write {prometheus}: {exc.strerror or exc}")
             code = EXIT_INPUT
     return code
+
+
+def _write_what_if_page(report: Report, target: Path, title: str) -> None:
+    """The --what-if page, written whole or not at all (before the text report)."""
+    from ipvslab.report.what_if_page import build
+
+    assert report.what_if is not None
+    node = report.node
+    facts = [("kernel", f"{node.kernel.release or '?'} (preset {node.kernel.preset or 'none'})")]
+    if node.kube_proxy is not None:
+        facts.append(("kube-proxy", f"{node.kube_proxy.version or '?'} ({node.kube_proxy.mode})"))
+    facts.extend(
+        (f"net.ipv4.vs.{name}", f"{s.value} ({s.detail})") for name, s in node.sysctls.items()
+    )
+    facts.append(("ipvslab", report.generated_by.version))
+    html = build(report.what_if, facts, title).render()
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        _fail(f"--report {target}: cannot write ({exc.strerror or exc})")
+    sys.stderr.write(f"what-if page written to {target}\n")
 
 
 def _tolerant_output() -> None:
