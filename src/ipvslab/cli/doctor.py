@@ -38,7 +38,7 @@ from ipvslab.cli.options import (
     silence_stdout,
     warn,
 )
-from ipvslab.cluster.kube_proxy import kube_version_warning
+from ipvslab.cluster.kube_proxy import LAST_IPVS_KUBE_PROXY, kube_version_warning
 from ipvslab.doctor.capture import Capture, InputKind, snapshot_from_capture
 from ipvslab.doctor.diagnose import diagnose
 from ipvslab.doctor.finding import Severity
@@ -295,6 +295,7 @@ def _doctor(
     if capture.live:
         manifest.setdefault("hostname", node_hostname(root))
     diagnosis = diagnose(snapshot, strict=bool(os.environ.get(DEBUG_ENV)))
+    what_if_problem = ""
     report = build_report(
         diagnosis, live=capture.live, generated_at=generated_at, manifest=manifest
     )
@@ -303,14 +304,17 @@ def _doctor(
         from ipvslab.what_if.changes import WhatIfError
 
         if not as_json:
-            warn(f"--what-if: running the node in the cluster twin ({seeds} seeds per variant)")
+            runs = "1 run" if seeds == 1 else f"{seeds} runs"
+            warn(f"--what-if: running the node in the cluster twin ({runs} per variant)")
         try:
             predicted = what_if(snapshot, diagnosis.facts, list(what_ifs), seeds, jobs)
         except WhatIfError as exc:
-            _fail(str(exc))
-        report = report.model_copy(update={"what_if": predicted})
-        if report_file is not None:
-            _write_what_if_page(report, report_file, title)
+            # The diagnosis of what could be read is still printed first; the error after.
+            what_if_problem = str(exc)
+        else:
+            report = report.model_copy(update={"what_if": predicted})
+            if report_file is not None:
+                _write_what_if_page(report, report_file, title)
 
     # A reader that stops early (`| head`) ends the output, not the run: the exit status
     # is the diagnosis's and the metrics file is still written.
@@ -324,13 +328,16 @@ def _doctor(
     if as_json:
         for problem in report.input_problems:
             _error(str(problem))
+    if what_if_problem:
+        prefixed = what_if_problem.startswith("--what-if")
+        _error(what_if_problem if prefixed else f"--what-if: {what_if_problem}")
 
     code = EXIT_HEALTHY
     if report.inconclusive and not inconclusive_ok:
         code = EXIT_INCONCLUSIVE
     if report.at_or_above(fail_on):
         code = EXIT_FINDINGS
-    if report.input_problems:
+    if report.input_problems or what_if_problem:
         code = EXIT_INPUT
     if prometheus is not None:
         from ipvslab.doctor.prometheus import write_textfile
@@ -451,6 +458,11 @@ def apply_overrides(
         warning = kube_version_warning(captured.version)
         if warning is not None:
             notes.append(f"kube-proxy {captured.text}: {warning}")
+        if captured.version[0] == 1 and captured.version[:2] > LAST_IPVS_KUBE_PROXY:
+            notes.append(
+                f"kube-proxy {captured.text}: the KubeProxyIPVS gate is planned locked off from"
+                " v1.43 (KEP-5495): this version should not run in IPVS mode at all"
+            )
     return replace(snapshot, notes=tuple(notes))
 
 

@@ -480,7 +480,7 @@ def build_report(
     for f in diagnosis.findings:
         tally[f.severity.value] += 1
     manifest = manifest or {}
-    exposure = _exposure_info(facts)
+    exposure = _exposure_info(facts, snapshot)
     index = service_index(snapshot)
     return Report(
         generated_by=GeneratedBy(version=__version__),
@@ -661,7 +661,27 @@ _PROBLEM_NAMES = {
 }
 
 
-def _exposure_info(facts: NodeFacts) -> ExposureInfo:
+def _exposure_info(facts: NodeFacts, snapshot: NodeSnapshot) -> ExposureInfo:
+    kp = snapshot.kube_proxy
+    if (
+        kp is not None
+        and kp.settings.mode is not None
+        and not kp.ipvs_mode
+        and snapshot.conns is not None
+        and snapshot.conns.total == 0
+    ):
+        # A leftover of IPVS mode: kube-proxy deleted kube-ipvs0 at start and NATs Service
+        # traffic before IPVS sees it, and the empty table shows nothing else uses IPVS.
+        return ExposureInfo(
+            known=True,
+            stale_forwarding=False,
+            syn_drop=False,
+            verdict="not applicable",
+            reason=f"kube-proxy runs in {kp.settings.mode} mode and the IPVS table here"
+            " carries no connection (a leftover of IPVS mode; `ipvsadm -C` clears it)",
+            old_state="TIME_WAIT",
+            conditions=[],
+        )
     exposure: Exposure | None = facts.exposure
     if exposure is None:
         uncertain = facts.kernel is not None and facts.kernel.uncertain is not None

@@ -30,6 +30,9 @@ def what_if(
     model = node_model(snapshot, facts, targets)
     seed_list = list(range(1, seeds + 1))
     variants = predict(model, actions, settings, seed_list, jobs)
+    if variants[0].refused is not None:
+        raise WhatIfError(f"the cluster twin cannot run this node: {variants[0].refused}")
+    persistent = any("session_affinity" in s for s in model.base["services"])
     action_text = " and ".join(w.text for w in actions) or "no action (the node as it runs)"
     return WhatIfReport(
         actions=[w.text for w in actions],
@@ -39,7 +42,7 @@ def what_if(
         services={ref.label: name for ref, name in model.services.items()},
         assumptions=model.assumptions,
         variants=[_variant(v) for v in variants],
-        recommendation=recommend(variants, facts, action_text),
+        recommendation=recommend(variants, facts, action_text, persistent),
     )
 
 

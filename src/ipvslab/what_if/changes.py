@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ipvslab.kernel.sysctls import Sysctls
+from ipvslab.kernel.presets import resolve_kernel
+from ipvslab.kernel.sysctls import SysctlError, Sysctls
 
 
 class WhatIfError(ValueError):
@@ -105,8 +106,18 @@ def parse_what_if(text: str) -> WhatIf:
             )
         if not eq or not re.fullmatch(r"-?\d{1,9}", value.strip()):
             raise WhatIfError(f"{where}: expected sysctl=NAME=INTEGER")
+        try:
+            Sysctls(**{short: int(value)})
+        except (SysctlError, TypeError) as exc:
+            raise WhatIfError(f"{where}: {exc}") from None
         return WhatIf(kind, text, changes=((short, int(value)),))
     if kind is Kind.KERNEL:
+        try:
+            resolved = resolve_kernel(rest)
+        except ValueError as exc:
+            raise WhatIfError(f"{where}: {exc}") from None
+        if resolved.version[:2] < (3, 10):  # as `--kernel` refuses it (CentOS/RHEL 7's base)
+            raise WhatIfError(f"{where}: the model starts at 3.10; {rest} is older")
         return WhatIf(kind, text, name=rest)
     mode = rest.lower()
     if mode not in MODES:

@@ -16,11 +16,14 @@ now), then the actions happen at ``action_at`` and it runs ``AFTER`` more.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ipvslab.doctor.conn_summary import CLIENT_SERVICE_MIN, CLOSED_STATES
+from ipvslab.doctor.checks._common import persistence_seconds
+from ipvslab.doctor.checks.port_pressure import PARITY_SPLIT_SINCE, port_range
+from ipvslab.doctor.conn_summary import CLIENT_SERVICE_MIN, CLOSED_STATES, RECENT_WINDOW
 from ipvslab.doctor.facts import NodeFacts, ValueOrigin
 from ipvslab.doctor.records import Protocol, ServiceEntry
 from ipvslab.doctor.snapshot import NodeSnapshot
@@ -34,6 +37,9 @@ TOP_CLIENTS_MODELLED = 20  # busiest client x service pairs modelled one by one
 REST_REPLICAS_MAX = 200
 LONG_LIVED_MAX = 10_000  # long-lived connections modelled per service
 UDP_TIMEOUT_S = 300  # IP_VS_UDP_S_NORMAL, 5 min
+SATURATED = 0.8  # closed entries past this share of the ports in play: the rate is capped
+NODE_PODS = 240  # of a node's /24 (253 addresses), leaving room to spare
+SURGE = 1.5  # server pods at the height of a rolling update, against replicas
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,25 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
             " the clients and their rates come from it"
         )
     kp = snapshot.kube_proxy
+    if snapshot.no_kube_proxy:
+        raise WhatIfError(
+            "--what-if models kube-proxy's IPVS mode (its Deployments, graceful termination);"
+            " with --kube-proxy none there is no kube-proxy here whose pods could roll"
+        )
     if kp is not None and kp.settings.mode is not None and not kp.ipvs_mode:
-        raise WhatIfError(f"kube-proxy runs in {kp.settings.mode} mode here: no IPVS to predict")
+        raise WhatIfError(
+            f"kube-proxy runs in {kp.settings.mode} mode here: its Services do not go through"
+            " IPVS, so a rollout has no IPVS reuse to predict"
+        )
+    if facts.kube_version is None and facts.exposure_by_kube_version:
+        ranges = "; ".join(
+            f"{label}: {', '.join(e.problems) or 'no problem'}"
+            for label, e in facts.exposure_by_kube_version
+        )
+        raise WhatIfError(
+            "--what-if needs kube-proxy's version here (--kube-proxy vX.Y.Z): on this kernel"
+            f" the values it writes decide the outcome ({ranges})"
+        )
     assumptions = [
         "one node's view: the clients are the ones in this node's connection table, and"
         " reach the services through it",
@@ -98,7 +121,14 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
         f"rates from the entries' lifetimes: closed TCP entries / {hold} s (TIME_WAIT),"
         f" UDP entries / {udp_life} s; connections last 10 ms and the server closes first",
     )
-    traffic = _traffic(snapshot, hold, udp_life)
+    ports = port_range(snapshot).in_play(kernel.version[:2] >= PARITY_SPLIT_SINCE)
+    traffic = _traffic(snapshot, hold, udp_life, ports)
+    if any(t.saturated for t in traffic.values()):
+        assumptions.append(
+            "a client's closed entries fill the ports it uses (a reused port renews its"
+            f" entry, so closed / {hold} s tops out near {ports / hold:.0f}/s): its rate is"
+            f" taken from the entries touched in the last {RECENT_WINDOW} s instead"
+        )
     chosen = [r for r in by_ref if r in targets or traffic.get(r)]
     if not chosen:
         raise WhatIfError("no client traffic to any IPVS service in the connection table")
@@ -127,9 +157,9 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
     # Values read on the node are in force now, whatever kube-proxy wrote at its start.
     sysctls = {name: s.value for name, s in facts.sysctls.items() if s.origin is ValueOrigin.NODE}
     client_sysctls: dict[str, Any] = {}
-    port_range = snapshot.sysctls.get("net.ipv4.ip_local_port_range")
-    if port_range is not None:
-        low, _, high = str(port_range).replace("\t", " ").partition(" ")
+    range_text = snapshot.sysctls.get("net.ipv4.ip_local_port_range")
+    if range_text is not None:
+        low, _, high = str(range_text).replace("\t", " ").partition(" ")
         if low.strip().isdigit() and high.strip().isdigit():
             client_sysctls["ip_local_port_range"] = [int(low), int(high.strip())]
     tw_reuse = snapshot.sysctls.get_int("net.ipv4.tcp_tw_reuse")
@@ -137,15 +167,22 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
         client_sysctls["tcp_tw_reuse"] = tw_reuse
 
     services: list[dict[str, Any]] = []
-    clients: list[dict[str, Any]] = []
+    clients: list[list[dict[str, Any]]] = []
+    events: list[dict[str, Any]] = []
     names: dict[ServiceRef, str] = {}
     replicas: dict[str, int] = {}
     for index, ref in enumerate(sorted(chosen, key=lambda r: (r.protocol, r.address, r.port))):
         svc = by_ref[ref]
         live = [d for d in svc.destinations if d.weight > 0]
+        draining = [d for d in svc.destinations if d.weight == 0]
         if not live:
             if ref in targets:
-                raise WhatIfError(f"{ref.label} has no real server with a weight above 0")
+                unread = (
+                    " (some of its real-server lines could not be read)"
+                    if (svc.incomplete or svc.unreadable_dests)
+                    else ""
+                )
+                raise WhatIfError(f"{ref.label} has no real server with a weight above 0{unread}")
             continue
         name = f"svc{index}"
         names[ref] = name
@@ -156,16 +193,44 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
             "port": ref.port,
             "target_port": target_port,
             "protocol": ref.protocol,
-            "deployment": {"replicas": len(live)},
+            "deployment": {"replicas": len(live) + len(draining)},
         }
-        if svc.flags.persistent and svc.flags.timeout:
-            spec["session_affinity"] = svc.flags.timeout
+        seconds = persistence_seconds(svc.flags)
+        if seconds:
+            # /proc/net/ip_vs prints jiffies: the doctor's candidates, the first if several.
+            spec["session_affinity"] = f"{seconds[0]}s"
         services.append(spec)
-        clients.extend(
+        # A weight-0 server of the capture is a pod kube-proxy is draining: in the twin a
+        # pod that stops being Ready at the start (kube-proxy sets it to weight 0, and it
+        # keeps the entries reused ports renew), so the run starts where the node is.
+        for pod in range(len(live), len(live) + len(draining)):
+            events.append({"at": "0s", "set_ready": {"service": name, "pod": pod, "ready": False}})
+        clients.append(
             _clients(name, ref, traffic.get(ref), kernel.text, client_sysctls, hold, udp_life)
         )
     if not services:
         raise WhatIfError("no IPVS service with live real servers and client traffic")
+    if events:
+        assumptions.append(
+            "weight-0 real servers of the capture are pods being drained: not Ready from the"
+            " start of the run, so kube-proxy keeps them at weight 0"
+        )
+    server_pods = sum(s["deployment"]["replicas"] for s in services)
+    nodes = max(1, math.ceil(SURGE * server_pods / (NODE_PODS // 2)))
+    budget = max(len(services), NODE_PODS - math.ceil(SURGE * server_pods / nodes))
+    kept, merged = _fit(clients, budget)
+    if merged:
+        assumptions.append(
+            f"{merged} client pods merged into their service's client group: one node holds"
+            f" at most {NODE_PODS} pods (the server pods are spread over {nodes} nodes; the"
+            " clients all reach the services through this node)"
+        )
+    listed = sum(d.active_conns + d.inactive_conns for s in by_ref.values() for d in s.destinations)
+    if listed > 2 * conns.total and listed - conns.total > 1000:
+        assumptions.append(
+            f"the connection table holds {conns.total:,} entries but the IPVS counters count"
+            f" {listed:,}: if it was cut short (a paste through head?), the rates are too low"
+        )
     pods_of = {
         names[ref]: frozenset(str(d.address) for d in by_ref[ref].destinations if d.weight > 0)
         for ref in names
@@ -183,9 +248,15 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
     base = {
         "name": "what-if",
         "duration": f"{action_at + AFTER_S}s",
-        "cluster": {"kernel": kernel_text, "kube_proxy": kube_proxy, "sysctls": sysctls},
+        "cluster": {
+            "kernel": kernel_text,
+            "kube_proxy": kube_proxy,
+            "sysctls": sysctls,
+            "nodes": nodes,
+        },
         "services": services,
-        "clients": clients,
+        "clients": kept,
+        "events": events,
     }
     return NodeModel(base, names, replicas, action_at, assumptions, siblings)
 
@@ -195,9 +266,12 @@ class _Traffic:
     pairs: list[tuple[float, int]] = field(default_factory=list)  # (rate, entries) per client
     closed: int = 0  # closed entries of the service, all clients
     established: int = 0
+    saturated: bool = False  # a client's rate came from its recent entries
 
 
-def _traffic(snapshot: NodeSnapshot, hold: int, udp_life: int) -> dict[ServiceRef, _Traffic]:
+def _traffic(
+    snapshot: NodeSnapshot, hold: int, udp_life: int, ports: int
+) -> dict[ServiceRef, _Traffic]:
     conns = snapshot.conns
     assert conns is not None
     out: dict[ServiceRef, _Traffic] = {}
@@ -213,9 +287,51 @@ def _traffic(snapshot: NodeSnapshot, hold: int, udp_life: int) -> dict[ServiceRe
         found = out.setdefault(ref, _Traffic())
         lifetime = udp_life if key.protocol == "UDP" else hold
         closed = cstats.count if key.protocol == "UDP" else cstats.closed
-        if closed:
-            found.pairs.append((closed / lifetime, closed))
+        if not closed:
+            continue
+        rate = closed / lifetime
+        if key.protocol == "TCP" and closed >= SATURATED * ports:
+            # A reused port renews its entry, so the entries cannot outnumber the ports in
+            # play: past that the recent ones say more (client-tcp-ports.md §5).
+            rate = max(rate, cstats.recent / RECENT_WINDOW)
+            found.saturated = True
+        found.pairs.append((rate, closed))
     return {r: t for r, t in out.items() if t.closed or t.established}
+
+
+def _fit(per_service: list[list[dict[str, Any]]], budget: int) -> tuple[list[dict[str, Any]], int]:
+    """The client specs with at most about ``budget`` pods in all: the busiest pairs stay
+    pods of their own, the others join their service's rest group (rates summed, fewer
+    pods). Returns the specs and how many pods were merged away."""
+
+    def pods(specs: list[dict[str, Any]]) -> int:
+        return sum(int(c.get("replicas", 1)) for c in specs)
+
+    total = sum(pods(specs) for specs in per_service)
+    if total <= budget:
+        return [c for specs in per_service for c in specs], 0
+    share = max(budget // max(len(per_service), 1), 3)
+    out: list[dict[str, Any]] = []
+    for specs in per_service:
+        singles = [c for c in specs if re.search(r"-c\d+$", c["name"])]
+        held = [c for c in specs if c["name"].endswith("-held")]
+        rest = next((c for c in specs if c["name"].endswith("-rest")), None)
+        avail = share - len(held)
+        keep = max(min(len(singles), avail - 1), 0)
+        moved = singles[keep:]
+        if moved or rest is not None:
+            base = rest if rest is not None else moved[0]
+            rate = sum(c["load"]["rate"] for c in moved) + (rest["load"]["rate"] if rest else 0)
+            replicas = len(moved) + (int(rest.get("replicas", 1)) if rest else 0)
+            name = base["name"] if rest is not None else re.sub(r"-c\d+$", "-rest", base["name"])
+            rest = {
+                **base,
+                "name": name,
+                "load": {**base["load"], "rate": rate},
+                "replicas": max(1, min(replicas, avail - keep)),
+            }
+        out.extend([*singles[:keep], *([rest] if rest is not None else []), *held])
+    return out, total - pods(out)
 
 
 def _clients(

@@ -66,15 +66,19 @@ def scenario_of(
     base: dict[str, Any] = copy.deepcopy(model.base)
     base["seed"] = seed
     cluster = base["cluster"]
-    for w in settings:
+    # Kernel and mode first: both mean a restart (the node's own net.ipv4.vs values are
+    # gone and kube-proxy writes its own for that kernel at start, #71114/#102122); a
+    # sysctl of the same variant is then set on top.
+    for w in sorted(settings, key=lambda w: w.kind is Kind.SYSCTL):
         if w.kind is Kind.SYSCTL:
             cluster["sysctls"].update(dict(w.changes))
         elif w.kind is Kind.KERNEL:
             cluster["kernel"] = w.name  # the clients keep their own kernel
+            cluster["sysctls"] = {}
         elif w.kind is Kind.MODE:
             cluster["dataplane"] = w.name
             cluster["sysctls"] = {}  # net.ipv4.vs has no effect there
-    events: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = list(base.get("events", []))
     at = f"{model.action_at_s}s"
     for w in actions:
         assert w.service is not None
