@@ -154,6 +154,8 @@ def doctor_command(
         raise typer.BadParameter("--root is for live reads; it cannot be used with --from")
     if report_file is not None and not what_ifs:
         raise typer.BadParameter("--report writes the --what-if page; add --what-if")
+    if not what_ifs and (seeds != 3 or jobs != 0):
+        raise typer.BadParameter("--seeds and --jobs are for --what-if; add --what-if")
     if root is not None and (problem := _root_problem(root)) is not None:
         _error(problem)  # before any report: a missing root is not a node without IPVS
         raise typer.Exit(EXIT_INPUT)
@@ -478,6 +480,8 @@ def _root_problem(root: Path) -> str | None:
     """Why ``--root`` cannot be read from, if it cannot."""
     if str(root).startswith("-"):
         return f"--root needs a PATH, got the option {root} (write --root PATH {root})"
+    if root.exists() and not root.is_dir():
+        return f"--root {root}: not a directory"
     if not root.is_dir():
         return f"--root {root}: no such directory"
     return None

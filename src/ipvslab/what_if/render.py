@@ -43,8 +43,11 @@ def render_what_if(report: WhatIfReport, console: Console) -> None:
     table = Table(show_header=True, header_style="bold")
     table.add_column("", overflow="fold")
     ran = [v for v in report.variants if v.refused is None]
-    for v in ran:
-        table.add_column(v.label, overflow="fold")
+    # Long labels (sysctl=expire_quiescent_template=1) would wrap mid-word in 80 columns:
+    # then the columns are lettered and the letters explained under the table.
+    lettered = sum(len(v.label) for v in ran) > 40
+    for i, v in enumerate(ran):
+        table.add_column(chr(ord("A") + i) if lettered else v.label, overflow="fold")
     rows = (
         ("to terminating/dead pods", lambda v: _span(v.to_old_pods)),
         ("errors", _errors),
@@ -57,6 +60,9 @@ def render_what_if(report: WhatIfReport, console: Console) -> None:
     for label, cell in rows:
         table.add_row(label, *(cell(v) for v in ran))
     console.print(table)
+    if lettered:
+        for i, v in enumerate(ran):
+            console.print(Text(f"{chr(ord('A') + i)} = {v.label}"), soft_wrap=True)
     for line in report.recommendation:
         console.print(Text("-> " + line), soft_wrap=False)
     console.print(Text("Assumptions: " + "; ".join(report.assumptions), style="dim"))
