@@ -21,10 +21,13 @@ import pytest
 from typer.testing import CliRunner
 
 from ipvslab.cli.main import app
+from ipvslab.cluster.cluster import Cluster
 from ipvslab.doctor.capture import capture_from_layout, snapshot_from_capture
 from ipvslab.doctor.facts import node_facts
 from ipvslab.what_if.answer import what_if
 from ipvslab.what_if.changes import WhatIfError, parse_what_if
+from ipvslab.what_if.node_scenario import NodeModel, node_model
+from ipvslab.what_if.predict import scenario_of
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "doctor" / "nodes"
 SERVICE = "10.96.0.10:80"
@@ -238,3 +241,92 @@ def test_report_without_what_if_is_refused() -> None:
     result = CliRunner().invoke(app, ["doctor", "--from", str(node), "--report", "x.html"])
     assert result.exit_code == 2
     assert "add --what-if" in result.output
+
+
+def _model(root: Path, *targets: str) -> NodeModel:
+    snapshot = snapshot_from_capture(capture_from_layout(root))
+    refs = [parse_what_if(f"rollout={t}").service for t in targets]
+    return node_model(snapshot, node_facts(snapshot), [r for r in refs if r is not None])
+
+
+def test_a_client_whose_entries_fill_its_ports_gets_its_recent_rate(tmp_path: Path) -> None:
+    # A reused port renews its entry, so closed entries / 120 s cannot pass E / 120 s
+    # (about 118/s): at 300/s the table holds every even port once, a quarter of them
+    # touched in the last 10 s. The rate must come from those, or the twin would sit
+    # just below the reuse threshold of the 4.6-5.17 port picker and predict nothing.
+    root = busy_node(tmp_path / "n", "4.15.0-213-generic", "v1.20.0", BIONIC_MODE0, 14_116)
+    rows = (root / "proc" / "net" / "ip_vs_conn").read_text().splitlines(keepends=True)
+    recent = [r[:-8] + f"{115:7d}\n" if i % 4 == 0 else r for i, r in enumerate(rows[1:])]
+    (root / "proc" / "net" / "ip_vs_conn").write_text(rows[0] + "".join(recent))
+    rates = [c["load"]["rate"] for c in _model(root, SERVICE).base["clients"]]
+    assert max(rates) > 300  # 3,529 recent entries / 10 s, not 14,116 / 120 s
+
+
+def test_weight_0_servers_of_the_capture_are_drained_pods_in_the_twin() -> None:
+    # exposure-bionic-rollout: 10.244.1.10 at weight 0 still holding entries, 10.244.2.20 live.
+    model = _model(FIXTURES / "exposure-bionic-rollout", SERVICE)
+    [service] = model.base["services"]
+    assert service["deployment"]["replicas"] == 2
+    assert model.base["events"] == [
+        {"at": "0s", "set_ready": {"service": service["name"], "pod": 1, "ready": False}}
+    ]
+
+
+def test_a_persistent_service_read_from_proc_jiffies_is_affinity_in_seconds() -> None:
+    # /proc/net/ip_vs prints the timeout in jiffies (10800000 at HZ=1000): 10800 s.
+    model = _model(FIXTURES / "persistence-trap", "10.111.103.161:80")
+    assert {s.get("session_affinity") for s in model.base["services"]} >= {"10800s"}
+    model.scenario(1)  # a valid scenario
+
+
+def test_a_busy_node_with_many_services_and_clients_fits_the_twins_nodes(tmp_path: Path) -> None:
+    root = busy_node(tmp_path / "n", "6.1.0-18-amd64", "v1.28.2", {"conntrack": 1}, 100)
+    table = root / "proc" / "net" / "ip_vs"
+    conn = root / "proc" / "net" / "ip_vs_conn"
+    rows = []
+    for s in range(12):
+        vip = f"10.96.{s}.1"
+        table.write_text(
+            table.read_text()
+            + f"TCP  {_hex(vip)}:0050 rr\n"
+            + "".join(
+                f"  -> {_hex(f'10.244.{s}.{p}')}:1F90      Masq    1      0   0\n" for p in range(8)
+            )
+        )
+        for c in range(30):
+            for k in range(20):
+                rows.append(
+                    f"TCP {_hex(f'10.245.{c}.{s}')} {40000 + k:04X} {_hex(vip)} 0050"
+                    f" {_hex(f'10.244.{s}.{k % 8}')} 1F90 TIME_WAIT   {60:7d}\n"
+                )
+    conn.write_text(conn.read_text() + "".join(rows))
+    model = _model(root, "10.96.3.1:80")
+    Cluster(model.scenario(1))  # laid out without running out of pod addresses on a node
+
+
+def test_a_kernel_change_is_a_reboot_kube_proxy_writes_its_values_again(tmp_path: Path) -> None:
+    root = busy_node(tmp_path / "n", "4.15.0-213-generic", "v1.24.17", {"conn_reuse_mode": 1}, 100)
+    model = _model(root, SERVICE)
+    assert model.base["cluster"]["sysctls"] == {"conn_reuse_mode": 1}
+    moved = scenario_of(model, [], [parse_what_if("kernel=5.4.0-91-generic")], 1)
+    assert moved.cluster.sysctls == {}  # v1.24 then writes mode 0 on < 5.9 (#102122)
+
+
+def test_an_unknown_kube_proxy_whose_versions_disagree_is_asked_for(tmp_path: Path) -> None:
+    root = busy_node(tmp_path / "n", "3.10.0-957.el7.x86_64", "v1.20.0", {}, 100)
+    (root / "kube-proxy" / "version.txt").unlink()
+    with pytest.raises(WhatIfError, match=r"--kube-proxy vX\.Y\.Z"):
+        _model(root, SERVICE)
+
+
+@pytest.mark.parametrize(
+    ("ask", "message"),
+    [
+        ("sysctl=conn_reuse_mode=7", "must be 0..3"),
+        ("kernel=banana", "not a kernel preset"),
+        ("kernel=2.6.32", "starts at 3.10"),
+    ],
+)
+def test_a_setting_out_of_range_is_refused_when_read(ask: str, message: str) -> None:
+    with pytest.raises(WhatIfError, match=message):
+        parse_what_if(ask)

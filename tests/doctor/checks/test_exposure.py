@@ -18,6 +18,7 @@ from ipvslab.doctor.checks import exposure
 from ipvslab.doctor.diagnose import diagnose
 from ipvslab.doctor.facts import node_facts
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
+from ipvslab.doctor.report import build_report
 from ipvslab.explain import ExplainRequest, ServerCondition, explain
 
 from .node_edit import filter_conns, proc_hex, write_node
@@ -326,6 +327,10 @@ def test_iptables_mode_beside_an_idle_leftover_ipvs_table_gets_no_ipvs_findings(
     kinds = {f.kind for f in diagnosis.findings}
     assert STALE not in kinds and DROP not in kinds
     assert FindingKind.STUCK_GRACEFUL_TERMINATION not in kinds  # kube-proxy drains nothing here
+    # Nor does the exposure say "exposed" (an alert on the metric would fire for nothing).
+    exposure_info = build_report(diagnosis).exposure
+    assert exposure_info.verdict == "not applicable"
+    assert exposure_info.syn_drop is False and exposure_info.stale_forwarding is False
 
 
 def test_iptables_mode_beside_a_busy_ipvs_table_says_whose_table_it_is(tmp_path: Path) -> None:
