@@ -141,7 +141,8 @@ def test_out_of_range_values_are_errors_not_answers(args: tuple[str, ...]) -> No
 
 
 def test_a_kube_proxy_newer_than_known_is_a_warning() -> None:
-    result = run("explain", "--kernel", "5.15", "--kube-proxy", "v1.99.0")
+    # v1.36-v1.42 still have IPVS mode (from v1.43 it is refused, as `run` refuses it).
+    result = run("explain", "--kernel", "5.15", "--kube-proxy", "v1.38.0")
     assert result.exit_code == 0
     assert "newer than any kube-proxy ipvslab knows (v1.35)" in result.stderr
 
@@ -186,6 +187,21 @@ def test_collect_from_a_missing_root_fails(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "no such directory" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_doctor_from_a_missing_root_fails_before_any_report(tmp_path: Path) -> None:
+    # A typo in --root is not "a node without IPVS": no report, just the error.
+    result = run("doctor", "--root", tmp_path / "nonexistent")
+    assert result.exit_code == 2
+    assert "no such directory" in result.output
+    assert "No IPVS" not in result.output and "Findings" not in result.output
+
+
+@pytest.mark.parametrize("command", [("doctor",), ("doctor", "collect")])
+def test_root_without_its_path_is_not_read_as_a_flag(command: tuple[str, ...]) -> None:
+    result = run(*command, "--root", "--no-exec")
+    assert result.exit_code == 2
+    assert "--root needs a PATH" in result.output
 
 
 # --------------------------------------------------------------------------- grammar

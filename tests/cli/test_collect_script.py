@@ -120,6 +120,10 @@ def test_the_sh_collector_gives_the_same_diagnosis_as_doctor_collect(
         done = run_script(root, script_archive, IPVSLAB_NO_EXEC="1")
     assert done.returncode == 0, done.stderr
     assert f"wrote {script_archive}" in done.stderr
+    # The pod log (the DaemonSet's `kubectl logs`) says what was captured, as
+    # `ipvslab doctor collect` does.
+    [captured] = [line for line in done.stderr.splitlines() if line.startswith("captured (")]
+    assert "proc/net/ip_vs_conn" in captured and "kube-proxy/cmdline" in captured
     assert oct(script_archive.stat().st_mode & 0o777) == "0o600"
     python_dir = tmp_path / "py"
     python_dir.mkdir()
@@ -166,6 +170,7 @@ def test_the_sh_collector_on_a_node_without_ipvs(tmp_path: Path) -> None:
     report = json.loads(runner.invoke(app, ["doctor", "--from", str(archive), "--json"]).stdout)
     assert report["node"]["ipvs_present"] is False
     assert any("IPVS is not loaded here" in n for n in report["input"]["notes"])
+    assert "no IPVS on this node" in done.stderr
 
 
 @pytest.mark.skipif(SH is None, reason="no sh")
@@ -189,3 +194,29 @@ def test_the_script_is_plain_posix_sh() -> None:
         ["shellcheck", "-s", "sh", str(SCRIPT)], capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout
+
+
+@pytest.mark.skipif(SH is None, reason="no sh")
+def test_what_if_runs_on_a_capture_of_the_sh_collector(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "host")
+    archive = tmp_path / "sh.tar.gz"
+    assert run_script(root, archive, IPVSLAB_NO_EXEC="1").returncode == 0
+    result = runner.invoke(
+        app,
+        [
+            "doctor",
+            "--from",
+            str(archive),
+            "--json",
+            "--seeds",
+            "1",
+            "--jobs",
+            "1",
+            "--what-if",
+            "rollout=10.96.33.7:80",
+        ],
+    )
+    assert result.stdout.startswith("{"), result.output
+    report = json.loads(result.stdout)
+    [as_is] = report["what_if"]["variants"]
+    assert as_is["refused"] is None and as_is["runs"][0]["connections"] > 0

@@ -529,3 +529,55 @@ def test_a_terminal_without_unicode_gets_escapes_not_an_error(
     assert result.exit_code == 1, result.output
     assert "N \\u2248 40/s" in result.output
     assert "6.1.0-18-amd64 -> preset debian-12" in result.output
+
+
+def test_a_captured_kube_proxy_newer_than_known_is_said_as_for_the_flag(tmp_path: Path) -> None:
+    # The flag warns that v1.38 is assumed to behave like the newest known; a version
+    # read from the node must say the same, not pass silently.
+    root = tmp_path / "node"
+    (root / "kube-proxy").mkdir(parents=True)
+    (root / "uname-r.txt").write_text("6.1.0-18-amd64\n")
+    (root / "kube-proxy" / "version.txt").write_text("Kubernetes v1.38.2\n")
+    (root / "kube-proxy" / "cmdline").write_text("kube-proxy --proxy-mode=ipvs\n")
+    result = doctor("--from", root, "--json")
+    notes = json.loads(result.stdout)["input"]["notes"]
+    assert any("v1.38.2 is newer than any kube-proxy ipvslab knows" in n for n in notes)
+
+
+def test_the_header_says_a_cloud_kernel_has_backports_beyond_its_era(tmp_path: Path) -> None:
+    # 5.4.0-1103-aws is 5.4 by number (era 4.14 - <5.9) but Ubuntu's focal kernels carry
+    # f0a5e4d7a594 (5.9) and c95c07836fa4 (5.16): "era 4.14 - <5.9" alone misleads.
+    root = tmp_path / "node"
+    (root / "kube-proxy").mkdir(parents=True)
+    (root / "uname-r.txt").write_text("5.4.0-1103-aws\n")
+    result = doctor("--from", root, "--no-color")
+    header = " ".join(result.stdout.split())
+    assert "era 4.14 - <5.9 by number, with backported unconfirmed_conntrack_reuse" in header
+    (root / "uname-r.txt").write_text("6.1.0-18-amd64\n")
+    assert "backported" not in doctor("--from", root, "--no-color").stdout
+
+
+def test_kube_proxy_none_judges_a_keepalived_node_on_the_kernel_defaults(tmp_path: Path) -> None:
+    # keepalived's IPVS on a node without kube-proxy: nothing writes net.ipv4.vs, so the
+    # kernel defaults are in force (conn_reuse_mode=1, conntrack=0): judged on them, not
+    # "unknown" as for a table with neither sysctls nor kube-proxy.
+    listing = tmp_path / "ipvsadm-Ln.txt"
+    listing.write_text(
+        "IP Virtual Server version 1.2.1 (size=4096)\n"
+        "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+        "TCP  192.168.10.100:443 wlc\n"
+        "  -> 192.168.10.11:443            Route   1      12         40\n"
+        "  -> 192.168.10.12:443            Route   0      0          7\n"
+    )
+    unknown = json.loads(
+        doctor("--from", listing, "--kernel", "5.15.0-91-generic", "--json").stdout
+    )
+    assert unknown["exposure"]["known"] is False
+    result = doctor(
+        "--from", listing, "--kernel", "5.15.0-91-generic", "--kube-proxy", "none", "--json"
+    )
+    report = json.loads(result.stdout)
+    assert report["exposure"]["known"] is True
+    assert report["node"]["sysctls"]["conntrack"]["value"] == 0
+    assert any("--kube-proxy none" in n for n in report["input"]["notes"])

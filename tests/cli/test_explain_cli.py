@@ -89,3 +89,21 @@ def test_presets_table_shows_every_feature_and_evidence_at_80_columns() -> None:
         assert " ".join(preset.evidence.split()[:8]) in flat
         for feature in preset.features.enabled:
             assert feature.value in flat
+
+
+def test_a_kube_proxy_without_ipvs_mode_is_refused_as_run_refuses_it() -> None:
+    # The KubeProxyIPVS gate is planned locked off from v1.43 (KEP-5495): there is no
+    # IPVS decision to explain.
+    result = CliRunner().invoke(app, ["explain", "--kernel", "6.1", "--kube-proxy", "v1.43.0"])
+    assert result.exit_code == 2
+    assert "has no IPVS mode" in result.output
+
+
+def test_weight0_with_a_kube_proxy_before_graceful_termination_is_flagged() -> None:
+    # Before #66012 (v1.12.2, v1.13.0) kube-proxy deleted the real server with its
+    # endpoint: a terminating pod was never at weight 0.
+    result = CliRunner().invoke(app, ["explain", "--kernel", "4.19", "--kube-proxy", "v1.11.5"])
+    assert result.exit_code == 0
+    assert "never sets weight 0" in result.output and "--server removed" in result.output
+    later = CliRunner().invoke(app, ["explain", "--kernel", "4.19", "--kube-proxy", "v1.12.2"])
+    assert "never sets weight 0" not in later.output

@@ -171,3 +171,32 @@ def test_a_udp_script_step_on_a_tcp_service_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(_write(tmp_path, text)), "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "a udp step cannot use TCP service 'web'" in result.output
+
+
+def test_a_dns_run_speaks_of_requests_and_answers_not_syns(tmp_path: Path) -> None:
+    # conn_reuse_mode's first-SYN drop is for TCP only: a UDP-only run must not show a
+    # "first SYN dropped" line (always 0) nor call answers "connect time".
+    text = """\
+name: dns
+duration: 3s
+cluster:
+  kernel: "4.19"
+  kube_proxy: {version: v1.20.0}
+services:
+  - name: dns
+    port: 53
+    target_port: 53
+    protocol: UDP
+    deployment: {replicas: 2}
+clients:
+  - name: q
+    service: dns
+    load: {kind: udp, rate: 50}
+"""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(_write(tmp_path, text)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "requests (UDP)" in result.output and "answer time" in result.output
+    assert "first SYN dropped" not in result.output and "connect time" not in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["udp_requests"] == summary["connections"] > 0

@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
@@ -38,11 +38,15 @@ from ipvslab.cli.options import (
     silence_stdout,
     warn,
 )
+from ipvslab.cluster.kube_proxy import LAST_IPVS_KUBE_PROXY, kube_version_warning
 from ipvslab.doctor.capture import Capture, InputKind, snapshot_from_capture
 from ipvslab.doctor.diagnose import diagnose
 from ipvslab.doctor.finding import Severity
 from ipvslab.doctor.records import KernelRelease, KubeProxySettings, ParseIssue
 from ipvslab.doctor.snapshot import KubeProxyInfo, NodeSnapshot
+
+if TYPE_CHECKING:
+    from ipvslab.doctor.report import Report
 
 EXIT_HEALTHY = 0
 EXIT_FINDINGS = 1
@@ -112,8 +116,9 @@ def doctor_command(
         None,
         "--kube-proxy",
         "--kube-proxy-version",
-        metavar="vX.Y.Z",
-        help=KUBE_PROXY_HELP + " Used when the inputs lack it (--kube-proxy-version: old name).",
+        metavar="vX.Y.Z|none",
+        help=KUBE_PROXY_HELP + " Used when the inputs lack it (--kube-proxy-version: old name);"
+        " `none`: no kube-proxy on this node, so values not captured are the kernel defaults.",
     ),
     kernel: str | None = typer.Option(
         None,
@@ -122,12 +127,38 @@ def doctor_command(
         metavar="KERNEL",
         help=KERNEL_HELP + " Used when the inputs lack a kernel release.",
     ),
+    what_ifs: list[str] | None = typer.Option(
+        None,
+        "--what-if",
+        metavar="CHANGE",
+        help="Predict, in the cluster twin, what this would do to the node's traffic now:"
+        " rollout=VIP:PORT, scale=VIP:PORT:+N (actions), sysctl=NAME=VALUE, kernel=PRESET,"
+        " mode=nftables|iptables (settings, each compared with the node as it is)."
+        " Repeatable. Needs the connection table.",
+    ),
+    seeds: int = typer.Option(
+        3, "--seeds", min=1, max=20, help="--what-if: runs per variant (the range is shown)."
+    ),
+    jobs: int = typer.Option(0, "--jobs", min=0, help="--what-if: processes (0: one per core)."),
+    report_file: Path | None = typer.Option(
+        None,
+        "--report",
+        metavar="FILE",
+        help="--what-if: also write the prediction as one self-contained HTML page.",
+    ),
 ) -> None:
     """Diagnose IPVS connection reuse on this node (read-only) or from captured files."""
     if ctx.invoked_subcommand is not None:
         return
     if sources and root is not None:
         raise typer.BadParameter("--root is for live reads; it cannot be used with --from")
+    if report_file is not None and not what_ifs:
+        raise typer.BadParameter("--report writes the --what-if page; add --what-if")
+    if not what_ifs and (seeds != 3 or jobs != 0):
+        raise typer.BadParameter("--seeds and --jobs are for --what-if; add --what-if")
+    if root is not None and (problem := _root_problem(root)) is not None:
+        _error(problem)  # before any report: a missing root is not a node without IPVS
+        raise typer.Exit(EXIT_INPUT)
     code = _guarded(
         lambda: _doctor(
             sources=list(sources or ()),
@@ -140,6 +171,10 @@ def doctor_command(
             exec_version=not no_exec,
             kube_proxy_version=kube_proxy_version,
             kernel=kernel,
+            what_ifs=list(what_ifs or ()),
+            seeds=seeds,
+            jobs=jobs or (os.cpu_count() or 1),
+            report_file=report_file,
         )
     )
     raise typer.Exit(code)
@@ -232,6 +267,10 @@ def _doctor(
     exec_version: bool,
     kube_proxy_version: str | None,
     kernel: str | None,
+    what_ifs: Sequence[str] = (),
+    seeds: int = 3,
+    jobs: int = 1,
+    report_file: Path | None = None,
 ) -> int:
     from ipvslab.doctor.human import render
     from ipvslab.doctor.report import build_report
@@ -257,12 +296,27 @@ def _doctor(
     manifest = dict(capture.manifest)
     if capture.live:
         manifest.setdefault("hostname", node_hostname(root))
+    diagnosis = diagnose(snapshot, strict=bool(os.environ.get(DEBUG_ENV)))
+    what_if_problem = ""
     report = build_report(
-        diagnose(snapshot, strict=bool(os.environ.get(DEBUG_ENV))),
-        live=capture.live,
-        generated_at=generated_at,
-        manifest=manifest,
+        diagnosis, live=capture.live, generated_at=generated_at, manifest=manifest
     )
+    if what_ifs:
+        from ipvslab.what_if.answer import what_if
+        from ipvslab.what_if.changes import WhatIfError
+
+        if not as_json:
+            runs = "1 run" if seeds == 1 else f"{seeds} runs"
+            warn(f"--what-if: running the node in the cluster twin ({runs} per variant)")
+        try:
+            predicted = what_if(snapshot, diagnosis.facts, list(what_ifs), seeds, jobs)
+        except WhatIfError as exc:
+            # The diagnosis of what could be read is still printed first; the error after.
+            what_if_problem = str(exc)
+        else:
+            report = report.model_copy(update={"what_if": predicted})
+            if report_file is not None:
+                _write_what_if_page(report, report_file, title)
 
     # A reader that stops early (`| head`) ends the output, not the run: the exit status
     # is the diagnosis's and the metrics file is still written.
@@ -276,13 +330,16 @@ def _doctor(
     if as_json:
         for problem in report.input_problems:
             _error(str(problem))
+    if what_if_problem:
+        prefixed = what_if_problem.startswith("--what-if")
+        _error(what_if_problem if prefixed else f"--what-if: {what_if_problem}")
 
     code = EXIT_HEALTHY
     if report.inconclusive and not inconclusive_ok:
         code = EXIT_INCONCLUSIVE
     if report.at_or_above(fail_on):
         code = EXIT_FINDINGS
-    if report.input_problems:
+    if report.input_problems or what_if_problem:
         code = EXIT_INPUT
     if prometheus is not None:
         from ipvslab.doctor.prometheus import write_textfile
@@ -296,6 +353,30 @@ def _doctor(
             _error(f"cannot write {prometheus}: {exc.strerror or exc}")
             code = EXIT_INPUT
     return code
+
+
+def _write_what_if_page(report: Report, target: Path, title: str) -> None:
+    """The --what-if page, written whole or not at all (before the text report)."""
+    from ipvslab.report.what_if_page import build
+
+    assert report.what_if is not None
+    node = report.node
+    facts = [("kernel", f"{node.kernel.release or '?'} (preset {node.kernel.preset or 'none'})")]
+    if node.kube_proxy is not None:
+        facts.append(("kube-proxy", f"{node.kube_proxy.version or '?'} ({node.kube_proxy.mode})"))
+    facts.extend(
+        (f"net.ipv4.vs.{name}", f"{s.value} ({s.detail})") for name, s in node.sysctls.items()
+    )
+    facts.append(("ipvslab", report.generated_by.version))
+    html = build(report.what_if, facts, title).render()
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        _fail(f"--report {target}: cannot write ({exc.strerror or exc})")
+    sys.stderr.write(f"what-if page written to {target}\n")
 
 
 def _tolerant_output() -> None:
@@ -345,6 +426,16 @@ def apply_overrides(
             notes.append(
                 f"--kernel {kernel} ignored: the inputs say {snapshot.kernel_release.text}"
             )
+    if kube_proxy_version is not None and kube_proxy_version.strip().lower() == "none":
+        if snapshot.kube_proxy is not None:
+            notes.append("--kube-proxy none ignored: the inputs show a kube-proxy")
+        else:
+            snapshot = replace(snapshot, no_kube_proxy=True)
+            notes.append(
+                "no kube-proxy on this node (--kube-proxy none): values not captured are the"
+                " kernel defaults"
+            )
+        kube_proxy_version = None
     if kube_proxy_version is not None:
         version = parse_kube_proxy_version(kube_proxy_version, "--kube-proxy").value
         if version is None:
@@ -363,6 +454,17 @@ def apply_overrides(
             notes.append(
                 f"--kube-proxy {kube_proxy_version} ignored: the inputs say {kp.version.text}"
             )
+    captured = snapshot.kube_proxy.version if snapshot.kube_proxy is not None else None
+    if captured is not None and kube_proxy_version is None:
+        # The flag warns on stderr (checked_kube_proxy); a captured version says it here.
+        warning = kube_version_warning(captured.version)
+        if warning is not None:
+            notes.append(f"kube-proxy {captured.text}: {warning}")
+        if captured.version[0] == 1 and captured.version[:2] > LAST_IPVS_KUBE_PROXY:
+            notes.append(
+                f"kube-proxy {captured.text}: the KubeProxyIPVS gate is planned locked off from"
+                " v1.43 (KEP-5495): this version should not run in IPVS mode at all"
+            )
     return replace(snapshot, notes=tuple(notes))
 
 
@@ -374,11 +476,22 @@ LIVE_KINDS = tuple(
 )
 
 
+def _root_problem(root: Path) -> str | None:
+    """Why ``--root`` cannot be read from, if it cannot."""
+    if str(root).startswith("-"):
+        return f"--root needs a PATH, got the option {root} (write --root PATH {root})"
+    if root.exists() and not root.is_dir():
+        return f"--root {root}: not a directory"
+    if not root.is_dir():
+        return f"--root {root}: no such directory"
+    return None
+
+
 def _collect(output: Path | None, root: Path, *, exec_version: bool, force: bool = False) -> int:
     from ipvslab.doctor.archive import write_archive
 
-    if not root.is_dir():
-        _error(f"--root {root}: no such directory")
+    if (bad_root := _root_problem(root)) is not None:
+        _error(bad_root)
         return EXIT_INPUT
     if output is not None and output.exists() and not output.is_dir() and not force:
         _error(f"{output} exists; pass --force to overwrite it")

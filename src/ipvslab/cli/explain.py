@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from enum import Enum, StrEnum
 
@@ -17,6 +18,12 @@ from ipvslab.cli.options import (
     make_console,
     reader_may_leave,
     warn,
+)
+from ipvslab.cluster.kube_proxy import (
+    LAST_IPVS_KUBE_PROXY,
+    DeleteCondition,
+    kube_proxy_profile,
+    parse_kube_version,
 )
 from ipvslab.explain import (
     DEFAULT_KUBE_PROXY,
@@ -112,7 +119,25 @@ def explain_command(
     """What does the kernel do with a SYN from a reused client port?"""
     resolution = checked_kernel(kernel) if kernel else None
     if kube_proxy.lower() != "none":
-        checked_kube_proxy(kube_proxy)
+        with contextlib.suppress(ValueError):  # a bad version is checked_kube_proxy's error
+            parsed = parse_kube_version(kube_proxy)
+            if parsed[0] == 1 and parsed[:2] > LAST_IPVS_KUBE_PROXY:
+                # As `ipvslab run` refuses it: the KubeProxyIPVS gate is planned locked off.
+                raise typer.BadParameter(
+                    f"{kube_proxy} has no IPVS mode (the KubeProxyIPVS gate is planned locked"
+                    " off from v1.43, KEP-5495); nftables mode has no IPVS connection reuse",
+                    param_hint="--kube-proxy",
+                )
+        kube_version = checked_kube_proxy(kube_proxy)
+        immediate = kube_proxy_profile(kube_version).tcp_delete == DeleteCondition.IMMEDIATE
+        if immediate and server in (ServerCondition.WEIGHT0, ServerCondition.WEIGHT0_POD_GONE):
+            # Graceful termination (weight 0, then delete when drained) is #66012 (v1.12.2,
+            # v1.13.0); before it kube-proxy deleted the real server with its endpoint.
+            warn(
+                f"--server {server.value}: kube-proxy {kube_proxy} never sets weight 0; it deletes"
+                " a terminating pod's real server at once (graceful termination came with"
+                " #66012 in v1.12.2 and v1.13.0), so that pod is --server removed"
+            )
     if conn_reuse_old_conntrack is not None and (
         resolution is None or not resolution.features.reuse_old_conntrack
     ):

@@ -201,10 +201,17 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
     table.add_column("what", style="bold")
     table.add_column("value")
     table.add_row("simulated", f"{summary['simulated_s']:.1f} s")
-    table.add_row("connections", f"{summary['connections']:,}")
+    udp = summary.get("udp_requests", 0)
+    only_udp = udp > 0 and udp == summary["connections"]
+    if only_udp:
+        table.add_row("requests (UDP)", f"{summary['connections']:,}")
+    elif udp:
+        table.add_row("connections", f"{summary['connections']:,} ({udp:,} of them UDP requests)")
+    else:
+        table.add_row("connections", f"{summary['connections']:,}")
     rate = summary["achieved_rate_per_s"]
     table.add_row(
-        "established",
+        "answered" if only_udp else "established",
         f"{summary['established']:,} ({rate:,.0f}/s)"
         if rate >= 10
         else f"{summary['established']:,} ({rate:.2g}/s)",
@@ -213,10 +220,12 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
     table.add_row("errors", f"{summary['error_rate']:.2%}: {errors}")
     c = summary["connect_ms"]
     table.add_row(
-        "connect time", f"p50 {_fmt_ms(c['p50'])}, p99 {_fmt_ms(c['p99'])}, max {_fmt_ms(c['max'])}"
+        "answer time" if only_udp else "connect time",
+        f"p50 {_fmt_ms(c['p50'])}, p99 {_fmt_ms(c['p99'])}, max {_fmt_ms(c['max'])}",
     )
     table.add_row("reused ports", f"{summary['reused_port']:,} met an existing entry")
-    table.add_row("first SYN dropped", f"{summary['first_syn_dropped']:,}")
+    if not only_udp:  # conn_reuse_mode's drop is for TCP SYNs (and SCTP INITs) only
+        table.add_row("first SYN dropped", f"{summary['first_syn_dropped']:,}")
     table.add_row(
         "to weight-0 / gone",
         f"{summary['to_weight0']:,} / {summary['to_removed_or_gone']:,}",

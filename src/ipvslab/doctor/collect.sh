@@ -278,6 +278,18 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 	printf '\n  ]\n}\n'
 } >"$OUT_DIR/manifest.json"
 
+# What was captured and what was not, on stderr (the DaemonSet's pod log), as
+# `ipvslab doctor collect` prints it.
+{
+	count=$(wc -l <"$FILES" | tr -d ' ')
+	printf 'captured (%s): %s\n' "$count" "$(cut -f2 "$FILES" | tr '\n' ' ' | sed 's/ $//; s/ /, /g')"
+	[ "$IPVS_PRESENT" = false ] && printf 'no IPVS on this node: /proc/net/ip_vs does not exist\n'
+	while IFS= read -r line; do printf 'note: %s\n' "$line"; done <"$NOTES"
+	while IFS='	' read -r source message; do
+		printf 'problem: %s: %s\n' "$source" "$message"
+	done <"$PROBLEMS"
+} >&2
+
 if [ ! -s "$FILES" ]; then
 	printf 'collect.sh: nothing could be captured under %s\n' "${ROOT:-/}" >&2
 	exit 1

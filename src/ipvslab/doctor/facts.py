@@ -95,6 +95,9 @@ class NodeFacts:
     # Why the exposure cannot be judged although the kernel era is known (the values
     # that decide it are neither captured nor implied by a known kube-proxy version).
     exposure_problem: str | None = None
+    # kube-proxy runs in IPVS mode but its version is unknown and the versions disagree
+    # on this kernel: (version range, exposure with what that range sets), oldest first.
+    exposure_by_kube_version: tuple[tuple[str, Exposure], ...] = ()
 
     @property
     def effective(self) -> Sysctls | None:
@@ -118,6 +121,20 @@ class NodeFacts:
 VERSION_INDEPENDENT_ACTIONS = (
     SysctlAction("conntrack", 1, "set by the IPVS proxier in every version (fatal if it fails)"),
 )
+
+# One kube-proxy version per range that writes the same net.ipv4.vs values
+# (kube_proxy_sysctls): before #71114/#71834; 1.12.5+ (both back-ported); 1.13
+# (conn_reuse_mode=0 only); 1.14-1.18 (#71834 too); 1.19-1.21 (#88541 skips kernels < 4.1);
+# 1.22+ (#102122 leaves mode 1 on kernels >= 5.9; back-ported to 1.20.15 / 1.21.9).
+KUBE_VERSION_RANGES: tuple[tuple[str, str | None, tuple[int, int, int]], ...] = (
+    ("v1.11.0", "v1.12.4", (1, 11, 0)),
+    ("v1.12.5", "v1.12.x", (1, 12, 5)),
+    ("v1.13.0", "v1.13.x", (1, 13, 0)),
+    ("v1.14", "v1.18", (1, 14, 0)),
+    ("v1.19", "v1.21", (1, 19, 0)),
+    ("v1.22", None, (1, 22, 0)),
+)
+
 
 # The conditions the exposure question is asked for, with the state the old entry is in.
 EXPOSURE_CONDITIONS = (
@@ -145,6 +162,18 @@ def node_facts(snapshot: NodeSnapshot) -> NodeFacts:
     if kernel is not None and kernel.uncertain is not None:
         guessed, exposure = exposure, None
     exposure_problem = None
+    by_version: tuple[tuple[str, Exposure], ...] = ()
+    if exposure is not None and kube_version is None and _kube_ipvs(snapshot):
+        assert kernel is not None
+        by_version = _exposure_by_kube_version(snapshot, kernel)
+        if by_version:
+            exposure_problem = (
+                "kube-proxy runs in IPVS mode but its version was not captured, and on this"
+                " kernel the values it writes decide the exposure (v1.20.15+ and v1.21.9+"
+                " write what v1.22 does); give --kube-proxy vX.Y.Z (`kube-proxy --version`"
+                " or its image tag) or paste `sysctl -a`"
+            )
+            exposure = None
     unknown = [
         name
         for name in ("conn_reuse_mode", "conntrack")
@@ -154,6 +183,7 @@ def node_facts(snapshot: NodeSnapshot) -> NodeFacts:
         exposure is not None
         and unknown
         and snapshot.kube_proxy is None
+        and not snapshot.no_kube_proxy
         and snapshot.ipvs is not None
         and snapshot.ipvs.services
     ):
@@ -178,6 +208,31 @@ def node_facts(snapshot: NodeSnapshot) -> NodeFacts:
         timeouts=timeouts,
         guessed_exposure=guessed,
         exposure_problem=exposure_problem,
+        exposure_by_kube_version=by_version,
+    )
+
+
+def _exposure_by_kube_version(
+    snapshot: NodeSnapshot, kernel: KernelResolution
+) -> tuple[tuple[str, Exposure], ...]:
+    """The exposure per kube-proxy version range, consecutive equal ranges merged; empty
+    when every version gives the same (then the version does not matter here)."""
+    merged: list[tuple[str, str | None, Exposure]] = []
+    for first, last, version in KUBE_VERSION_RANGES:
+        actions = tuple(kube_proxy_sysctls(version, kernel.version[:2]))
+        sysctls, _ = _effective_sysctls(snapshot, kernel, actions)
+        exposure = _exposure(kernel, sysctls)
+        if exposure is None:
+            continue
+        if merged and merged[-1][2].bad_outcomes == exposure.bad_outcomes:
+            merged[-1] = (merged[-1][0], last, exposure)
+        else:
+            merged.append((first, last, exposure))
+    if len(merged) < 2:
+        return ()
+    return tuple(
+        (f"{first}-{last}" if last else f"{first} and newer", exposure)
+        for first, last, exposure in merged
     )
 
 

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.text import Text
 
 from ipvslab.doctor.finding import Severity
-from ipvslab.doctor.report import ExposureInfo, FindingInfo, NodeInfo, Report
+from ipvslab.doctor.report import ExposureInfo, FindingInfo, KernelInfo, NodeInfo, Report
 from ipvslab.doctor.wording import plural
+from ipvslab.kernel.presets import era_for
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold red",
@@ -72,6 +73,11 @@ def render(
     if report.input_problems:
         console.print()
         render_input_problems(report, console)
+    if report.what_if is not None:
+        from ipvslab.what_if.render import render_what_if
+
+        console.print()
+        render_what_if(report.what_if, console)
     console.print()
     render_result(report, console, fail_on=fail_on)
 
@@ -131,6 +137,14 @@ def _header_rows(report: Report, arrow: str) -> Iterable[tuple[str, Text]]:
         yield "Note", Text(note)
 
 
+def _backported(k: KernelInfo) -> list[str]:
+    """Features this kernel has that mainline at its version lacks (distro backports)."""
+    assert k.version is not None
+    major, minor = (int(n) for n in k.version.split(".")[:2])
+    mainline = {f.value for f in era_for(major, minor).features.enabled}
+    return [f for f in k.features if f not in mainline]
+
+
 def _kernel_rows(node: NodeInfo, arrow: str) -> Iterable[tuple[str, Text]]:
     k = node.kernel
     if k.release is None and k.version is None:
@@ -147,6 +161,10 @@ def _kernel_rows(node: NodeInfo, arrow: str) -> Iterable[tuple[str, Text]]:
                 text.append(f" ({k.distro})")
             text.append(", ")
         text.append(f"mainline-equivalent {k.version}, era {k.era}")
+        backported = _backported(k)
+        if backported:
+            # A distro kernel's backports make it behave unlike its version's era.
+            text.append(f" by number, with backported {', '.join(backported)}")
     if k.problem is not None:
         doubt = "era uncertain" if k.version is not None else "unknown"
         text.append(f" {arrow} {doubt}: {k.problem}", style="yellow")

@@ -142,6 +142,15 @@ class ServiceEntry:
     scheduler: str
     flags: ServiceFlags = ServiceFlags()
     destinations: tuple[RealServerEntry, ...] = ()
+    # Real-server lines under it that could not be read: their addresses when those
+    # were readable, and ``incomplete`` when one was not (then any server missing from
+    # ``destinations`` may still be in the service).
+    unreadable_dests: tuple[tuple[IPAddress, int], ...] = ()
+    incomplete: bool = False
+
+    def may_list(self, address: IPAddress, port: int) -> bool:
+        """The server may be in this service although ``destinations`` lacks it."""
+        return self.incomplete or (address, port) in self.unreadable_dests
 
     @property
     def is_fwmark(self) -> bool:
@@ -155,6 +164,9 @@ class IpvsTable:
     version: str | None
     conn_table_size: int | None
     services: tuple[ServiceEntry, ...] = ()
+    # Service lines that could not be read: a service missing from ``services`` may
+    # still be on the node.
+    unreadable_services: int = 0
 
 
 class ConnEntry(NamedTuple):

@@ -48,6 +48,7 @@ from ipvslab.doctor.service_conns import ServiceConnIndex, index_services
 from ipvslab.doctor.snapshot import NodeSnapshot
 from ipvslab.explain import ServerCondition
 from ipvslab.kernel.presets import era_for
+from ipvslab.what_if.result import WhatIfReport
 
 # Bump on any change a consumer must know about (a field removed, renamed or retyped).
 SCHEMA_VERSION = 1
@@ -453,6 +454,11 @@ class Report(BaseModel):
         " unknown or uncertain, so 'no findings' does not mean healthy. `ipvslab doctor`"
         " then exits 3 unless --inconclusive-ok."
     )
+    what_if: WhatIfReport | None = Field(
+        default=None,
+        description="With --what-if: the node run in the cluster twin with the actions, as it"
+        " is and with each setting changed (null without --what-if).",
+    )
 
     def at_or_above(self, severity: Severity) -> list[FindingInfo]:
         return [f for f in self.findings if f.severity >= severity]
@@ -474,7 +480,7 @@ def build_report(
     for f in diagnosis.findings:
         tally[f.severity.value] += 1
     manifest = manifest or {}
-    exposure = _exposure_info(facts)
+    exposure = _exposure_info(facts, snapshot)
     index = service_index(snapshot)
     return Report(
         generated_by=GeneratedBy(version=__version__),
@@ -655,13 +661,37 @@ _PROBLEM_NAMES = {
 }
 
 
-def _exposure_info(facts: NodeFacts) -> ExposureInfo:
+def _exposure_info(facts: NodeFacts, snapshot: NodeSnapshot) -> ExposureInfo:
+    kp = snapshot.kube_proxy
+    if (
+        kp is not None
+        and kp.settings.mode is not None
+        and not kp.ipvs_mode
+        and snapshot.conns is not None
+        and snapshot.conns.total == 0
+    ):
+        # A leftover of IPVS mode: kube-proxy deleted kube-ipvs0 at start and NATs Service
+        # traffic before IPVS sees it, and the empty table shows nothing else uses IPVS.
+        return ExposureInfo(
+            known=True,
+            stale_forwarding=False,
+            syn_drop=False,
+            verdict="not applicable",
+            reason=f"kube-proxy runs in {kp.settings.mode} mode and the IPVS table here"
+            " carries no connection (a leftover of IPVS mode; `ipvsadm -C` clears it)",
+            old_state="TIME_WAIT",
+            conditions=[],
+        )
     exposure: Exposure | None = facts.exposure
     if exposure is None:
         uncertain = facts.kernel is not None and facts.kernel.uncertain is not None
         if facts.exposure_problem is not None:
             why = facts.exposure_problem
-            if facts.guessed_exposure is not None:
+            if facts.exposure_by_kube_version:
+                why += ". By version: " + "; ".join(
+                    f"{label}: {_verdict(e)[0]}" for label, e in facts.exposure_by_kube_version
+                )
+            elif facts.guessed_exposure is not None:
                 guess, _, _ = _verdict(facts.guessed_exposure)
                 why += f". With the kernel defaults it would be {guess}"
         elif uncertain and facts.kernel_problem is not None:

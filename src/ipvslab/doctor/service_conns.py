@@ -118,6 +118,8 @@ def index_services(table: IpvsTable, conns: ConnSummary | None) -> ServiceConnIn
             continue
         service = by_id[id(svc)]
         server = service.servers.get(dest)
+        if server is None and svc.may_list(*dest):
+            continue  # its real-server line could not be read: not "removed"
         if server is None:
             service.removed_entries += held.total
         else:

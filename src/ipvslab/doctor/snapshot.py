@@ -68,6 +68,9 @@ class NodeSnapshot:
     # or not the host's network namespace). None: not known (captured files).
     ipvs_present: bool | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    # The user said no kube-proxy runs here (``--kube-proxy none``): values not captured
+    # are the kernel defaults, not unknown.
+    no_kube_proxy: bool = False
     issues: tuple[ParseIssue, ...] = ()
     notes: tuple[str, ...] = ()
 

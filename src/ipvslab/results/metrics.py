@@ -162,6 +162,9 @@ def summarize(run: RunResult, trace: pl.DataFrame, samples: pl.DataFrame) -> dic
         "to_weight0": int(trace["weight0"].sum()) if total else 0,
         "to_removed_or_gone": int((trace["removed"] | trace["pod_gone"]).sum()) if total else 0,
         "syn_retransmits": int(trace["syn_retransmits"].sum()) if total else 0,
+        # UDP requests among the connections (their "connect" is the answer, their
+        # retransmissions are retries; IPVS's reuse handling never drops them).
+        "udp_requests": int((trace["protocol"] == "UDP").sum()) if total else 0,
     }
     summary["imbalance"] = _imbalance(run, established)
     summary["scale_outs"] = _scale_outs(run, established)

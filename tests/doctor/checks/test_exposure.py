@@ -15,11 +15,13 @@ import pytest
 
 from ipvslab.doctor.capture import capture_from_layout, snapshot_from_capture
 from ipvslab.doctor.checks import exposure
+from ipvslab.doctor.diagnose import diagnose
 from ipvslab.doctor.facts import node_facts
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
+from ipvslab.doctor.report import build_report
 from ipvslab.explain import ExplainRequest, ServerCondition, explain
 
-from .node_edit import proc_hex, write_node
+from .node_edit import filter_conns, proc_hex, write_node
 
 NODES = Path(__file__).resolve().parents[2] / "fixtures" / "doctor" / "nodes"
 STALE = FindingKind.STALE_FORWARDING_EXPOSURE
@@ -125,15 +127,55 @@ def test_unknown_kernel_gives_no_exposure_finding(tmp_path: Path) -> None:
     assert exposure_findings(root) == {}
 
 
-def test_ipvs_kube_proxy_of_unknown_version_still_means_conntrack_1(tmp_path: Path) -> None:
-    # Every IPVS proxier version sets conntrack=1 (kube-proxy-ipvs.md §2.1), so CentOS 7.6
-    # keeps its 1 s drop even when neither the version nor the sysctls were captured.
+def test_ipvs_kube_proxy_of_unknown_version_on_centos_76_names_both_problems(
+    tmp_path: Path,
+) -> None:
+    # On CentOS 7.6 (3.10 with the 4.1 conn_reuse_mode backported, before every fix) the
+    # version decides: kube-proxy below 1.12.5 leaves mode 1 (problem 2, the 1 s drop),
+    # 1.12.5-1.18 write mode 0 (problem 1, #71114), and 1.19+ skip kernels < 4.1 (#88541)
+    # and leave mode 1 again. No single answer is right without the version.
     root = write_exposure_node(tmp_path / "n", "3.10.0-957.el7.x86_64", kube=None)
-    drop = exposure_findings(root)[DROP]
-    assert any(
-        e.startswith("net.ipv4.vs.conntrack = 1 (not captured; what kube-proxy sets")
-        for e in drop.evidence
+    snapshot = snapshot_from_capture(capture_from_layout(root))
+    facts = node_facts(snapshot)
+    assert facts.exposure is None
+    ranges = dict(facts.exposure_by_kube_version)
+    assert ranges["v1.11.0-v1.12.4"].problems == ("problem 2",)
+    assert ranges["v1.13.0-v1.13.x"].problems == ("problem 1",)
+    # From 1.14 (and 1.12.5) expire_nodest_conn=1 too: before 5.9 a reused port of a
+    # removed server then loses its first SYN (04231e52d355 came later).
+    assert "problem 1" in ranges["v1.14-v1.18"].problems
+    assert ranges["v1.19 and newer"].problems == ("problem 2",)
+    assert exposure_findings(root) == {}  # no finding claims one problem
+
+
+def test_ipvs_kube_proxy_of_unknown_version_on_debian_12_only_v1_13_is_exposed(
+    tmp_path: Path,
+) -> None:
+    # On 6.1 mode 1 has no drop (f0a5e4d7a594, 5.9) and mode 0 leaves weight-0 servers
+    # when expire_nodest_conn=1 (c95c07836fa4, 5.16). Only 1.13 writes mode 0 without
+    # expire_nodest_conn=1 (#71114 without #71834), so only it is exposed.
+    root = write_exposure_node(tmp_path / "n", "6.1.0-18-amd64", kube=None)
+    facts = node_facts(snapshot_from_capture(capture_from_layout(root)))
+    assert [(label, e.problems) for label, e in facts.exposure_by_kube_version] == [
+        ("v1.11.0-v1.12.x", ()),
+        ("v1.13.0-v1.13.x", ("problem 1",)),
+        ("v1.14 and newer", ()),
+    ]
+
+
+def test_ipvs_kube_proxy_of_unknown_version_with_the_sysctls_read_is_judged(
+    tmp_path: Path,
+) -> None:
+    # The values read on the node decide, whatever kube-proxy's version.
+    root = write_exposure_node(
+        tmp_path / "n",
+        "6.1.0-18-amd64",
+        kube=None,
+        sysctl={"conn_reuse_mode": 1, "conntrack": 1, "expire_nodest_conn": 1},
     )
+    facts = node_facts(snapshot_from_capture(capture_from_layout(root)))
+    assert facts.exposure is not None and facts.exposure.problems == ()
+    assert facts.exposure_by_kube_version == ()
 
 
 def test_kube_proxy_in_iptables_mode_without_ipvs_services_is_not_asked(tmp_path: Path) -> None:
@@ -265,3 +307,43 @@ def test_no_sysctls_and_no_kube_proxy_is_no_verdict_not_a_clean_bill(tmp_path: P
     assert snapshot.kube_proxy is None
     assert facts.exposure is None
     assert facts.exposure_problem is not None and "sysctl -a" in facts.exposure_problem
+
+
+def test_iptables_mode_beside_an_idle_leftover_ipvs_table_gets_no_ipvs_findings(
+    tmp_path: Path,
+) -> None:
+    # After a switch from IPVS to iptables mode the virtual services stay, but kube-proxy
+    # deleted kube-ipvs0 and DNATs Service traffic in PREROUTING: the table carries nothing.
+    root = write_node(
+        tmp_path / "n",
+        "4.15.0-213-generic",
+        "v1.24.17",
+        {"conn_reuse_mode": 0},
+        "iptables",
+        draining=True,
+    )
+    filter_conns(root, lambda fields: False)  # no entry: nothing goes through it
+    diagnosis = diagnose(snapshot_from_capture(capture_from_layout(root)))
+    kinds = {f.kind for f in diagnosis.findings}
+    assert STALE not in kinds and DROP not in kinds
+    assert FindingKind.STUCK_GRACEFUL_TERMINATION not in kinds  # kube-proxy drains nothing here
+    # Nor does the exposure say "exposed" (an alert on the metric would fire for nothing).
+    exposure_info = build_report(diagnosis).exposure
+    assert exposure_info.verdict == "not applicable"
+    assert exposure_info.syn_drop is False and exposure_info.stale_forwarding is False
+
+
+def test_iptables_mode_beside_a_busy_ipvs_table_says_whose_table_it_is(tmp_path: Path) -> None:
+    # keepalived or lvscare on an iptables-mode node: the IPVS reuse problems are real,
+    # but kube-proxy is not the one to blame or to configure.
+    root = write_node(
+        tmp_path / "n",
+        "4.15.0-213-generic",
+        "v1.24.17",
+        {"conn_reuse_mode": 0},
+        "iptables",
+        draining=True,
+    )
+    stale = exposure_findings(root)[STALE]
+    assert stale.evidence[0].startswith("kube-proxy runs in iptables mode")
+    assert "keepalived" in stale.evidence[0]

@@ -329,3 +329,16 @@ def test_findings_match_the_tables(case: tuple[NodeSnapshot, list[ConnEntry]]) -
         service, _ = _split_subject(f.subject)
         assert service.startswith("TCP ")
         assert f.data["weight"] == 0
+
+
+def test_no_shorter_fin_timeout_is_advised_when_it_is_already_short(tmp_path: Path) -> None:
+    # kube-proxy --ipvs-tcpfin-timeout=30s (v1.18+, #85517) already in force: advising
+    # the same value again is noise.
+    root = copy_node("graceful-stuck", tmp_path)
+    before = stuck_findings(root)[OLD]
+    assert any(line.startswith("shorter idle timeouts") for line in before.fix)
+    (root / "kube-proxy" / "cmdline").write_text(
+        "kube-proxy --proxy-mode=ipvs --ipvs-tcpfin-timeout=30s\n"
+    )
+    after = stuck_findings(root)[OLD]
+    assert not any("tcpfin" in line for line in after.fix)

@@ -225,3 +225,20 @@ def test_no_sysctl_w_of_kube_proxys_values_when_they_trade_one_problem_for_the_o
     assert "conn_reuse_mode=0" not in fix
     assert "trade-off" in fix
     assert "4.19.140" in fix or "5.9" in fix  # the kernel that clears both
+
+
+def test_a_node_value_newer_kube_proxy_leaves_is_not_reverted(tmp_path: Path) -> None:
+    # Debian 12 (6.1) with kube-proxy v1.21.0, which writes conn_reuse_mode=0 at start
+    # (#71114); v1.22+ leaves 1 on kernels >= 5.9 (#102122) and someone already set 1.
+    # Both findings must pull the same way: no "sysctl -w conn_reuse_mode=0".
+    root = write_settings_node(
+        tmp_path / "n",
+        "6.1.0-18-amd64",
+        "v1.21.0",
+        {"conn_reuse_mode": 1, "conntrack": 1, "expire_nodest_conn": 1},
+    )
+    found = settings_findings(root)
+    fixes = [line for f in found for line in f.fix]
+    assert not any("conn_reuse_mode=0" in line and "sysctl -w" in line for line in fixes)
+    assert any(line.startswith("keep net.ipv4.vs.conn_reuse_mode=1") for line in fixes)
+    assert any("v1.22.0" in line for line in fixes)  # the upgrade that makes it last

@@ -255,3 +255,26 @@ def test_counts_are_what_the_entries_say(case: tuple[NodeSnapshot, list[ConnEntr
             assert f.severity is Severity.INFO
     assert by_state == Counter(e.state for e in conns)
     assert len({f.subject for f in found}) == len(found)
+
+
+def test_an_unreadable_server_line_does_not_make_its_server_removed(tmp_path: Path) -> None:
+    # A ticket paste with one mangled line (a wrapped or cut-off column) must not turn a
+    # healthy server with traffic into "removed": only the truly removed one is reported.
+    root = copy_node("removed-blackhole-ipvsadm", tmp_path)
+    listing = root / "ipvsadm-Ln.txt"
+    lines = listing.read_text().splitlines()
+    [i] = [n for n, line in enumerate(lines) if "-> 10.244.2.31:8080" in line]
+    lines[i] = "  -> 10.244.2.31:8080             Masq    1      3"  # InActConn cut off
+    listing.write_text("\n".join(lines) + "\n")
+    web = removed_findings(root)[WEB]
+    assert [s["server"] for s in web.data["servers"]] == ["10.244.1.9:8080"]
+
+
+def test_an_unreadable_service_line_makes_no_service_vanish(tmp_path: Path) -> None:
+    root = copy_node("removed-blackhole-ipvsadm", tmp_path)
+    listing = root / "ipvsadm-Ln.txt"
+    listing.write_text(listing.read_text().replace("TCP  10.100.40.50:80 rr", "TCP  10.100.40.50"))
+    # The web service's line is unreadable: its entries are not called orphans of a
+    # deleted service, and no other service's judgement is made up either.
+    found = removed_findings(root)
+    assert all("no longer exists" not in f.title for f in found.values())

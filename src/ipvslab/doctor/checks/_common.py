@@ -48,6 +48,25 @@ MAX_LISTED = 5
 SYSCTL_FILE = "/etc/sysctl.d/90-ipvs.conf"
 
 
+def kube_proxy_not_ipvs(snapshot: NodeSnapshot) -> str | None:
+    """kube-proxy's mode when it is known and not IPVS (then the IPVS table is not its own)."""
+    kp = snapshot.kube_proxy
+    if kp is None or kp.settings.mode is None or kp.ipvs_mode:
+        return None
+    return kp.settings.mode
+
+
+def foreign_table_line(mode: str) -> str:
+    """Why an IPVS table beside kube-proxy in another mode is not kube-proxy's."""
+    return (
+        f"kube-proxy runs in {mode} mode, so these virtual services are not its own: a"
+        " leftover of IPVS mode carries no Service traffic (kube-proxy deletes kube-ipvs0 at"
+        f" start and {mode} NATs Service traffic before IPVS sees it; `ipvsadm -C` clears"
+        " it), but another IPVS user on the node (keepalived, lvscare, kube-vip) has the same"
+        " reuse behaviour"
+    )
+
+
 def index_entries(conns: ConnSummary | None) -> dict[EntryKey, DestEntries]:
     """The connection groups of a summary per (service, real server) (computed once)."""
     if conns is None:

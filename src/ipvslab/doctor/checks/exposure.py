@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipvslab.cluster.kube_proxy import kube_proxy_sysctls, parse_kube_version
+from ipvslab.doctor.checks._common import foreign_table_line, kube_proxy_not_ipvs
 from ipvslab.doctor.checks.port_pressure import pressures
 from ipvslab.doctor.facts import (
     VERSION_INDEPENDENT_ACTIONS,
@@ -47,6 +48,7 @@ from ipvslab.doctor.facts import (
     sysctl_fixes,
 )
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
+from ipvslab.doctor.records import ServiceEntry
 from ipvslab.doctor.snapshot import NodeSnapshot
 from ipvslab.doctor.wording import n_entries, plural
 from ipvslab.explain import DEFAULT_KUBE_PROXY, Explanation, ServerCondition
@@ -110,21 +112,26 @@ def live_servers(snapshot: NodeSnapshot) -> list[LiveServer]:
     if table is None or conns is None:
         return []
     weights: dict[tuple[str, str, int], dict[tuple[str, int], int]] = {}
+    by_key: dict[tuple[str, str, int], ServiceEntry] = {}
     for svc in table.services:
         if svc.protocol is None or svc.address is None:
             continue
+        by_key[(svc.protocol.name, str(svc.address), svc.port)] = svc
         weights[(svc.protocol.name, str(svc.address), svc.port)] = {
             (str(d.address), d.port): d.weight for d in svc.destinations
         }
     found: dict[tuple[str, str, int, str, int], LiveServer] = {}
     for group, stats in conns.groups.items():
-        dests = weights.get((group.protocol, str(group.virtual_addr), group.virtual_port))
+        skey = (group.protocol, str(group.virtual_addr), group.virtual_port)
+        dests = weights.get(skey)
         if dests is None:
             continue
         dkey = (str(group.dest_addr), group.dest_port)
         weight = dests.get(dkey, None)
         if weight is not None and weight != 0:
             continue
+        if weight is None and by_key[skey].may_list(group.dest_addr, group.dest_port):
+            continue  # its line may be the one that could not be read
         key = (group.protocol, str(group.virtual_addr), group.virtual_port, *dkey)
         live = found.get(key)
         if live is None:
@@ -147,9 +154,14 @@ def _hostport(addr: str, port: int) -> str:
 def _relevant(snapshot: NodeSnapshot) -> bool:
     if snapshot.ipvs_present is False:
         return False
-    kp = snapshot.kube_proxy
-    if kp is not None and kp.settings.mode is not None and not kp.ipvs_mode:
-        return snapshot.ipvs is not None and bool(snapshot.ipvs.services)
+    if kube_proxy_not_ipvs(snapshot) is not None:
+        # kube-proxy in another mode: only an IPVS table that carries traffic matters (a
+        # leftover of IPVS mode is inert; keepalived or lvscare are not). Without the
+        # connection table, that cannot be told: say it with the findings.
+        table, conns = snapshot.ipvs, snapshot.conns
+        if table is None or not table.services:
+            return False
+        return conns is None or conns.total > 0
     return True
 
 
@@ -180,7 +192,7 @@ def _stale(
     live = live_servers(snapshot)
     happening = [s for s in live if s.recent > 0]
     severity = Severity.CRITICAL if happening else Severity.WARNING
-    evidence = [*_reason_lines(facts, kernel, exposure, conditions)]
+    evidence = [*_reason_lines(snapshot, facts, kernel, exposure, conditions)]
     for server in live[:5]:
         evidence.append(server.line())
     if happening:
@@ -230,7 +242,7 @@ def _drop(
         severity = Severity.CRITICAL if pressure else Severity.WARNING
     else:
         severity = Severity.INFO
-    evidence = [*_reason_lines(facts, kernel, exposure, conditions)]
+    evidence = [*_reason_lines(snapshot, facts, kernel, exposure, conditions)]
     for item in pressure[:3]:
         evidence.append(
             f"port reuse now: {item.label} at ~{item.rate:.0f} conn/s, p ≈"
@@ -294,12 +306,16 @@ def _conditions(exposure: Exposure, problem: str) -> dict[ServerCondition, Expla
 
 
 def _reason_lines(
+    snapshot: NodeSnapshot,
     facts: NodeFacts,
     kernel: KernelResolution,
     exposure: Exposure,
     conditions: dict[ServerCondition, Explanation],
 ) -> list[str]:
     lines = [*kernel_lines(kernel), *sysctl_lines(facts)]
+    other_mode = kube_proxy_not_ipvs(snapshot)
+    if other_mode is not None:
+        lines.insert(0, foreign_table_line(other_mode))
     for condition, explanation in conditions.items():
         lines.append(
             f"{CONDITION_LABELS[condition]}: {explanation.symptom}; path: {_path(explanation)}"

@@ -25,6 +25,7 @@ from ipvslab.doctor.checks._common import (
     has_feature,
     index_entries,
     kernel_text,
+    kube_proxy_not_ipvs,
     kube_proxy_sets,
     kube_version_text,
     list_command,
@@ -57,6 +58,8 @@ from ipvslab.kernel.features import Feature
 
 
 def check(snapshot: NodeSnapshot, facts: NodeFacts) -> list[Finding]:
+    if kube_proxy_not_ipvs(snapshot) is not None:
+        return []  # kube-proxy in another mode manages no IPVS real server
     table = snapshot.ipvs
     if table is None:
         return []
@@ -243,7 +246,9 @@ def _finding(
         )
     if severity is Severity.INFO:
         fix.append("none needed: kube-proxy deletes it once the entries above expire")
-    fix.append(timeout_fix(facts, held))
+    shorter = timeout_fix(facts, held)
+    if shorter is not None:
+        fix.append(shorter)
     fix.append(
         f"ipvsadm -d {service_option(svc)} -r {rip}  (removes it now; this cuts the "
         f"{_live(dest.active_conns)} still on it"
@@ -358,10 +363,13 @@ def reuse_fixes(facts: NodeFacts) -> list[str]:
     return out
 
 
-def timeout_fix(facts: NodeFacts, held: DestEntries | None) -> str:
-    """Shorter IPVS timeouts, with what they do and do not shorten."""
+def timeout_fix(facts: NodeFacts, held: DestEntries | None) -> str | None:
+    """Shorter IPVS timeouts, with what they do and do not shorten; None when the FIN
+    timeout is already as short as this would make it."""
     fin = facts.timeouts.get(("TCP", "FIN_WAIT"))
     tcp = facts.timeouts.get(("TCP", "ESTABLISHED"))
+    if fin is not None and fin <= 30:
+        return None
     states = set(held.by_state) if held is not None else set()
     note = ""
     if states and states <= {"TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK"}:

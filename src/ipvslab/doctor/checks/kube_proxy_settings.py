@@ -262,9 +262,26 @@ def _differ(
         fix.extend(upgrade_lines(kernel))
         fix.append(f"find what changed it: {FIND_SETTERS}")
     elif written:
-        assigns = " ".join(f"net.ipv4.vs.{d.name}={d.kube_proxy}" for d in written)
-        fix.append(f"sysctl -w {assigns}   # what {kp} sets")
-        fix.append(f"find what changed it and remove it: {FIND_SETTERS}")
+        # A node value that the newest kube-proxy would leave on this kernel is not to be
+        # undone: it is the value the known-bad-version finding asks for (e.g. mode 1 on
+        # >= 5.9 with #102122). Only the others are put back to kube-proxy's.
+        newest = _fresh(kernel, kube_proxy_sysctls(LATEST_KUBE_PROXY, kernel.version[:2]))
+        keep = [d for d in written if newest.get(d.name) == d.node]
+        revert = [d for d in written if d not in keep]
+        for d in keep:
+            fix.append(
+                f"keep net.ipv4.vs.{d.name}={d.node}: it is what kube-proxy"
+                f" {_v(LATEST_KUBE_PROXY)} leaves on this kernel; {kp} writes {d.kube_proxy}"
+                " again at its next start, so the lasting fix is a kube-proxy upgrade"
+            )
+        if keep:
+            upgrade = kube_proxy_upgrade(kernel, version)
+            if upgrade:
+                fix.append(upgrade)
+        if revert:
+            assigns = " ".join(f"net.ipv4.vs.{d.name}={d.kube_proxy}" for d in revert)
+            fix.append(f"sysctl -w {assigns}   # what {kp} sets")
+            fix.append(f"find what changed it and remove it: {FIND_SETTERS}")
     for d in left:
         best = next(
             (

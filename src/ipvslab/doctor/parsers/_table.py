@@ -31,6 +31,9 @@ class TableBuilder:
         self.services: list[ServiceEntry] = []
         self._current: ServiceEntry | None = None
         self._dests: list[RealServerEntry] = []
+        self._incomplete = False
+        self._unreadable: list[tuple[IPAddress, int]] = []
+        self.unreadable_services = 0
 
     @property
     def has_service(self) -> bool:
@@ -40,9 +43,19 @@ class TableBuilder:
         """Closes the current service; ``None`` starts an unusable (skipped) one."""
         self._close()
         self._current = service
+        if service is None:
+            self.unreadable_services += 1
 
     def add_dest(self, dest: RealServerEntry) -> None:
         self._dests.append(dest)
+
+    def mark_unreadable(self, address: tuple[IPAddress, int] | None) -> None:
+        """A real-server line of the current service could not be read; ``address`` is
+        its server when at least that could be read."""
+        if address is None:
+            self._incomplete = True
+        else:
+            self._unreadable.append(address)
 
     def _close(self) -> None:
         svc = self._current
@@ -56,13 +69,22 @@ class TableBuilder:
                 # /proc/net/ip_vs does not print the family of a fwmark service;
                 # its real servers show it.
                 svc = replace(svc, family=Family.IPV6)
-            self.services.append(replace(svc, destinations=dests))
+            self.services.append(
+                replace(
+                    svc,
+                    destinations=dests,
+                    unreadable_dests=tuple(self._unreadable),
+                    incomplete=self._incomplete,
+                )
+            )
         self._current = None
         self._dests = []
+        self._incomplete = False
+        self._unreadable = []
 
     def table(self) -> IpvsTable:
         self._close()
-        return IpvsTable(self.version, self.size, tuple(self.services))
+        return IpvsTable(self.version, self.size, tuple(self.services), self.unreadable_services)
 
 
 def parse_dest_row(

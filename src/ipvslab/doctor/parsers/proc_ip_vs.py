@@ -77,6 +77,7 @@ def _parse_line(line: str, line_no: int, builder: TableBuilder, log: IssueLog) -
             return False
         dest = _parse_dest(fields, line_no, log)
         if dest is None:
+            builder.mark_unreadable(proc_addrport(fields[1]) if len(fields) > 1 else None)
             return False
         builder.add_dest(dest)
         return True
