@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from ipvslab.doctor.facts import NodeFacts, sysctl_fixes
 from ipvslab.doctor.snapshot import NodeSnapshot
 from ipvslab.what_if.advice import recommend
@@ -76,21 +78,7 @@ def _variant(v: Variant) -> WhatIfVariant:
         label=v.label,
         settings=[w.text for w in v.settings],
         refused=v.refused,
-        runs=[
-            WhatIfRun(
-                seed=o.seed,
-                connections=o.connections,
-                to_old_pods=o.to_old_pods,
-                errors=o.errors,
-                connect_p99_ms=o.connect_p99_ms,
-                first_syn_dropped=o.first_syn_dropped,
-                old_servers=o.old_servers,
-                old_servers_kept=o.old_servers_kept,
-                longest_stay_s=o.longest_stay_s,
-                new_pods_share=o.new_pods_share,
-            )
-            for o in runs
-        ],
+        runs=[WhatIfRun(**dataclasses.asdict(o)) for o in runs],
         errors=span([o.error_total for o in runs]),
         error_rate=span([rate(o) for o in runs]),
         to_old_pods=span([o.to_old_pods for o in runs]),

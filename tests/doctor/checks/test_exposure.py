@@ -309,12 +309,9 @@ def test_no_sysctls_and_no_kube_proxy_is_no_verdict_not_a_clean_bill(tmp_path: P
     assert facts.exposure_problem is not None and "sysctl -a" in facts.exposure_problem
 
 
-def test_iptables_mode_beside_an_idle_leftover_ipvs_table_gets_no_ipvs_findings(
-    tmp_path: Path,
-) -> None:
-    # After a switch from IPVS to iptables mode the virtual services stay, but kube-proxy
-    # deleted kube-ipvs0 and DNATs Service traffic in PREROUTING: the table carries nothing.
-    root = write_node(
+def _iptables_node(tmp_path: Path) -> Path:
+    """Bionic, kube-proxy v1.24 in iptables mode, beside an IPVS table with a weight-0 server."""
+    return write_node(
         tmp_path / "n",
         "4.15.0-213-generic",
         "v1.24.17",
@@ -322,6 +319,14 @@ def test_iptables_mode_beside_an_idle_leftover_ipvs_table_gets_no_ipvs_findings(
         "iptables",
         draining=True,
     )
+
+
+def test_iptables_mode_beside_an_idle_leftover_ipvs_table_gets_no_ipvs_findings(
+    tmp_path: Path,
+) -> None:
+    # After a switch from IPVS to iptables mode the virtual services stay, but kube-proxy
+    # deleted kube-ipvs0 and DNATs Service traffic in PREROUTING: the table carries nothing.
+    root = _iptables_node(tmp_path)
     filter_conns(root, lambda fields: False)  # no entry: nothing goes through it
     diagnosis = diagnose(snapshot_from_capture(capture_from_layout(root)))
     kinds = {f.kind for f in diagnosis.findings}
@@ -336,14 +341,7 @@ def test_iptables_mode_beside_an_idle_leftover_ipvs_table_gets_no_ipvs_findings(
 def test_iptables_mode_beside_a_busy_ipvs_table_says_whose_table_it_is(tmp_path: Path) -> None:
     # keepalived or lvscare on an iptables-mode node: the IPVS reuse problems are real,
     # but kube-proxy is not the one to blame or to configure.
-    root = write_node(
-        tmp_path / "n",
-        "4.15.0-213-generic",
-        "v1.24.17",
-        {"conn_reuse_mode": 0},
-        "iptables",
-        draining=True,
-    )
+    root = _iptables_node(tmp_path)
     stale = exposure_findings(root)[STALE]
     assert stale.evidence[0].startswith("kube-proxy runs in iptables mode")
     assert "keepalived" in stale.evidence[0]
