@@ -93,6 +93,8 @@ def run_task(task: Task, out_dir: str | None) -> Outcome:
         result = run_scenario(scenario)
     except ValueError as err:  # a scenario the model refuses: report, never crash the rest
         return Outcome(task, None, str(err).splitlines()[0])
+    if result.interrupted:  # run_scenario stops at Ctrl-C with part of a run: no measures
+        raise KeyboardInterrupt
     trace = trace_frame(result.trace)
     measures = measure(result, trace)
     if out_dir is not None:

@@ -133,6 +133,8 @@ def run_one(task: tuple[Scenario, int]) -> Outcome | str:
         run = run_scenario(scenario)
     except ScenarioSetupError as exc:
         return str(exc)
+    if run.interrupted:  # run_scenario stops at Ctrl-C with part of a run: no prediction
+        raise KeyboardInterrupt
     return measure(run, action_at)
 
 
