@@ -83,8 +83,16 @@ def _record_sources() -> None:
     when its .py no longer matches (edited or checked out since)."""
     digests = {}
     for module in HOT_MODULES:
-        with open(os.path.join("src", module), "rb") as source:
-            digests[module.removeprefix("ipvslab/")] = hashlib.sha256(source.read()).hexdigest()
+        path = os.path.join("src", module)
+        with open(path, "rb") as source:
+            digest = hashlib.sha256(source.read()).hexdigest()
+        # Size and mtime let an unchanged file be recognised without reading it.
+        stat = os.stat(path)
+        digests[module.removeprefix("ipvslab/")] = {
+            "sha256": digest,
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+        }
     with open(os.path.join("src", "ipvslab", COMPILED_SOURCES), "w") as out:
         json.dump(digests, out, indent=1, sort_keys=True)
 

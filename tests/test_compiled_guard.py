@@ -78,3 +78,22 @@ def test_packets_and_forwarded_stay_frozen_compiled_or_not() -> None:
         syn.client_port = 1  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         forwarded.pod_ip = 1  # type: ignore[misc]
+
+
+def _record(tmp_path: Path, recorded: bytes, size: int, mtime_ns: int) -> None:
+    entry = {"sha256": hashlib.sha256(recorded).hexdigest(), "size": size, "mtime_ns": mtime_ns}
+    (tmp_path / "_compiled_sources.json").write_text(json.dumps({"kernel/ipvs.py": entry}))
+
+
+def test_an_edit_that_keeps_the_size_and_a_touched_mtime_is_still_seen(tmp_path: Path) -> None:
+    # setup.py records size and mtime so that start-up need not hash an unchanged file;
+    # a file whose size or mtime differ is judged by its content.
+    extensions = _layout(tmp_path, b"x = 2\n", recorded=None)
+    source = Path(extensions["ipvslab.kernel.ipvs"][1])
+    stat = source.stat()
+    _record(tmp_path, b"x = 1\n", stat.st_size, stat.st_mtime_ns - 1)
+    assert ipvslab._stale(extensions, str(tmp_path))
+    _record(tmp_path, b"x = 2\n", stat.st_size, stat.st_mtime_ns - 1)  # touched, same text
+    assert not ipvslab._stale(extensions, str(tmp_path))
+    _record(tmp_path, b"x = 1\n", stat.st_size, stat.st_mtime_ns)  # size and mtime as built
+    assert not ipvslab._stale(extensions, str(tmp_path))

@@ -12,7 +12,6 @@ them: an edit is never shadowed by stale machine code.
 from __future__ import annotations
 
 import hashlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
@@ -21,6 +20,10 @@ import sys
 import warnings
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import importlib.abc
 
 __version__ = "0.1.0"
 
@@ -44,19 +47,21 @@ def _extensions() -> dict[str, tuple[str, str]]:
     return found
 
 
-class _SourceFirst(importlib.abc.MetaPathFinder):
-    """Imports the listed modules from their .py files, not their extensions."""
+def _source_first(sources: dict[str, str]) -> importlib.abc.MetaPathFinder:
+    """A finder that imports the listed modules from their .py files, not their
+    extensions (importlib.abc is imported only then: it costs start-up time)."""
+    import importlib.abc
 
-    def __init__(self, sources: dict[str, str]) -> None:
-        self.sources = sources
+    class SourceFirst(importlib.abc.MetaPathFinder):
+        def find_spec(
+            self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+        ) -> importlib.machinery.ModuleSpec | None:
+            source = sources.get(fullname)
+            if source is None:
+                return None
+            return importlib.util.spec_from_file_location(fullname, source)
 
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        source = self.sources.get(fullname)
-        if source is None:
-            return None
-        return importlib.util.spec_from_file_location(fullname, source)
+    return SourceFirst()
 
 
 def _stale(extensions: dict[str, tuple[str, str]], package_dir: str = _PACKAGE_DIR) -> bool:
@@ -78,8 +83,16 @@ def _stale(extensions: dict[str, tuple[str, str]], package_dir: str = _PACKAGE_D
                 return True
             continue
         relative = os.path.relpath(source, package_dir).replace(os.sep, "/")
+        record = compiled_from.get(relative)
+        if isinstance(record, dict):
+            # Same size and mtime as when compiled: unchanged, no need to read it (every
+            # command pays this check at start-up). Otherwise the content decides.
+            stat = os.stat(source)
+            if (record.get("size"), record.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
+                continue
+            record = record.get("sha256")
         with open(source, "rb") as text:
-            if compiled_from.get(relative) != hashlib.sha256(text.read()).hexdigest():
+            if record != hashlib.sha256(text.read()).hexdigest():
                 return True
     return False
 
@@ -87,7 +100,7 @@ def _stale(extensions: dict[str, tuple[str, str]], package_dir: str = _PACKAGE_D
 _EXTENSIONS = _extensions()
 _STALE = _stale(_EXTENSIONS)
 if _STALE:
-    sys.meta_path.insert(0, _SourceFirst({n: s for n, (_, s) in _EXTENSIONS.items()}))
+    sys.meta_path.insert(0, _source_first({n: s for n, (_, s) in _EXTENSIONS.items()}))
     warnings.warn(
         "ipvslab: sources changed since the compiled modules were built; running them as"
         " pure Python (reinstall with `pip install -e .` to compile again)",
