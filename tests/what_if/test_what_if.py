@@ -330,3 +330,65 @@ def test_an_unknown_kube_proxy_whose_versions_disagree_is_asked_for(tmp_path: Pa
 def test_a_setting_out_of_range_is_refused_when_read(ask: str, message: str) -> None:
     with pytest.raises(WhatIfError, match=message):
         parse_what_if(ask)
+
+
+def _recent(root: Path, every: int) -> None:
+    """Marks every ``every``-th TIME_WAIT entry as touched in the last 10 s."""
+    path = root / "proc" / "net" / "ip_vs_conn"
+    rows = path.read_text().splitlines(keepends=True)
+    touched = [r[:-8] + f"{115:7d}\n" if i % every == 0 else r for i, r in enumerate(rows[1:])]
+    path.write_text(rows[0] + "".join(touched))
+
+
+def test_a_client_reusing_ports_below_saturation_still_gets_its_recent_rate(
+    tmp_path: Path,
+) -> None:
+    # With random port choice a 143/s client holds about 10,000 of the 14,116 even ports
+    # (E(1 - e^(-N*T/E)), client-tcp-ports.md §5): closed / 120 s says 84/s, under the
+    # ~118/s where the 4.6-5.17 picker starts reusing; its last 10 s say 143/s.
+    root = busy_node(tmp_path / "n", "4.19.0", "v1.20.0", {"conn_reuse_mode": 1}, 10_140)
+    _recent(root, 7)  # 1,449 touched in the last 10 s
+    rates = [c["load"]["rate"] for c in _model(root, SERVICE).base["clients"]]
+    assert max(rates) > 140
+
+
+def test_a_target_with_no_client_in_the_table_is_refused(tmp_path: Path) -> None:
+    root = busy_node(tmp_path / "n", "4.19.0", "v1.20.0", {"conn_reuse_mode": 1}, 100)
+    conns = root / "proc" / "net" / "ip_vs_conn"
+    conns.write_text(conns.read_text().splitlines(keepends=True)[0])  # header only
+    with pytest.raises(WhatIfError, match=r"no client of TCP 10\.96\.0\.10:80"):
+        _model(root, SERVICE)
+
+
+def test_figures_are_the_acted_on_services_not_the_whole_node(tmp_path: Path) -> None:
+    # A busy client on :80 and a quiet one on 10.96.9.9:80 (another Deployment): rolling
+    # the quiet one must not report the busy one's connections as its own.
+    root = busy_node(tmp_path / "n", "6.1.0-18-amd64", "v1.28.2", {"conntrack": 1}, 6_000)
+    table = root / "proc" / "net" / "ip_vs"
+    table.write_text(
+        table.read_text()
+        + f"TCP  {_hex('10.96.9.9')}:0050 rr\n"
+        + f"  -> {_hex('10.244.7.7')}:1F90      Masq    1   0   0\n"
+    )
+    conns = root / "proc" / "net" / "ip_vs_conn"
+    quiet = "".join(
+        f"TCP {_hex('10.244.3.31')} {40000 + k:04X} {_hex('10.96.9.9')} 0050"
+        f" {_hex('10.244.7.7')} 1F90 TIME_WAIT   {60:7d}\n"
+        for k in range(240)  # 2/s
+    )
+    conns.write_text(conns.read_text() + quiet)
+    [run] = predict(root, "rollout=10.96.9.9:80")["as is"]["runs"]
+    assert 0 < run["connections"] < 600  # ~2/s for 180 s, not the busy service's 50/s
+
+
+def test_a_scale_out_that_starves_the_new_pods_is_not_called_clean(tmp_path: Path) -> None:
+    # Seed 000 symptom 3: with conn_reuse_mode=0 a reused port follows its old entry to
+    # its old, healthy pod (linux-ipvs.md §7), so a busy client that reuses every port
+    # keeps its load on the old pods and the new ones get little (kubernetes#81775).
+    root = busy_node(tmp_path / "n", "5.10.0", "v1.20.0", {"conn_reuse_mode": 0}, 20_000)
+    snapshot = snapshot_from_capture(capture_from_layout(root))
+    report = what_if(snapshot, node_facts(snapshot), [f"scale={SERVICE}:+3"], 1)
+    as_is = report.variants[0]
+    assert as_is.fair_share.low is not None and as_is.fair_share.low >= 0.5
+    assert as_is.new_pods_share.high is not None and as_is.new_pods_share.high < 0.25
+    assert "new pods starved" in report.recommendation[0]

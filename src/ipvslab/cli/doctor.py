@@ -303,12 +303,13 @@ def _doctor(
     )
     if what_ifs:
         from ipvslab.what_if.answer import what_if
-        from ipvslab.what_if.changes import WhatIfError
+        from ipvslab.what_if.changes import WhatIfError, split_what_ifs
 
-        if not as_json:
-            runs = "1 run" if seeds == 1 else f"{seeds} runs"
-            warn(f"--what-if: running the node in the cluster twin ({runs} per variant)")
         try:
+            split_what_ifs(list(what_ifs))  # a value that cannot be read: said before any run
+            if not as_json:
+                runs = "1 run" if seeds == 1 else f"{seeds} runs"
+                warn(f"--what-if: running the node in the cluster twin ({runs} per variant)")
             predicted = what_if(snapshot, diagnosis.facts, list(what_ifs), seeds, jobs)
         except WhatIfError as exc:
             # The diagnosis of what could be read is still printed first; the error after.

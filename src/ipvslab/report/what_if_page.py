@@ -18,6 +18,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("old servers stay, longest (s)", "longest_stay_s", "{:,.0f}"),
     ("old servers never deleted", "old_servers_kept", "{:,.0f}"),
     ("new pods' share", "new_pods_share", "{:.0%}"),
+    ("new pods' even share", "fair_share", "{:.0%}"),
 )
 
 

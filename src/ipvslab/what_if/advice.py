@@ -8,30 +8,45 @@ and the 1 s first-SYN delay (#70747).
 
 from __future__ import annotations
 
-from ipvslab.doctor.facts import NodeFacts
+from ipvslab.doctor.facts import NodeFacts, ValueOrigin
 from ipvslab.kernel.features import Feature
 from ipvslab.what_if.changes import Kind
 from ipvslab.what_if.predict import Variant
 
 SLOW_MS = 900.0  # a p99 at or above it: first SYNs retransmitted (1 s, #70747)
+STARVED = 0.5  # new pods below half their even share: starved (seed 000, symptom 3)
 
 
-def badness(variant: Variant) -> tuple[float, float, float]:
-    """(errors, connections to old pods, dropped first SYNs) averaged over the seeds."""
+def starved(variant: Variant) -> float:
+    """How much of the new pods' even share they miss, averaged over the seeds (0 when
+    they get at least half of it, or no pods were added)."""
+    gaps = [
+        o.fair_share - o.new_pods_share
+        for o in variant.outcomes
+        if o.fair_share
+        and o.new_pods_share is not None
+        and o.new_pods_share < STARVED * o.fair_share
+    ]
+    return sum(gaps) / max(len(variant.outcomes), 1)
+
+
+def badness(variant: Variant) -> tuple[float, float, float, float]:
+    """(errors, connections to old pods, dropped first packets, starved share), averaged
+    over the seeds."""
     runs = variant.outcomes
     n = max(len(runs), 1)
     errors = sum(o.error_total for o in runs) / n
     old = sum(o.to_old_pods for o in runs) / n
-    dropped = sum(o.first_syn_dropped for o in runs) / n
-    return errors, old, dropped
+    dropped = sum(o.first_packet_dropped for o in runs) / n
+    return errors, old, dropped, starved(variant)
 
 
 def _clean(variant: Variant) -> bool:
-    return bool(variant.outcomes) and badness(variant) == (0.0, 0.0, 0.0)
+    return bool(variant.outcomes) and not any(badness(variant))
 
 
 def describe(variant: Variant) -> str:
-    errors, old, dropped = badness(variant)
+    errors, old, dropped, starve = badness(variant)
     what = []
     if errors:
         kinds: dict[str, int] = {}
@@ -45,10 +60,18 @@ def describe(variant: Variant) -> str:
     if dropped:
         slow = any((o.connect_p99_ms or 0) >= SLOW_MS for o in variant.outcomes)
         what.append(
-            f"about {dropped:,.0f} first SYNs dropped (1 s connect delays"
+            f"about {dropped:,.0f} first packets dropped (each a retry: 1 s for a SYN"
             + (", p99 >= 1 s)" if slow else ")")
         )
-    return ", ".join(what) or "no error, no connection to an old pod, no dropped SYN"
+    if starve:
+        runs = [o for o in variant.outcomes if o.fair_share and o.new_pods_share is not None]
+        share = sum(o.new_pods_share or 0 for o in runs) / max(len(runs), 1)
+        fair = sum(o.fair_share or 0 for o in runs) / max(len(runs), 1)
+        what.append(f"new pods starved: {share:.0%} of the connections for {fair:.0%} of pods")
+    return (
+        ", ".join(what)
+        or "no error, no connection to an old pod, no dropped packet, new pods get their share"
+    )
 
 
 def recommend(
@@ -75,7 +98,7 @@ def recommend(
         best = min(clean, key=lambda v: len(v.settings))
         lines.append(
             f"{_change(best)} before {actions}: the twin predicts no error, no connection to"
-            " an old pod and no dropped SYN"
+            " an old pod, no dropped packet, and new pods get their share"
         )
         lines.extend(_undone(best, facts))
         return lines
@@ -96,7 +119,7 @@ def recommend(
         lines.extend(_undone(best, facts))
     elif others:
         lines.append("none of the settings tried makes it better")
-    tried = {w.text for v in variants for w in v.settings}
+    tried = {w.text for v in variants if v.refused is None for w in v.settings}
     lines.extend(_for_good(facts, persistent, tried))
     return lines
 
@@ -114,7 +137,17 @@ def _for_good(facts: NodeFacts, persistent: bool, tried: set[str]) -> list[str]:
                 "to try: a kernel with the reuse fixes (f0a5e4d7a594 in 5.9, c95c07836fa4 in"
                 " 5.16): --what-if kernel=6.1"
             )
-    if persistent and facts.value("expire_quiescent_template") == 0:
+    eqt = facts.sysctls.get("expire_quiescent_template")
+    kube_sets_it = any(
+        a.name == "expire_quiescent_template" and a.value == 1 for a in facts.kube_actions
+    )
+    # Read as 0 on the node (in force now), or not read and no kube-proxy writes 1.
+    if (
+        persistent
+        and eqt is not None
+        and eqt.value == 0
+        and (eqt.origin is ValueOrigin.NODE or not kube_sets_it)
+    ):
         out.append(
             "to try: --what-if sysctl=expire_quiescent_template=1 (kube-proxy 1.14+ sets it,"
             " #71834): templates to a weight-0 pod are then dropped at the client's next"

@@ -86,4 +86,5 @@ def _variant(v: Variant) -> WhatIfVariant:
         longest_stay_s=span([o.longest_stay_s for o in runs]),
         old_servers_kept=span([o.old_servers_kept for o in runs]),
         new_pods_share=span([o.new_pods_share for o in runs]),
+        fair_share=span([o.fair_share for o in runs]),
     )

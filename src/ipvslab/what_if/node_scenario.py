@@ -37,7 +37,6 @@ TOP_CLIENTS_MODELLED = 20  # busiest client x service pairs modelled one by one
 REST_REPLICAS_MAX = 200
 LONG_LIVED_MAX = 10_000  # long-lived connections modelled per service
 UDP_TIMEOUT_S = 300  # IP_VS_UDP_S_NORMAL, 5 min
-SATURATED = 0.8  # closed entries past this share of the ports in play: the rate is capped
 NODE_PODS = 240  # of a node's /24 (253 addresses), leaving room to spare
 SURGE = 1.5  # server pods at the height of a rolling update, against replicas
 
@@ -89,6 +88,18 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
             f"kube-proxy runs in {kp.settings.mode} mode here: its Services do not go through"
             " IPVS, so a rollout has no IPVS reuse to predict"
         )
+    if (
+        facts.kube_version is None
+        and not facts.exposure_by_kube_version
+        and facts.sysctls["conn_reuse_mode"].origin is not ValueOrigin.NODE
+        and facts.sysctls["conn_reuse_mode"].origin is not ValueOrigin.ABSENT
+    ):
+        raise WhatIfError(
+            "--what-if needs kube-proxy's version (--kube-proxy vX.Y.Z) or the node's"
+            " net.ipv4.vs values (sysctl -a): kube-proxy 1.13-1.21 write conn_reuse_mode=0"
+            " on this kernel where older and newer ones may leave 1, and that decides the"
+            " outcome (#71114, #102122)"
+        )
     if facts.kube_version is None and facts.exposure_by_kube_version:
         ranges = "; ".join(
             f"{label}: {', '.join(e.problems) or 'no problem'}"
@@ -125,10 +136,21 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
     traffic = _traffic(snapshot, hold, udp_life, ports)
     if any(t.saturated for t in traffic.values()):
         assumptions.append(
-            "a client's closed entries fill the ports it uses (a reused port renews its"
-            f" entry, so closed / {hold} s tops out near {ports / hold:.0f}/s): its rate is"
-            f" taken from the entries touched in the last {RECENT_WINDOW} s instead"
+            "a client that reuses ports renews its entries, so its closed entries undercount"
+            f" it (E = {ports} ports in play): its rate is taken from its entries touched in"
+            f" the last {RECENT_WINDOW} s"
         )
+
+    def pods(ref: ServiceRef) -> frozenset[str]:
+        return frozenset(str(d.address) for d in by_ref[ref].destinations)
+
+    for target in targets:
+        # Its own clients, or those of a service over the same pods (another port).
+        if not any(traffic.get(r) and pods(r) == pods(target) for r in by_ref):
+            raise WhatIfError(
+                f"no client of {target.label} in the connection table: nothing to predict"
+                " (an empty or cut-short table?)"
+            )
     chosen = [r for r in by_ref if r in targets or traffic.get(r)]
     if not chosen:
         raise WhatIfError("no client traffic to any IPVS service in the connection table")
@@ -290,11 +312,15 @@ def _traffic(
         if not closed:
             continue
         rate = closed / lifetime
-        if key.protocol == "TCP" and closed >= SATURATED * ports:
-            # A reused port renews its entry, so the entries cannot outnumber the ports in
-            # play: past that the recent ones say more (client-tcp-ports.md §5).
-            rate = max(rate, cstats.recent / RECENT_WINDOW)
-            found.saturated = True
+        if key.protocol == "TCP":
+            # A reused port renews its entry, so closed / TIME_WAIT undercounts a client
+            # that reuses ports (with random port choice already well below E / 120 s;
+            # client-tcp-ports.md §5): the entries touched in the last 10 s count too,
+            # less every open entry (a long-lived connection's packets renew it as well).
+            recent_closed = max(cstats.recent - (cstats.count - cstats.closed), 0)
+            if recent_closed / RECENT_WINDOW > rate:
+                rate = recent_closed / RECENT_WINDOW
+                found.saturated = True
         found.pairs.append((rate, closed))
     return {r: t for r, t in out.items() if t.closed or t.established}
 

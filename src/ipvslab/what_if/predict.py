@@ -22,6 +22,7 @@ from ipvslab.what_if.changes import Kind, WhatIf, WhatIfError
 from ipvslab.what_if.node_scenario import SECOND, NodeModel
 
 ERRORS = ("EHOSTUNREACH", "ECONNREFUSED", "ETIMEDOUT", "EADDRNOTAVAIL")
+THIS_NODE = "node-0"  # the node of the capture: its clients reach the services through it
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,12 @@ class Outcome:
     to_old_pods: int  # sent to weight-0, removed or dead real servers
     errors: dict[str, int]
     connect_p99_ms: float | None
-    first_syn_dropped: int
+    first_packet_dropped: int  # SYNs (#70747) and packets on removed servers' entries
     old_servers: int  # set to weight 0 from the action on
     old_servers_kept: int  # of them, still there at the end
     longest_stay_s: float | None  # weight 0 to deleted, the longest (None: none deleted)
     new_pods_share: float | None  # established connections that reached pods made after
+    fair_share: float | None  # the new pods' part of the pods at the end (an even share)
 
     @property
     def error_total(self) -> int:
@@ -55,7 +57,9 @@ class Variant:
 def variants(settings: list[WhatIf]) -> list[Variant]:
     out = [Variant("as is", [])]
     out.extend(Variant(w.text, [w]) for w in settings)
-    if len(settings) > 1:
+    # All together, unless two of them are one node in two kernels or two modes.
+    kinds = [w.kind for w in settings if w.kind is not Kind.SYSCTL]
+    if len(settings) > 1 and len(kinds) == len(set(kinds)):
         out.append(Variant("all: " + ", ".join(w.text for w in settings), list(settings)))
     return out
 
@@ -73,8 +77,12 @@ def scenario_of(
         if w.kind is Kind.SYSCTL:
             cluster["sysctls"].update(dict(w.changes))
         elif w.kind is Kind.KERNEL:
-            cluster["kernel"] = w.name  # the clients keep their own kernel
+            cluster["kernel"] = w.name
             cluster["sysctls"] = {}
+            # The clients in a node's table are (NodePorts aside) pods on that node: they
+            # move with it, and their port choice is the new kernel's.
+            for client in base["clients"]:
+                client["kernel"] = w.name
         elif w.kind is Kind.MODE:
             cluster["dataplane"] = w.name
             cluster["sysctls"] = {}  # net.ipv4.vs has no effect there
@@ -98,6 +106,16 @@ def scenario_of(
         raise WhatIfError(f"the node's scenario is not valid: {exc}") from None
 
 
+def acted_on(model: NodeModel, actions: list[WhatIf]) -> frozenset[str]:
+    """The scenario services the actions change (with their siblings)."""
+    names: set[str] = set()
+    for w in actions:
+        if w.service is not None:
+            name = model.services[w.service]
+            names.update(model.siblings.get(name, [name]))
+    return frozenset(names)
+
+
 def predict(
     model: NodeModel,
     actions: list[WhatIf],
@@ -115,7 +133,7 @@ def predict(
     ]
     action_at = model.action_at_s * SECOND
     results: dict[int, Outcome | str] = dict(
-        in_processes(run_one, [(t, action_at) for _, t in tasks], jobs)
+        in_processes(run_one, [(t, action_at, acted_on(model, actions)) for _, t in tasks], jobs)
     )
     for index, (i, _) in enumerate(tasks):  # the plan's order, whatever finished first
         result = results[index]
@@ -126,34 +144,48 @@ def predict(
     return out
 
 
-def run_one(task: tuple[Scenario, int]) -> Outcome | str:
+def run_one(task: tuple[Scenario, int, frozenset[str]]) -> Outcome | str:
     """One run's outcome from ``action_at`` (µs) on, or why the twin refused it."""
-    scenario, action_at = task
+    scenario, action_at, services = task
     try:
         run = run_scenario(scenario)
     except ScenarioSetupError as exc:
         return str(exc)
     if run.interrupted:  # run_scenario stops at Ctrl-C with part of a run: no prediction
         raise KeyboardInterrupt
-    return measure(run, action_at)
+    return measure(run, action_at, services)
 
 
-def measure(run: RunResult, action_at: int) -> Outcome:
+def measure(run: RunResult, action_at: int, services: frozenset[str] = frozenset()) -> Outcome:
+    """The outcome from ``action_at`` on, for ``services`` (the ones acted on and their
+    siblings; all when empty), on this node (the clients' node, node-0)."""
     trace = trace_frame(run.trace).filter(pl.col("time_us") >= action_at)
+    if services:
+        trace = trace.filter(pl.col("service").is_in(sorted(services)))
     established = trace.filter(pl.col("result") == "established")
     latency = established["connect_us"]
     p99 = latency.quantile(0.99, "higher") if latency.len() else None
-    old: dict[tuple[str, str, str], list[float | None]] = {}
+    old: dict[tuple[str, str], list[float | None]] = {}
     for e in run.server_log:
-        key = (e.node, e.service, e.server)
+        if e.node != THIS_NODE or (services and e.service not in services):
+            continue
+        key = (e.service, e.server)
         if e.action == "weight-0" and e.time >= action_at:
             old[key] = [e.time / SECOND, None]
         elif key in old and e.action in ("deleted", "deleted by hand") and old[key][1] is None:
             old[key][1] = e.time / SECOND
     stays = [end - start for start, end in old.values() if start is not None and end is not None]
-    before = {pod for t, pod, event in run.pod_log if t < action_at and event == "created"}
+
+    def ours(pod: str) -> bool:
+        return not services or pod.rsplit("-", 1)[0] in services
+
+    created = {pod: t for t, pod, event in run.pod_log if event == "created" and ours(pod)}
+    ended = {pod for _, pod, event in run.pod_log if event in ("terminating", "gone")}
+    before = {pod for pod, t in created.items() if t < action_at}
     made_after = established.filter(~pl.col("pod").is_in(sorted(before)))
-    changed = any(t >= action_at and event == "created" for t, _, event in run.pod_log)
+    alive = [pod for pod in created if pod not in ended]
+    new_alive = [pod for pod in alive if pod not in before]
+    changed = any(t >= action_at for t in created.values())
     return Outcome(
         seed=run.scenario.seed,
         connections=trace.height,
@@ -162,11 +194,16 @@ def measure(run: RunResult, action_at: int) -> Outcome:
         else 0,
         errors={e: int((trace["result"] == e).sum()) for e in ERRORS},
         connect_p99_ms=None if p99 is None else float(p99) / 1000,
-        first_syn_dropped=int((trace["decision"] == "DROP_SYN").sum()) if trace.height else 0,
+        # A dropped first packet: the SYN of #70747, or (before 04231e52d355) a packet on
+        # an entry whose server was removed, expired with expire_nodest_conn=1.
+        first_packet_dropped=int(trace["decision"].str.starts_with("DROP").sum())
+        if trace.height
+        else 0,
         old_servers=len(old),
         old_servers_kept=sum(1 for _, end in old.values() if end is None),
         longest_stay_s=max(stays) if stays else None,
         new_pods_share=(made_after.height / established.height)
         if changed and established.height
         else None,
+        fair_share=len(new_alive) / len(alive) if changed and alive else None,
     )

@@ -30,6 +30,11 @@ def _errors(v: WhatIfVariant) -> str:
     return ", ".join(parts) or "none"
 
 
+def _dropped(v: WhatIfVariant) -> Range:
+    values = [r.first_packet_dropped for r in v.runs]
+    return Range(low=min(values, default=None), high=max(values, default=None))
+
+
 def render_what_if(report: WhatIfReport, console: Console) -> None:
     actions = " and ".join(report.actions) or "no action"
     console.print(
@@ -55,7 +60,14 @@ def render_what_if(report: WhatIfReport, console: Console) -> None:
         ("connect p99", lambda v: _span(v.connect_p99_ms, "{:,.1f} ms")),
         ("old servers stay (longest)", lambda v: _span(v.longest_stay_s, "{:,.0f} s")),
         ("old servers never deleted", lambda v: _span(v.old_servers_kept)),
-        ("new pods' share", lambda v: _span(v.new_pods_share, "{:.0%}")),
+        ("first packets dropped", lambda v: _span(_dropped(v))),
+        (
+            "new pods' share (even)",
+            lambda v: (
+                _span(v.new_pods_share, "{:.0%}")
+                + (f" ({_span(v.fair_share, '{:.0%}')})" if v.fair_share.low is not None else "")
+            ),
+        ),
     )
     for label, cell in rows:
         table.add_row(label, *(cell(v) for v in ran))

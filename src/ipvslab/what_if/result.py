@@ -25,12 +25,18 @@ class WhatIfRun(BaseModel):
     to_old_pods: int = Field(description="Sent to weight-0, removed or dead real servers.")
     errors: dict[str, int]
     connect_p99_ms: float | None
-    first_syn_dropped: int
+    first_packet_dropped: int = Field(
+        description="First SYNs dropped (#70747) and packets dropped on a removed server's"
+        " entry (expire_nodest_conn=1 before 5.9): each costs the client a retry."
+    )
     old_servers: int = Field(description="Real servers set to weight 0 from the action on.")
     old_servers_kept: int = Field(description="Of them, not deleted by the end of the run.")
     longest_stay_s: float | None = Field(description="Weight 0 to deleted, the longest.")
     new_pods_share: float | None = Field(
         description="Established connections that reached pods made by the action."
+    )
+    fair_share: float | None = Field(
+        description="The new pods' part of the pods at the end: their share if spread evenly."
     )
 
 
@@ -48,6 +54,7 @@ class WhatIfVariant(BaseModel):
     longest_stay_s: Range
     old_servers_kept: Range
     new_pods_share: Range
+    fair_share: Range
 
 
 class WhatIfReport(BaseModel):
