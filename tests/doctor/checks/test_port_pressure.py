@@ -177,3 +177,18 @@ def test_unknown_kernel_caps_at_warning() -> None:
     found = port_pressure.check(snapshot, node_facts(snapshot))
     assert found[0].severity is Severity.WARNING
     assert "not captured" in found[0].meaning
+
+
+def test_mode_0_on_a_fixed_kernel_is_not_called_harmless_for_load() -> None:
+    # 6.1 with mode 0 and expire_nodest_conn=1: weight-0 and removed servers are left
+    # (c95c07836fa4, 04231e52d355), but a reused port to a healthy server is not
+    # rescheduled (mode 0, d752c364): the client's load stays on its old pods.
+    sysctl = {
+        "net.ipv4.vs.conn_reuse_mode": "0",
+        "net.ipv4.vs.conntrack": "1",
+        "net.ipv4.vs.expire_nodest_conn": "1",
+    }
+    snapshot = _snapshot("6.1.0-18-amd64", sysctl, 12_000)
+    [finding] = port_pressure.check(snapshot, node_facts(snapshot))
+    assert "stays on its old pod" in finding.meaning
+    assert "harmless today" not in finding.meaning

@@ -295,6 +295,15 @@ def _meaning(facts: NodeFacts) -> str:
             " The kernel release was not captured, so what that path does here is unknown."
         )
     if not exposure.problems:
+        if facts.value("conn_reuse_mode") == 0:
+            # Mode 0: a reused port to a healthy server is not rescheduled (d752c364, 4.1):
+            # it stays on its old pod, so load is pinned there (seed 000, symptom 3).
+            return base + (
+                " On this node a hit to a weight-0 or removed server is rescheduled, but with"
+                " conn_reuse_mode=0 a hit to a healthy server stays on its old pod: no errors,"
+                " but this client's load stays on the pods it already uses, and pods added by"
+                " a scale-out get little of it (check with --what-if scale=VIP:PORT:+N)."
+            )
         return base + (
             " On this node that path reschedules the connection cleanly: harmless today, but"
             " it becomes problem 1 or 2 if the settings or the kernel change."
