@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipvslab.doctor.checks._common import persistence_seconds
-from ipvslab.doctor.checks.port_pressure import PARITY_SPLIT_SINCE, port_range
+from ipvslab.doctor.checks.port_pressure import PARITY_SPLIT_SINCE, client_rate, port_range
 from ipvslab.doctor.conn_summary import CLIENT_SERVICE_MIN, CLOSED_STATES, RECENT_WINDOW
 from ipvslab.doctor.facts import NodeFacts, ValueOrigin
 from ipvslab.doctor.records import Protocol, ServiceEntry
@@ -313,14 +313,11 @@ def _traffic(
             continue
         rate = closed / lifetime
         if key.protocol == "TCP":
-            # A reused port renews its entry, so closed / TIME_WAIT undercounts a client
-            # that reuses ports (with random port choice already well below E / 120 s;
-            # client-tcp-ports.md §5): the entries touched in the last 10 s count too,
-            # less every open entry (a long-lived connection's packets renew it as well).
-            recent_closed = max(cstats.recent - (cstats.count - cstats.closed), 0)
-            if recent_closed / RECENT_WINDOW > rate:
-                rate = recent_closed / RECENT_WINDOW
-                found.saturated = True
+            # The doctor's own estimate (port-reuse-pressure): recent entries when a
+            # client reuses ports (with random port choice well below E / 120 s).
+            recent = client_rate(cstats, hold)
+            if recent > rate:
+                rate, found.saturated = recent, True
         found.pairs.append((rate, closed))
     return {r: t for r, t in out.items() if t.closed or t.established}
 

@@ -34,7 +34,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ipvslab.doctor.conn_summary import TOP_CLIENT_SERVICES, TOP_CLIENTS, ClientKey, ClientStats
+from ipvslab.doctor.conn_summary import (
+    RECENT_WINDOW,
+    TOP_CLIENT_SERVICES,
+    TOP_CLIENTS,
+    ClientKey,
+    ClientStats,
+)
 from ipvslab.doctor.facts import NodeFacts, sysctl_fixes
 from ipvslab.doctor.finding import Finding, FindingKind, Severity
 from ipvslab.doctor.records import IPAddress
@@ -151,7 +157,7 @@ def pressures(snapshot: NodeSnapshot, facts: NodeFacts) -> list[Pressure]:
     out: list[Pressure] = []
 
     def add(client: IPAddress, service: str | None, stats: ClientStats) -> None:
-        rate = stats.closed / hold if hold > 0 else 0.0
+        rate = client_rate(stats, hold)
         out.append(
             Pressure(
                 client=client,
@@ -174,6 +180,17 @@ def pressures(snapshot: NodeSnapshot, facts: NodeFacts) -> list[Pressure]:
             add(client, None, stats)
     out.sort(key=lambda p: (-p.p_server_closes, -p.entries, str(p.client)))
     return out
+
+
+def client_rate(stats: ClientStats, hold: int) -> float:
+    """New connections/s of a client: its closed entries / the TIME_WAIT they live, or,
+    when more, its closed entries touched in the last RECENT_WINDOW s / that window. A
+    reused port renews its entry, so a client that reuses ports holds fewer closed entries
+    than it made (at most the ports in play): its recent ones say more. Open entries are
+    taken off the recent count (a long-lived connection's packets renew its entry too)."""
+    rate = stats.closed / hold if hold > 0 else 0.0
+    recent_closed = max(stats.recent - (stats.count - stats.closed), 0)
+    return max(rate, recent_closed / RECENT_WINDOW)
 
 
 def _service(key: ClientKey) -> str:
