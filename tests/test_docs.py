@@ -23,6 +23,8 @@ SUBCOMMANDS = (
     ("doctor", "collect"),
     ("doctor",),
     ("explain",),
+    ("lab", "run"),
+    ("lab", "compare"),
     ("presets",),
     ("reproduce",),
     ("run",),

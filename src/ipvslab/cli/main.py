@@ -50,6 +50,12 @@ def _add_doctor(app: typer.Typer) -> None:
     app.add_typer(doctor.doctor_app, name="doctor")
 
 
+def _add_lab(app: typer.Typer) -> None:
+    from ipvslab.cli import lab
+
+    app.add_typer(lab.lab_app, name="lab")
+
+
 # In the order help lists them.
 SUBCOMMANDS: dict[str, Callable[[typer.Typer], None]] = {
     "explain": _add_explain,
@@ -57,6 +63,7 @@ SUBCOMMANDS: dict[str, Callable[[typer.Typer], None]] = {
     "run": _add_run,
     "reproduce": _add_reproduce,
     "doctor": _add_doctor,
+    "lab": _add_lab,
 }
 
 
