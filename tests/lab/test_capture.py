@@ -54,7 +54,8 @@ def test_entries_are_those_of_the_steps_own_service_with_its_template() -> None:
     assert web.template_after == ""
     api = step_result(_step(1, action="connect", entry_after=ROWS), NODE, PROBES)
     assert api.entry_after == "ESTABLISHED 10.244.0.5:8080 899.000s"
-    assert api.template_after == "NONE 10.244.0.5:8080 10799.000s"
+    # The kernel prints a template's state as NONE; the model's trace says TEMPLATE.
+    assert api.template_after == "TEMPLATE 10.244.0.5:8080 10799.000s"
 
 
 def test_a_bad_row_or_field_is_named() -> None:
@@ -88,3 +89,15 @@ def test_a_run_that_reports_fewer_steps_than_asked_is_not_complete() -> None:
     lines = [_step(0, action="connect"), {"kind": "done", "took_us": 1, "namespaces_left": []}]
     run = collect(lines, NODE, PROBES)
     assert run.errors == ["the runner reported 1 of 3 steps"]
+
+
+def test_a_connect_nothing_answered_names_the_pod_ipvs_chose() -> None:
+    # vs.conntrack=0 under KUBE-FORWARD's INVALID drop: the SYN reached web-0,
+    # its SYN|ACK was dropped, the client gave up.
+    row = "TCP 0AF40002 B3B1 0A60000A 0050 0AF40003 1F90 SYN_RECV         56"
+    timed_out = step_result(
+        _step(0, action="connect", result="ETIMEDOUT", syn_retransmits=1, entry_after=[row]),
+        NODE,
+        PROBES,
+    )
+    assert (timed_out.pod, timed_out.entry_after) == ("web-0", "SYN_RECV 10.244.0.3:8080 56.000s")

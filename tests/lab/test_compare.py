@@ -41,6 +41,13 @@ def test_another_pod_or_state_is_a_disagreement_with_both_sides_shown() -> None:
     assert second.agrees
 
 
+def test_a_node_change_that_failed_on_both_sides_agrees_whatever_the_words() -> None:
+    model = [StepResult(0, "sysctl", 0, result="error: sysctl on node-0: no conn_reuse_mode")]
+    lab = [StepResult(0, "sysctl", 0, result="error: sysctl: cannot stat /proc/sys/net/...")]
+    assert compare(model, lab)[0].agrees
+    assert not compare(model, [StepResult(0, "sysctl", 0, result="ok")])[0].agrees
+
+
 def test_a_step_only_one_side_ran_is_a_disagreement() -> None:
     rows = compare([_connect(0), _connect(1)], [_connect(0)])
     assert [r.agrees for r in rows] == [True, False]

@@ -42,7 +42,20 @@ class LabRun:
 
 
 def entry_view(entry: ConnEntry) -> str:
-    return f"{entry.state} {entry.dest_addr}:{entry.dest_port} {entry.expires:.3f}s"
+    # A persistence template (client port 0) prints its state as NONE; the
+    # model's trace calls it TEMPLATE.
+    state = "TEMPLATE" if entry.client_port == 0 else entry.state
+    return f"{state} {entry.dest_addr}:{entry.dest_port} {entry.expires:.3f}s"
+
+
+def _pod_of(view: str, node: LabNode) -> str:
+    """The pod whose address an entry names ("" when none does)."""
+    server = view.split()[1].rsplit(":", 1)[0] if view else ""
+    for service in node.services:
+        for pod in service.pods:
+            if pod.ip == server:
+                return pod.name
+    return ""
 
 
 def _entries(rows: object, vip: str | None, vport: int | None, where: str) -> tuple[str, str]:
@@ -105,6 +118,10 @@ def step_result(line: dict[str, Any], node: LabNode, probes: list[dict[str, Any]
         result.entry_after, result.template_after = _entries(
             line["entry_after"], vip, vport, f"{where}.entry_after"
         )
+    if not result.pod and result.result not in ("", "ok", "established"):
+        # A connect nothing answered: the pod is the one IPVS sent it to, as the
+        # model's trace names it.
+        result.pod = _pod_of(result.entry_after or result.entry_before, node)
     return result
 
 

@@ -55,10 +55,14 @@ def entry_key(view: str) -> str:
 
 
 def _value(row: StepResult, name: str) -> str:
-    value = getattr(row, name)
+    value = str(getattr(row, name))
     if name.startswith(("entry_", "template_")):
-        return entry_key(str(value))
-    return str(value)
+        return entry_key(value)
+    if name == "result" and row.action not in TRAFFIC_ACTIONS:
+        # A node change either worked or did not: the model's and the kernel's
+        # error messages are not the same words ("error: …").
+        return value.split(":", 1)[0]
+    return value
 
 
 def compare_step(model: StepResult | None, lab: StepResult | None) -> StepComparison:
