@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from ipvslab.cli.main import app
+from ipvslab.lab import vm
 
 runner = CliRunner()
 SCRIPT = """\
@@ -41,3 +44,22 @@ def test_a_bad_scenario_file_exits_2_with_its_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["lab", "run", str(path), "--host"])
     assert result.exit_code == 2
     assert "s.yaml:" in result.output
+
+
+def test_steps_reported_before_the_vm_died_are_still_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SCRIPT.replace(", nodes: 2", "") + "  - connect: {client: c, port: 40001}\n")
+    step = (
+        '{"kind": "step", "index": 0, "action": "connect", "client": "c-0",'
+        ' "client_port": 40000, "result": "established", "pod": "web-1", "time_us": 1,'
+        ' "took_us": 1, "entry_before": [], "entry_after": []}'
+    )
+    script = f"print('IPVSLAB ' + {step!r}, flush=True); print('Kernel panic'); raise SystemExit(1)"
+    monkeypatch.setattr(vm, "host_command", lambda plan: [sys.executable, "-c", script])
+    result = runner.invoke(app, ["lab", "run", str(path), "--host"], env={"COLUMNS": "200"})
+    assert result.exit_code == 3
+    assert "web-1" in result.output
+    assert "LAB FAILED" in result.output
+    assert "Kernel panic" in result.output

@@ -2,16 +2,19 @@
 
     ipvslab lab run SCRIPT.yaml        the kernel's per-step trace
     ipvslab lab compare SCRIPT.yaml    model vs kernel, step by step
+    ipvslab lab fingerprint            which preset the kernel behaves like
 
-Exit status: 0 done (compare: every step agrees), 1 compare found a
-disagreement, 2 bad scenario or options, 3 the kernel could not be had (package,
-VM or runner failure: said loudly, with the reason).
+Exit status: 0 done (compare: every step agrees; fingerprint: a preset
+matches), 1 a disagreement (fingerprint: no preset matches), 2 bad scenario or
+options, 3 the kernel could not be had (package, VM or runner failure: said
+loudly, with the reason).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ipvslab.cluster.script import StepResult
-from ipvslab.lab import capture, compare, kernel_image, node, probes, vm
+from ipvslab.kernel.presets import resolve_kernel
+from ipvslab.lab import capture, compare, fingerprint, kernel_image, node, probes, vm
 from ipvslab.scenario import ScenarioError, format_problems, load_model
 from ipvslab.scenario.model import Scenario
 
@@ -122,6 +126,37 @@ def _timing(result: capture.LabRun, wall_s: float) -> str:
     )
 
 
+@dataclass(frozen=True)
+class VmArgs:
+    cpus: int
+    memory: str
+    timeout: float
+
+
+def _session(
+    scenario: Scenario,
+    kernel_package: str,
+    vmlinuz: Path | None,
+    host: bool,
+    no_rules: bool,
+    vm_args: VmArgs,
+    as_json: bool,
+) -> tuple[Console, capture.LabRun, float, str]:
+    """One lab run of ``scenario``: its console, what the kernel reported, the wall
+    time and the kernel's release. A run that failed prints the steps it did
+    report, then why it failed, and exits 3."""
+    console = Console(stderr=as_json)
+    image = _kernel(kernel_package, vmlinuz, host)
+    options = vm.VmOptions(cpus=vm_args.cpus, memory=vm_args.memory, timeout_s=vm_args.timeout)
+    _, result, wall = _run_lab(scenario, image, not no_rules, options, console)
+    if not result.complete:
+        if result.steps:
+            console.print(_steps_table(f"lab: {result.kernel or 'kernel'}", result.steps))
+        _report_failure(result, console)
+        raise typer.Exit(EXIT_NO_KERNEL)
+    return console, result, wall, result.kernel or (image.release if image else "")
+
+
 KernelPackage = typer.Option(
     kernel_image.DEFAULT_META,
     "--kernel-package",
@@ -151,18 +186,14 @@ def run_command(
 ) -> None:
     """Run the script on a real kernel and print its per-step trace."""
     scenario = _scenario(scenario_file)
-    console = Console(stderr=as_json)
-    image = _kernel(kernel_package, vmlinuz, host)
-    options = vm.VmOptions(cpus=cpus, memory=memory, timeout_s=timeout)
-    _, result, wall = _run_lab(scenario, image, not no_rules, options, console)
+    console, result, wall, _ = _session(
+        scenario, kernel_package, vmlinuz, host, no_rules, VmArgs(cpus, memory, timeout), as_json
+    )
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in result.steps], indent=1))
     else:
         console.print(_steps_table(f"lab: {result.kernel or 'kernel'}", result.steps))
     console.print(_timing(result, wall), highlight=False)
-    if not result.complete:
-        _report_failure(result, console)
-        raise typer.Exit(EXIT_NO_KERNEL)
 
 
 def _compare_table(rows: list[compare.StepComparison]) -> Table:
@@ -203,14 +234,9 @@ def compare_command(
     """Run the script on a real kernel and in the model with that kernel; print
     the per-step agreement. Exit 1 on any disagreement."""
     scenario = _scenario(scenario_file)
-    console = Console(stderr=as_json)
-    image = _kernel(kernel_package, vmlinuz, host)
-    options = vm.VmOptions(cpus=cpus, memory=memory, timeout_s=timeout)
-    _, result, wall = _run_lab(scenario, image, not no_rules, options, console)
-    kernel = result.kernel or (image.release if image else "")
-    if not result.complete:
-        _report_failure(result, console)
-        raise typer.Exit(EXIT_NO_KERNEL)
+    console, result, wall, kernel = _session(
+        scenario, kernel_package, vmlinuz, host, no_rules, VmArgs(cpus, memory, timeout), as_json
+    )
     model = compare.model_steps(scenario, kernel, not no_rules)
     rows = compare.compare(model, result.steps)
     agreed = sum(r.agrees for r in rows)
@@ -241,4 +267,96 @@ def compare_command(
     console.print(f"kernel {kernel}: {agreed} of {len(rows)} steps agree", highlight=False)
     console.print(_timing(result, wall), highlight=False)
     if agreed != len(rows):
+        raise typer.Exit(EXIT_DISAGREE)
+
+
+@lab_app.command("fingerprint")
+def fingerprint_command(
+    kernel_package: str = KernelPackage,
+    vmlinuz: Path | None = Vmlinuz,
+    host: bool = Host,
+    no_rules: bool = NoRules,
+    cpus: int = Cpus,
+    memory: str = Memory,
+    timeout: float = Timeout,
+    as_json: bool = typer.Option(False, "--json", help="The verdict as JSON."),
+) -> None:
+    """Run a fixed probe set on a real kernel and name the preset it behaves like
+    (or the nearest, with the steps that differ). Exit 1 when none matches."""
+    scenario = fingerprint.probe_scenario()
+    console, result, wall, kernel = _session(
+        scenario, kernel_package, vmlinuz, host, no_rules, VmArgs(cpus, memory, timeout), as_json
+    )
+    verdict = fingerprint.decide(result.steps, fingerprint.predictions(scenario, not no_rules))
+    try:
+        resolved = resolve_kernel(kernel).preset if kernel else None
+    except ValueError:
+        resolved = None
+    resolved_name = resolved.name if resolved is not None else ""
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "kernel": kernel,
+                    "release_preset": resolved_name,
+                    "matches": list(verdict.matches),
+                    "nearest": list(verdict.nearest),
+                    "decided": verdict.decided,
+                    "undecided": list(verdict.undecided),
+                    "unprobed": verdict.unprobed,
+                    "presets": {
+                        c.preset: [
+                            {
+                                "index": r.index,
+                                "action": r.action,
+                                "differences": [d.__dict__ for d in r.differences],
+                            }
+                            for r in c.disagreements
+                        ]
+                        for c in verdict.candidates
+                    },
+                },
+                indent=1,
+            )
+        )
+    else:
+        table = Table(title=f"{kernel}: {len(result.steps)} probe steps against each preset")
+        for name in ("preset", "steps agreeing", "first difference"):
+            table.add_column(name)
+        for c in verdict.candidates:
+            first = c.disagreements[0] if c.disagreements else None
+            diff = (
+                f"step {first.index} {first.action}: {first.differences[0].field} model "
+                f"{first.differences[0].model!r}, kernel {first.differences[0].lab!r}"
+                if first
+                else ""
+            )
+            table.add_row(c.preset, f"{len(c.rows) - len(c.disagreements)}/{len(c.rows)}", diff)
+        console.print(table)
+        if verdict.matches:
+            console.print(f"matches: {', '.join(verdict.matches)}", highlight=False)
+        else:
+            console.print(
+                f"no preset matches; nearest: {', '.join(verdict.nearest)}", highlight=False
+            )
+        on = [k for k, v in verdict.decided.items() if v]
+        off = [k for k, v in verdict.decided.items() if not v]
+        console.print(f"probed, present: {', '.join(on) or 'none'}", highlight=False)
+        console.print(f"probed, absent: {', '.join(off) or 'none'}", highlight=False)
+        if verdict.undecided:
+            console.print(
+                f"probed, not told apart: {', '.join(verdict.undecided)}", highlight=False
+            )
+        if verdict.unprobed:
+            shown = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in verdict.unprobed.items())
+            console.print(f"not probed (as those presets have them): {shown}", highlight=False)
+        if resolved_name:
+            same = resolved_name in verdict.chosen
+            console.print(
+                f"its release names preset {resolved_name}: "
+                + ("the probes agree" if same else "the probes DISAGREE"),
+                highlight=False,
+            )
+    console.print(_timing(result, wall), highlight=False)
+    if not verdict.matches:
         raise typer.Exit(EXIT_DISAGREE)

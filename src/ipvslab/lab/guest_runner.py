@@ -367,13 +367,20 @@ class Lab:
             raise RunnerError(f"step {index}: unknown action {action!r}")
         return row
 
-    def _connect(self, step: dict[str, Any], row: dict[str, Any]) -> None:
+    def _open(
+        self, step: dict[str, Any], row: dict[str, Any], kind: int
+    ) -> tuple[dict[str, Any], dict[str, Any], socket.socket, int]:
+        """The step's client socket, bound, with the entry for its port before."""
         client = self.clients[step["client"]]
         service = self.services[step["service"]]
-        sock = self._client_socket(client, socket.SOCK_STREAM, step["port"])
+        sock = self._client_socket(client, kind, step["port"])
         port = sock.getsockname()[1]
         row.update(client=client["name"], client_port=port)
         row["entry_before"] = ipvs_rows(client["ip"], port)
+        return client, service, sock, port
+
+    def _connect(self, step: dict[str, Any], row: dict[str, Any]) -> None:
+        client, service, sock, port = self._open(step, row, socket.SOCK_STREAM)
         sock.settimeout(step["timeout"])
         start = time.monotonic()
         try:
@@ -441,12 +448,7 @@ class Lab:
         row["entry_after"] = ipvs_rows(client["ip"], port)
 
     def _udp(self, step: dict[str, Any], row: dict[str, Any]) -> None:
-        client = self.clients[step["client"]]
-        service = self.services[step["service"]]
-        sock = self._client_socket(client, socket.SOCK_DGRAM, step["port"])
-        port = sock.getsockname()[1]
-        row.update(client=client["name"], client_port=port)
-        row["entry_before"] = ipvs_rows(client["ip"], port)
+        client, service, sock, port = self._open(step, row, socket.SOCK_DGRAM)
         start = time.monotonic()
         row["result"] = "ETIMEDOUT"
         try:

@@ -12,7 +12,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from ipvslab.lab.node import LabNode, LabSetupError
-from ipvslab.scenario.model import Scenario, Step
+from ipvslab.scenario.model import Connect, Scenario, Step, UdpRequest
 
 SECOND_US = 1_000_000
 # A connect that nothing answers gives up after this long at most (the client's
@@ -44,6 +44,18 @@ def _service_of(scenario: Scenario, client: str, named: str | None) -> str:
     raise LabSetupError(f"no client spec for {client!r}")
 
 
+def _traffic(
+    scenario: Scenario, node: LabNode, target: Connect | UdpRequest, where: str
+) -> dict[str, Any]:
+    """Who sends, to which Service, from which port (0: the kernel picks)."""
+    client = _client(node, target.client, where)
+    return {
+        "client": client,
+        "service": _service_of(scenario, client, target.service),
+        "port": target.port or 0,
+    }
+
+
 def probe(scenario: Scenario, node: LabNode, index: int, step: Step) -> dict[str, Any]:
     """One script step as a runner command."""
     where = f"script[{index}]"
@@ -54,11 +66,8 @@ def probe(scenario: Scenario, node: LabNode, index: int, step: Step) -> dict[str
     if step.at is not None:
         out["at"] = step.at / SECOND_US
     if step.connect is not None:
-        client = _client(node, step.connect.client, f"{where}.connect")
+        out.update(_traffic(scenario, node, step.connect, f"{where}.connect"))
         out.update(
-            client=client,
-            service=_service_of(scenario, client, step.connect.service),
-            port=step.connect.port or 0,
             close=str(step.connect.close),
             hold=step.connect.hold / SECOND_US,
             timeout=CONNECT_GIVE_UP_S,
@@ -70,11 +79,8 @@ def probe(scenario: Scenario, node: LabNode, index: int, step: Step) -> dict[str
             close=str(step.release.close),
         )
     elif step.udp is not None:
-        client = _client(node, step.udp.client, f"{where}.udp")
+        out.update(_traffic(scenario, node, step.udp, f"{where}.udp"))
         out.update(
-            client=client,
-            service=_service_of(scenario, client, step.udp.service),
-            port=step.udp.port or 0,
             tries=step.udp.tries,
             timeout=step.udp.timeout / SECOND_US,
         )
