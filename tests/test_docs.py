@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     ("explain",),
     ("lab", "run"),
     ("lab", "compare"),
+    ("lab", "fingerprint"),
     ("presets",),
     ("reproduce",),
     ("run",),

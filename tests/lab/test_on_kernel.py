@@ -2,7 +2,8 @@
 
 Needs virtme-ng, qemu-system-x86, busybox-static and a Debian kernel package
 (fetched on first use): a boot takes one to two minutes under emulation, so these
-run only when IPVSLAB_LAB_VM=1 (.ci/run sets it when it can have a VM).
+run only when IPVSLAB_LAB_VM=1. A VM that cannot be had (exit 3: package, boot or
+runner failure) skips with the reason; a disagreement (exit 1) fails.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from ipvslab.cli.main import app
 
@@ -23,7 +24,26 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def _lab(*args: str) -> Result:
+    result = CliRunner().invoke(app, ["lab", *args], env={"COLUMNS": "160"})
+    if result.exit_code == 3:
+        pytest.skip("LAB UNAVAILABLE: " + " | ".join(result.output.strip().splitlines()[-5:]))
+    return result
+
+
 @pytest.mark.parametrize("script", CORPUS, ids=[p.stem for p in CORPUS])
 def test_model_and_debian_kernel_agree_on_every_step(script: Path) -> None:
-    result = CliRunner().invoke(app, ["lab", "compare", str(script)])
+    result = _lab("compare", str(script))
     assert result.exit_code == 0, result.output
+
+
+def test_without_kube_proxys_rules_conntrack_0_works_on_both_sides() -> None:
+    script = next(p for p in CORPUS if p.stem == "conntrack-0")
+    result = _lab("compare", str(script), "--no-rules")
+    assert result.exit_code == 0, result.output
+
+
+def test_debian_kernel_is_fingerprinted_as_debian_12() -> None:
+    result = _lab("fingerprint")
+    assert result.exit_code == 0, result.output
+    assert "its release names preset debian-12: the probes agree" in result.output
