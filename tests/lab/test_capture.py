@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ipvslab.lab.capture import CaptureError, collect, step_result
+from ipvslab.lab.capture import CaptureError, collect, collect_batch, step_result
 from ipvslab.lab.node import LabNode, LabPod, LabService
 
 WEB = LabService("web", "TCP", "10.96.0.10", 80, 8080, "rr", 0, (LabPod("web-0", "10.244.0.3"),))
@@ -101,3 +101,22 @@ def test_a_connect_nothing_answered_names_the_pod_ipvs_chose() -> None:
         PROBES,
     )
     assert (timed_out.pod, timed_out.entry_after) == ("web-0", "SYN_RECV 10.244.0.3:8080 56.000s")
+
+
+def test_a_batch_is_split_by_plan_and_a_vm_failure_charged_to_the_unfinished() -> None:
+    other = LabNode((WEB,), (LabPod("c-0", "10.244.0.2"),), {}, "10.244.0.0/16", None)
+    lines = [
+        {"kind": "ready", "plan": 0, "kernel": "6.1.0-57-amd64"},
+        {**_step(0, action="connect", result="established", pod="web-0"), "plan": 0},
+        {**_step(1, action="connect", result="established", pod="api-0"), "plan": 0},
+        {**_step(2, action="set_weight", result="ok"), "plan": 0},
+        {"kind": "done", "plan": 0, "took_us": 9, "namespaces_left": []},
+        {"kind": "ready", "plan": 1, "kernel": "6.1.0-57-amd64"},
+        {**_step(0, action="connect", result="ECONNREFUSED"), "plan": 1},
+        {"kind": "vm", "message": "the VM ended without the runner's report (timed out)"},
+    ]
+    first, second = collect_batch(lines, [NODE, other], [PROBES, PROBES[:2]])
+    assert first.complete
+    assert [s.pod for s in first.steps] == ["web-0", "api-0", ""]
+    assert [s.result for s in second.steps] == ["ECONNREFUSED"]
+    assert second.errors == ["the VM ended without the runner's report (timed out)"]

@@ -64,26 +64,32 @@ def _kernel(package: str, vmlinuz: Path | None, host: bool) -> kernel_image.Kern
 
 
 def _run_lab(
-    scenario: Scenario,
+    scenarios: list[Scenario],
     image: kernel_image.KernelImage | None,
     with_rules: bool,
     options: vm.VmOptions,
     console: Console,
-) -> tuple[node.LabNode, capture.LabRun, float]:
-    try:
-        lab_node = node.lab_node(scenario, with_rules)
-        plan_steps = probes.probes(scenario, lab_node)
-    except node.LabSetupError as err:
-        _fail(f"{err}", EXIT_BAD_INPUT)
-    plan: dict[str, Any] = {**lab_node.as_plan(), "steps": plan_steps}
+) -> tuple[list[capture.LabRun], float]:
+    """Every scenario's script on the kernel, one after the other in one boot."""
+    nodes: list[node.LabNode] = []
+    plan_steps: list[list[dict[str, Any]]] = []
+    for scenario in scenarios:
+        try:
+            nodes.append(node.lab_node(scenario, with_rules))
+            plan_steps.append(probes.probes(scenario, nodes[-1]))
+        except node.LabSetupError as err:
+            _fail(f"{scenario.name}: {err}", EXIT_BAD_INPUT)
+    plans = [{**n.as_plan(), "steps": p} for n, p in zip(nodes, plan_steps, strict=True)]
     where = f"kernel {image.release} under QEMU" if image else "this host's kernel"
-    console.print(f"lab: {len(plan_steps)} steps on {where} ...", highlight=False)
+    count = sum(len(p) for p in plan_steps)
+    console.print(f"lab: {count} steps of {len(plans)} script(s) on {where} ...", highlight=False)
     started = time.monotonic()
     try:
-        result = capture.collect(vm.run_plan(plan, image, options), lab_node, plan_steps)
+        lines = vm.run_plan({"plans": plans}, image, options)
+        results = capture.collect_batch(lines, nodes, plan_steps)
     except vm.VmError as err:
         _fail(f"LAB UNAVAILABLE: {err}", EXIT_NO_KERNEL)
-    return lab_node, result, time.monotonic() - started
+    return results, time.monotonic() - started
 
 
 def _report_failure(result: capture.LabRun, console: Console) -> None:
@@ -117,11 +123,12 @@ def _steps_table(title: str, rows: list[StepResult]) -> Table:
     return table
 
 
-def _timing(result: capture.LabRun, wall_s: float) -> str:
-    steps = [us for i, us in result.took_us.items()]
+def _timing(results: list[capture.LabRun], wall_s: float) -> str:
+    steps = [us for result in results for us in result.took_us.values()]
     per_step = sum(steps) / len(steps) / 1000 if steps else 0.0
+    setup = sum(r.setup_us for r in results) / 1e6
     return (
-        f"boot+run {wall_s:.1f} s wall; namespace set-up {result.setup_us / 1e6:.1f} s; "
+        f"boot+run {wall_s:.1f} s wall; namespace set-up {setup:.1f} s; "
         f"{len(steps)} steps, {per_step:.0f} ms each on average (in the guest)"
     )
 
@@ -134,27 +141,29 @@ class VmArgs:
 
 
 def _session(
-    scenario: Scenario,
+    scenarios: list[Scenario],
     kernel_package: str,
     vmlinuz: Path | None,
     host: bool,
     no_rules: bool,
     vm_args: VmArgs,
     as_json: bool,
-) -> tuple[Console, capture.LabRun, float, str]:
-    """One lab run of ``scenario``: its console, what the kernel reported, the wall
-    time and the kernel's release. A run that failed prints the steps it did
-    report, then why it failed, and exits 3."""
+) -> tuple[Console, list[capture.LabRun], float, str]:
+    """One boot running the scenarios: its console, what the kernel reported for
+    each, the wall time and the kernel's release. A run that failed prints the
+    steps it did report, then why it failed, and exits 3."""
     console = Console(stderr=as_json)
     image = _kernel(kernel_package, vmlinuz, host)
     options = vm.VmOptions(cpus=vm_args.cpus, memory=vm_args.memory, timeout_s=vm_args.timeout)
-    _, result, wall = _run_lab(scenario, image, not no_rules, options, console)
-    if not result.complete:
-        if result.steps:
-            console.print(_steps_table(f"lab: {result.kernel or 'kernel'}", result.steps))
-        _report_failure(result, console)
+    results, wall = _run_lab(scenarios, image, not no_rules, options, console)
+    if not all(r.complete for r in results):
+        for scenario, result in zip(scenarios, results, strict=True):
+            if result.steps:
+                console.print(_steps_table(f"{scenario.name}: {result.kernel}", result.steps))
+            _report_failure(result, console)
         raise typer.Exit(EXIT_NO_KERNEL)
-    return console, result, wall, result.kernel or (image.release if image else "")
+    kernel = results[0].kernel if results else ""
+    return console, results, wall, kernel or (image.release if image else "")
 
 
 KernelPackage = typer.Option(
@@ -186,18 +195,18 @@ def run_command(
 ) -> None:
     """Run the script on a real kernel and print its per-step trace."""
     scenario = _scenario(scenario_file)
-    console, result, wall, _ = _session(
-        scenario, kernel_package, vmlinuz, host, no_rules, VmArgs(cpus, memory, timeout), as_json
+    console, (result,), wall, _ = _session(
+        [scenario], kernel_package, vmlinuz, host, no_rules, VmArgs(cpus, memory, timeout), as_json
     )
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in result.steps], indent=1))
     else:
         console.print(_steps_table(f"lab: {result.kernel or 'kernel'}", result.steps))
-    console.print(_timing(result, wall), highlight=False)
+    console.print(_timing([result], wall), highlight=False)
 
 
-def _compare_table(rows: list[compare.StepComparison]) -> Table:
-    table = Table(title="model vs kernel")
+def _compare_table(title: str, rows: list[compare.StepComparison]) -> Table:
+    table = Table(title=title)
     for name in ("#", "action", "agree", "field", "model", "kernel"):
         table.add_column(name)
     for row in rows:
@@ -221,7 +230,9 @@ def _compare_table(rows: list[compare.StepComparison]) -> Table:
 
 @lab_app.command("compare")
 def compare_command(
-    scenario_file: Path = typer.Argument(..., help="A scenario with a script (docs/scenarios.md)."),
+    scenario_files: list[Path] = typer.Argument(
+        ..., help="Scenarios with a script (docs/scenarios.md); all run in one boot."
+    ),
     kernel_package: str = KernelPackage,
     vmlinuz: Path | None = Vmlinuz,
     host: bool = Host,
@@ -231,43 +242,55 @@ def compare_command(
     timeout: float = Timeout,
     as_json: bool = typer.Option(False, "--json", help="The comparison as JSON."),
 ) -> None:
-    """Run the script on a real kernel and in the model with that kernel; print
+    """Run the scripts on a real kernel and in the model with that kernel; print
     the per-step agreement. Exit 1 on any disagreement."""
-    scenario = _scenario(scenario_file)
-    console, result, wall, kernel = _session(
-        scenario, kernel_package, vmlinuz, host, no_rules, VmArgs(cpus, memory, timeout), as_json
+    scenarios = [_scenario(path) for path in scenario_files]
+    console, results, wall, kernel = _session(
+        scenarios, kernel_package, vmlinuz, host, no_rules, VmArgs(cpus, memory, timeout), as_json
     )
-    model = compare.model_steps(scenario, kernel, not no_rules)
-    rows = compare.compare(model, result.steps)
-    agreed = sum(r.agrees for r in rows)
+    compared = [
+        (path, compare.compare(compare.model_steps(scenario, kernel, not no_rules), result.steps))
+        for path, scenario, result in zip(scenario_files, scenarios, results, strict=True)
+    ]
+    agreed = sum(r.agrees for _, rows in compared for r in rows)
+    total = sum(len(rows) for _, rows in compared)
     if as_json:
         typer.echo(
             json.dumps(
                 {
                     "kernel": kernel,
                     "agreed": agreed,
-                    "steps": len(rows),
-                    "rows": [
-                        {
-                            "index": r.index,
-                            "action": r.action,
-                            "agrees": r.agrees,
-                            "differences": [d.__dict__ for d in r.differences],
-                            "model": r.model.as_dict() if r.model else None,
-                            "kernel": r.lab.as_dict() if r.lab else None,
-                        }
-                        for r in rows
+                    "steps": total,
+                    "scripts": [
+                        {"script": str(path), "rows": [_row_json(r) for r in rows]}
+                        for path, rows in compared
                     ],
                 },
                 indent=1,
             )
         )
     else:
-        console.print(_compare_table(rows))
-    console.print(f"kernel {kernel}: {agreed} of {len(rows)} steps agree", highlight=False)
-    console.print(_timing(result, wall), highlight=False)
-    if agreed != len(rows):
+        for path, rows in compared:
+            console.print(_compare_table(f"{path}: model vs kernel", rows))
+    for path, rows in compared:
+        console.print(
+            f"{path}: {sum(r.agrees for r in rows)} of {len(rows)} steps agree", highlight=False
+        )
+    console.print(f"kernel {kernel}: {agreed} of {total} steps agree", highlight=False)
+    console.print(_timing(results, wall), highlight=False)
+    if agreed != total:
         raise typer.Exit(EXIT_DISAGREE)
+
+
+def _row_json(row: compare.StepComparison) -> dict[str, Any]:
+    return {
+        "index": row.index,
+        "action": row.action,
+        "agrees": row.agrees,
+        "differences": [d.__dict__ for d in row.differences],
+        "model": row.model.as_dict() if row.model else None,
+        "kernel": row.lab.as_dict() if row.lab else None,
+    }
 
 
 @lab_app.command("fingerprint")
@@ -284,8 +307,8 @@ def fingerprint_command(
     """Run a fixed probe set on a real kernel and name the preset it behaves like
     (or the nearest, with the steps that differ). Exit 1 when none matches."""
     scenario = fingerprint.probe_scenario()
-    console, result, wall, kernel = _session(
-        scenario, kernel_package, vmlinuz, host, no_rules, VmArgs(cpus, memory, timeout), as_json
+    console, (result,), wall, kernel = _session(
+        [scenario], kernel_package, vmlinuz, host, no_rules, VmArgs(cpus, memory, timeout), as_json
     )
     verdict = fingerprint.decide(result.steps, fingerprint.predictions(scenario, not no_rules))
     try:
@@ -357,6 +380,6 @@ def fingerprint_command(
                 + ("the probes agree" if same else "the probes DISAGREE"),
                 highlight=False,
             )
-    console.print(_timing(result, wall), highlight=False)
+    console.print(_timing([result], wall), highlight=False)
     if not verdict.matches:
         raise typer.Exit(EXIT_DISAGREE)

@@ -125,34 +125,56 @@ def step_result(line: dict[str, Any], node: LabNode, probes: list[dict[str, Any]
     return result
 
 
-def collect(lines: Any, node: LabNode, probes: list[dict[str, Any]]) -> LabRun:
-    """Reads a boot's lines (an iterable of dicts) into a LabRun. Lines already
-    read are kept when a later one is bad or the VM fails."""
-    run = LabRun()
+def _take(run: LabRun, line: dict[str, Any], node: LabNode, probes: list[dict[str, Any]]) -> None:
+    kind = line.get("kind")
+    if kind == "ready":
+        run.kernel = str(line.get("kernel", ""))[:100]
+    elif kind == "setup":
+        run.setup_us = _int(line, "took_us", "setup")
+    elif kind == "step":
+        try:
+            row = step_result(line, node, probes)
+        except CaptureError as err:
+            run.errors.append(str(err))
+            return
+        run.steps.append(row)
+        run.took_us[row.index] = _int(line, "took_us", f"step {row.index}")
+    elif kind == "error":
+        run.errors.append(f"runner: {str(line.get('message', ''))[:500]}")
+    elif kind == "done":
+        run.total_us = _int(line, "took_us", "done")
+        left = line.get("namespaces_left", [])
+        run.namespaces_left = [str(n)[:100] for n in left] if isinstance(left, list) else []
+
+
+def collect_batch(
+    lines: Any, nodes: list[LabNode], probes: list[list[dict[str, Any]]]
+) -> list[LabRun]:
+    """Reads a boot's lines (an iterable of dicts) into one LabRun per plan of the
+    batch. Lines already read are kept when a later one is bad or the VM fails;
+    a VM failure is charged to every plan that had not finished."""
+    runs = [LabRun() for _ in nodes]
     for line in lines:
-        kind = line.get("kind")
-        if kind == "ready":
-            run.kernel = str(line.get("kernel", ""))[:100]
-        elif kind == "setup":
-            run.setup_us = _int(line, "took_us", "setup")
-        elif kind == "step":
-            try:
-                row = step_result(line, node, probes)
-            except CaptureError as err:
-                run.errors.append(str(err))
-                continue
-            run.steps.append(row)
-            run.took_us[row.index] = _int(line, "took_us", f"step {row.index}")
-        elif kind == "error":
-            run.errors.append(f"runner: {str(line.get('message', ''))[:500]}")
-        elif kind == "done":
-            run.total_us = _int(line, "took_us", "done")
-            left = line.get("namespaces_left", [])
-            run.namespaces_left = [str(n)[:100] for n in left] if isinstance(left, list) else []
-        elif kind == "vm":
-            run.errors.append(str(line.get("message", ""))[:500])
+        if line.get("kind") == "vm":
             console = line.get("console", [])
-            run.console = [str(c)[:300] for c in console] if isinstance(console, list) else []
-    if len(run.steps) < len(probes) and not run.errors:
-        run.errors.append(f"the runner reported {len(run.steps)} of {len(probes)} steps")
-    return run
+            for run in runs:
+                if not run.total_us:
+                    run.errors.append(str(line.get("message", ""))[:500])
+                    run.console = (
+                        [str(c)[:300] for c in console] if isinstance(console, list) else []
+                    )
+            continue
+        index = line.get("plan", 0)
+        if isinstance(index, int) and 0 <= index < len(runs):
+            _take(runs[index], line, nodes[index], probes[index])
+        elif line.get("kind") != "finished":
+            runs[0].errors.append(f"a runner line for no plan of the batch: plan {index!r}")
+    for run, asked in zip(runs, probes, strict=True):
+        if len(run.steps) < len(asked) and not run.errors:
+            run.errors.append(f"the runner reported {len(run.steps)} of {len(asked)} steps")
+    return runs
+
+
+def collect(lines: Any, node: LabNode, probes: list[dict[str, Any]]) -> LabRun:
+    """One plan's lines into a LabRun (collect_batch() of one)."""
+    return collect_batch(lines, [node], [probes])[0]

@@ -48,8 +48,12 @@ class RunnerError(Exception):
     """A set-up or step command that failed: reported, never a traceback."""
 
 
+_plan_index = [0]  # the plan of a batch the lines are about
+
+
 def emit(kind: str, **fields: Any) -> None:
-    sys.stdout.write(PREFIX + json.dumps({"kind": kind, **fields}, sort_keys=True) + "\n")
+    line = {"kind": kind, "plan": _plan_index[0], **fields}
+    sys.stdout.write(PREFIX + json.dumps(line, sort_keys=True) + "\n")
     sys.stdout.flush()
 
 
@@ -488,13 +492,8 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        sys.stderr.write("usage: guest_runner.py PLAN.json\n")
-        return 2
-    signal.signal(signal.SIGTERM, _terminate)
-    with open(argv[1]) as handle:
-        plan = json.load(handle)
+def run_plan(plan: dict[str, Any]) -> int:
+    """One node: set up, run the steps, tear down (whatever happens)."""
     lab = Lab(plan)
     began = time.monotonic()
     status = 0
@@ -505,14 +504,32 @@ def main(argv: list[str]) -> int:
     except RunnerError as err:
         emit("error", message=str(err))
         status = 1
-    except KeyboardInterrupt:
-        emit("error", message="interrupted")
-        status = 130
     finally:
         lab.tear_down()
         listed = run(["ip", "netns", "list"], check=False).splitlines()
         left = [line.split()[0] for line in listed if line.strip()]
         emit("done", took_us=int((time.monotonic() - began) * 1e6), namespaces_left=left)
+    return status
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        sys.stderr.write("usage: guest_runner.py PLAN.json\n")
+        return 2
+    signal.signal(signal.SIGTERM, _terminate)
+    with open(argv[1]) as handle:
+        data = json.load(handle)
+    # A batch ({"plans": [...]}) runs its nodes one after the other in one boot.
+    plans = data.get("plans", [data])
+    status = 0
+    try:
+        for index, plan in enumerate(plans):
+            _plan_index[0] = index
+            status = max(status, run_plan(plan))
+    except KeyboardInterrupt:
+        emit("error", message="interrupted")
+        status = 130
+    emit("finished", plans=len(plans))
     return status
 
 

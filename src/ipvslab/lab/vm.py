@@ -136,20 +136,27 @@ def run_plan(
 ) -> Iterator[dict[str, Any]]:
     """Boots ``image`` (None: this host, as root) and yields the runner's lines.
 
-    The VM is gone when the iterator ends, also when the caller stops early or
-    is interrupted. The last line is the runner's ``done`` line, or a ``vm``
+    ``plan`` is one node's plan, or ``{"plans": [...]}`` to run several nodes
+    one after the other in one boot (each line then names its ``plan``). The VM
+    is gone when the iterator ends, also when the caller stops early or is
+    interrupted. The last line is the runner's ``finished`` line, or a ``vm``
     line saying how the VM ended without one.
     """
     options = options or VmOptions()
     with _plan_file(plan) as path:
+        env = dict(os.environ)
         if image is None:
             command = host_command(path)
         else:
             command = vng_command(image, path, options)
             command[0] = find_vng(options.vng)
+            # vng starts virtme-run by name: the directory it was found in must be
+            # on PATH (a virtual environment's bin/ often is not).
+            env["PATH"] = os.pathsep.join([str(Path(command[0]).parent), env.get("PATH", "")])
         try:
             process = subprocess.Popen(
                 command,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -169,7 +176,7 @@ def run_plan(
                 if parsed is None:
                     console = [*console[-19:], line.rstrip()[:300]]
                     continue
-                done = done or parsed.get("kind") == "done"
+                done = done or parsed.get("kind") == "finished"
                 yield parsed
             process.wait()
         finally:
