@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -72,14 +75,39 @@ def test_stopping_early_kills_the_whole_process_group(monkeypatch: pytest.Monkey
     lines = vm.run_plan({}, None)
     child = next(lines)["child"]
     lines.close()  # the caller stops reading (Ctrl-C, an error)
-    for _ in range(50):  # the signal is sent; the child needs a moment to exit
+    assert _gone(child)
+
+
+def _gone(pid: int) -> bool:
+    for _ in range(50):  # the signal is sent; the process needs a moment to exit
         state = subprocess.run(
-            ["ps", "-o", "stat=", "-p", str(child)], capture_output=True, text=True, check=False
+            ["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True, check=False
         ).stdout.strip()
         if state in ("", "Z"):  # gone, or a zombie already killed
-            break
+            return True
         time.sleep(0.1)
-    assert state in ("", "Z")
+    return False
+
+
+def test_sigterm_stops_the_vm_as_ctrl_c_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `kill` of the ipvslab process (or a closed terminal: SIGHUP) must not leave
+    # QEMU running in its own process group.
+    script = (
+        "import subprocess, time;"
+        "child = subprocess.Popen(['sleep', '60']);"
+        'print(\'IPVSLAB {"kind": "ready", "child": %d}\' % child.pid, flush=True);'
+        "time.sleep(60)"
+    )
+    monkeypatch.setattr(vm, "host_command", lambda plan: [sys.executable, "-c", script])
+    before = signal.getsignal(signal.SIGTERM)
+    lines = vm.run_plan({}, None)
+    child = next(lines)["child"]
+    # The signal comes while the host waits for the VM's next line.
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    with pytest.raises(KeyboardInterrupt):
+        next(lines)
+    assert _gone(child)
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_debian_package_names() -> None:

@@ -84,11 +84,18 @@ def _run_lab(
     count = sum(len(p) for p in plan_steps)
     console.print(f"lab: {count} steps of {len(plans)} script(s) on {where} ...", highlight=False)
     started = time.monotonic()
+    results = [capture.LabRun() for _ in plans]
+    lines = vm.run_plan({"plans": plans}, image, options)
     try:
-        lines = vm.run_plan({"plans": plans}, image, options)
-        results = capture.collect_batch(lines, nodes, plan_steps)
+        capture.collect_batch(lines, nodes, plan_steps, results)
     except vm.VmError as err:
         _fail(f"LAB UNAVAILABLE: {err}", EXIT_NO_KERNEL)
+    except KeyboardInterrupt:
+        lines.close()  # the VM is stopped before anything is printed
+        for scenario, result in zip(scenarios, results, strict=True):
+            if result.steps:
+                console.print(_steps_table(f"{scenario.name}: {result.kernel}", result.steps))
+        _fail("interrupted: the VM was stopped; the steps above are those it reported", 130)
     return results, time.monotonic() - started
 
 

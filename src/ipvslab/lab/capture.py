@@ -148,12 +148,17 @@ def _take(run: LabRun, line: dict[str, Any], node: LabNode, probes: list[dict[st
 
 
 def collect_batch(
-    lines: Any, nodes: list[LabNode], probes: list[list[dict[str, Any]]]
+    lines: Any,
+    nodes: list[LabNode],
+    probes: list[list[dict[str, Any]]],
+    runs: list[LabRun] | None = None,
 ) -> list[LabRun]:
     """Reads a boot's lines (an iterable of dicts) into one LabRun per plan of the
-    batch. Lines already read are kept when a later one is bad or the VM fails;
-    a VM failure is charged to every plan that had not finished."""
-    runs = [LabRun() for _ in nodes]
+    batch (into ``runs`` when given, so that a caller interrupted half-way still
+    holds what was read). Lines already read are kept when a later one is bad or
+    the VM fails; a VM failure is charged to every plan that had not finished."""
+    if runs is None:
+        runs = [LabRun() for _ in nodes]
     for line in lines:
         if line.get("kind") == "vm":
             console = line.get("console", [])

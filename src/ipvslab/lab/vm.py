@@ -23,7 +23,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,11 +130,33 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
+@contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt while a VM runs, so that the
+    clean-up below runs for them as for Ctrl-C (by default they end Python
+    at once and QEMU, in its own process group, would be left running)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    for sig in previous:
+        signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_plan(
     plan: dict[str, Any],
     image: KernelImage | None,
     options: VmOptions | None = None,
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     """Boots ``image`` (None: this host, as root) and yields the runner's lines.
 
     ``plan`` is one node's plan, or ``{"plans": [...]}`` to run several nodes
@@ -143,7 +166,7 @@ def run_plan(
     line saying how the VM ended without one.
     """
     options = options or VmOptions()
-    with _plan_file(plan) as path:
+    with _stop_signals_interrupt(), _plan_file(plan) as path:
         env = dict(os.environ)
         if image is None:
             command = host_command(path)
@@ -195,8 +218,6 @@ class _Watchdog:
     """Stops the VM after a timeout (a hung boot must not hold the caller)."""
 
     def __init__(self, process: subprocess.Popen[str], seconds: float) -> None:
-        import threading
-
         self.fired = False
         self._process = process
         self._timer = threading.Timer(seconds, self._fire)
