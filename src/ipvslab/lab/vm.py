@@ -34,6 +34,7 @@ from ipvslab.lab import guest_runner
 from ipvslab.lab.kernel_image import KernelImage
 
 PREFIX = guest_runner.PREFIX
+RUNNER = "guest_runner.py"
 # A boot plus a probe list that has not finished in this long is stuck.
 DEFAULT_TIMEOUT_S = 1800.0
 # Each line QEMU's console passes on is bounded: a runaway line is not kept whole.
@@ -59,7 +60,7 @@ def runner_path() -> Path:
 
 def vng_command(image: KernelImage, plan: Path, options: VmOptions) -> list[str]:
     """The virtme-ng command line of one boot that runs the plan and powers off."""
-    inner = f"{sys.executable} {runner_path()} {plan}"
+    inner = f"{guest_python()} {plan.parent / RUNNER} {plan}"
     return [
         options.vng,
         "--run",
@@ -76,7 +77,7 @@ def vng_command(image: KernelImage, plan: Path, options: VmOptions) -> list[str]
 
 
 def host_command(plan: Path) -> list[str]:
-    return [sys.executable, str(runner_path()), str(plan)]
+    return [sys.executable, str(plan.parent / RUNNER), str(plan)]
 
 
 def find_vng(name: str = "vng") -> str:
@@ -103,17 +104,26 @@ def parse_line(line: str) -> dict[str, Any] | None:
 
 @contextmanager
 def _plan_file(plan: dict[str, Any]) -> Iterator[Path]:
-    # Under the cache, not /tmp: the guest gets a /tmp of its own.
+    """The plan, and a copy of the runner beside it, in a directory of their own
+    under the cache: the guest sees the host's files, but not all of them (it
+    gets a /var/tmp of its own, for one), and a checkout may live anywhere."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ipvslab"
     base.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix="plan-", suffix=".json", dir=base)
+    folder = Path(tempfile.mkdtemp(prefix="run-", dir=base))
     try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(plan, out)
-        yield Path(name)
+        shutil.copyfile(runner_path(), folder / RUNNER)
+        (folder / "plan.json").write_text(json.dumps(plan))
+        yield folder / "plan.json"
     finally:
-        with suppress(OSError):
-            os.unlink(name)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def guest_python() -> str:
+    """The Python the guest runs the runner with: the base interpreter of this
+    one (the runner needs only the standard library; a virtual environment may
+    sit where the guest cannot see it)."""
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    return str(base) if base.is_file() else sys.executable
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
