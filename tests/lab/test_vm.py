@@ -65,15 +65,23 @@ def test_a_hung_boot_is_killed_at_its_timeout(monkeypatch: pytest.MonkeyPatch) -
     assert "timed out" in lines[-1]["message"]
 
 
+# A stand-in VM that starts a child (as vng starts QEMU), reports its pid, and
+# hangs.
+_WITH_A_CHILD = (
+    "import subprocess, time;"
+    "child = subprocess.Popen(['sleep', '60']);"
+    'print(\'IPVSLAB {"kind": "ready", "child": %d}\' % child.pid, flush=True);'
+    "time.sleep(60)"
+)
+
+
+def _vm_with_a_child(plan: Path) -> list[str]:
+    return [sys.executable, "-c", _WITH_A_CHILD]
+
+
 def test_stopping_early_kills_the_whole_process_group(monkeypatch: pytest.MonkeyPatch) -> None:
     # A child of the VM process (as QEMU is of vng) must go too.
-    script = (
-        "import subprocess, sys, time;"
-        "child = subprocess.Popen(['sleep', '60']);"
-        'print(\'IPVSLAB {"kind": "ready", "child": %d}\' % child.pid, flush=True);'
-        "time.sleep(60)"
-    )
-    monkeypatch.setattr(vm, "host_command", lambda plan: [sys.executable, "-c", script])
+    monkeypatch.setattr(vm, "host_command", _vm_with_a_child)
     lines = vm.run_plan({}, None)
     child = next(lines)["child"]
     lines.close()  # the caller stops reading (Ctrl-C, an error)
@@ -94,13 +102,7 @@ def _gone(pid: int) -> bool:
 def test_sigterm_stops_the_vm_as_ctrl_c_does(monkeypatch: pytest.MonkeyPatch) -> None:
     # `kill` of the ipvslab process (or a closed terminal: SIGHUP) must not leave
     # QEMU running in its own process group.
-    script = (
-        "import subprocess, time;"
-        "child = subprocess.Popen(['sleep', '60']);"
-        'print(\'IPVSLAB {"kind": "ready", "child": %d}\' % child.pid, flush=True);'
-        "time.sleep(60)"
-    )
-    monkeypatch.setattr(vm, "host_command", lambda plan: [sys.executable, "-c", script])
+    monkeypatch.setattr(vm, "host_command", _vm_with_a_child)
     before = signal.getsignal(signal.SIGTERM)
     lines = vm.run_plan({}, None)
     child = next(lines)["child"]
