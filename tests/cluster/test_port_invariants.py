@@ -6,7 +6,7 @@ seed, the era and the order of events.
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ipvslab.cluster.client_tcp import EADDRNOTAVAIL, ClientNetns, ClientSysctls, CloseHow
@@ -127,6 +127,9 @@ def test_every_port_of_low_parity_is_used_before_any_other(
     pod = ClientNetns(HostPorts((6, 1, 0), seed=seed, selection=era), POD_A, sysctls)
     same = {p for p in range(low, low + size, 2)} - blocked
     other = {p for p in range(low + 1, low + size, 2)} - blocked
+    # A range whose every port is reserved has nothing to hand out, to any
+    # destination (EADDRNOTAVAIL is right there): not this property's case.
+    assume(same or other)
     got = [pod.connect(CLUSTER_IP, 80, 0) for _ in range(len(same) + len(other))]
     assert set(got[: len(same)]) == same
     assert set(got[len(same) :]) == other

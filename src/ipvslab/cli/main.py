@@ -62,6 +62,12 @@ def _add_doctor(app: typer.Typer) -> None:
     app.add_typer(doctor.doctor_app, name="doctor")
 
 
+def _add_lab(app: typer.Typer) -> None:
+    from ipvslab.cli import lab
+
+    app.add_typer(lab.lab_app, name="lab")
+
+
 # In the order help lists them.
 SUBCOMMANDS: dict[str, Callable[[typer.Typer], None]] = {
     "explain": _add_explain,
@@ -71,6 +77,7 @@ SUBCOMMANDS: dict[str, Callable[[typer.Typer], None]] = {
     "sweep": _add_sweep,
     "report": _add_report,
     "doctor": _add_doctor,
+    "lab": _add_lab,
 }
 
 
