@@ -199,3 +199,16 @@ def test_a_script_carries_on_past_the_duration_and_clients_need_no_load() -> Non
     assert [s.result for s in run.steps] == ["established", "ok", "established"]
     assert run.end_us >= 5_000_000
     assert any(what == "created" and t == 3_000_000 for t, _, what in run.pod_log)
+
+
+def test_a_held_connection_can_be_released_by_the_very_next_step() -> None:
+    # A held connect may be established inside connect() itself (no wait in between):
+    # the release right after it must find it, as a user writing these two steps expects.
+    steps = script(
+        [
+            {"connect": {"client": "c", "port": 40002, "close": "held"}},
+            {"release": {"client": "c", "port": 40002}},
+        ]
+    )
+    assert [s.result for s in steps] == ["established", "ok"]
+    assert steps[1].entry_after.startswith(("FIN_WAIT", "CLOSE", "TIME_WAIT"))

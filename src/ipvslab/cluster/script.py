@@ -128,14 +128,16 @@ class ScriptRunner:
                 hold=None if held else connect.hold,
                 bind_port=connect.port or 0,
                 done=lambda a: self._connect_done(a, result, client, service),
-                connected=(lambda a: self._connect_done(a, result, client, service))
+                connected=(lambda a: self._connect_done(a, result, client, service, held=True))
                 if held
                 else None,
             )
             if not connect.port:
                 result.entry_before = attempt.entry_before
             result.client_port = attempt.port
-            if held:
+            if held and not result.result:
+                # Still connecting: held from now on (once established, _connect_done holds
+                # it before the next step runs, which may be its release).
                 self._held[(client.name, attempt.port)] = attempt
             return True
         if step.release is not None:
@@ -198,7 +200,12 @@ class ScriptRunner:
             result.detail = attempt.first.outcome
 
     def _connect_done(
-        self, attempt: Attempt, result: StepResult, client: ClientPod, service: ServiceInfo
+        self,
+        attempt: Attempt,
+        result: StepResult,
+        client: ClientPod,
+        service: ServiceInfo,
+        held: bool = False,
     ) -> None:
         """The step is done: its connection closed, failed, or (held) is established."""
         if result.result:
@@ -208,6 +215,10 @@ class ScriptRunner:
         self._after(result, client, attempt.port, service)
         if attempt.result is not Result.ESTABLISHED:
             self._held.pop((client.name, attempt.port), None)
+        elif held:
+            # Held before the next step runs: it may be this connection's release, and the
+            # connect may have finished inside connect() itself.
+            self._held[(client.name, attempt.port)] = attempt
         self._advance()
 
     def _udp_done(
