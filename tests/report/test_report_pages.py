@@ -260,3 +260,47 @@ def test_a_script_runs_steps_are_listed_with_their_entries(tmp_path: Path) -> No
     assert rows[2][5].text.startswith("TIME_WAIT 10.244.0.")
     assert rows[4][6].text == "RESCHEDULE"
     assert rows[4][3].text == "c-0:40000"
+
+
+UDP_SCENARIO = """\
+name: dns
+duration: 4s
+cluster: {kernel: "4.19", kube_proxy: {version: v1.20.0}}
+services:
+  - {name: dns, port: 53, target_port: 53, protocol: UDP, deployment: {replicas: 2}}
+clients:
+  - {name: q, service: dns, load: {kind: udp, rate: 40}}
+events:
+  - {at: 2s, set_weight: {service: dns, pod: 0, weight: 0}}
+  - {at: 3s, sysctl: {name: net.ipv4.vs.expire_nodest_conn, value: 0}}
+"""
+
+
+def _page_text(tmp_path: Path, scenario: str) -> str:
+    from typer.testing import CliRunner
+
+    from ipvslab.cli.main import app
+
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(out), "--quiet", "--report"])
+    assert result.exit_code == 0, result.output
+    return (out / "report.html").read_text()
+
+
+def test_a_udp_run_page_speaks_of_requests_like_the_terminal(tmp_path: Path) -> None:
+    # conn_reuse_mode's first-SYN drop never applies to UDP: no "first SYN dropped" line,
+    # and the 1 s step of the CDF is the client's retry, not #70747.
+    html = _page_text(tmp_path, UDP_SCENARIO)
+    assert "requests (UDP)" in html and "answer time" in html
+    assert "first SYN dropped</dt>" not in html
+    assert "sent again" in html
+
+
+def test_event_labels_say_what_changed(tmp_path: Path) -> None:
+    html = _page_text(tmp_path, UDP_SCENARIO)
+    assert "set_weight dns pod 0 weight 0" in html
+    assert "sysctl net.ipv4.vs.expire_nodest_conn=0" in html
+    labels = re.findall(r'"text":"([^"]*)"', html)  # the figures' annotations
+    assert labels and not any("None" in label for label in labels)

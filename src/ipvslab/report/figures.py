@@ -8,6 +8,7 @@ attempts to delete them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,9 +70,17 @@ def events_of(spec: dict[str, Any] | None, pods: pl.DataFrame) -> list[Marker]:
             payload = event.get(action)
             what = [action]
             if isinstance(payload, dict):
-                what += [str(payload[k]) for k in ("service", "node", "name") if k in payload]
+                what += [str(payload[k]) for k in ("service", "node") if payload.get(k) is not None]
+                if payload.get("pod") is not None and action != "rollout":
+                    what.append(f"pod {payload['pod']}")
+                if payload.get("name") is not None:
+                    what.append(f"{payload['name']}={payload.get('value')}")
                 if "replicas" in payload:
                     what.append(f"to {payload['replicas']}")
+                if "weight" in payload:
+                    what.append(f"weight {payload['weight']}")
+                if "ready" in payload:
+                    what.append("ready" if payload["ready"] else "not ready")
             at = event.get("at")
             if isinstance(at, int | float):
                 markers.append(Marker(at / 1e6, " ".join(what)))
@@ -85,20 +94,39 @@ def events_of(spec: dict[str, Any] | None, pods: pl.DataFrame) -> list[Marker]:
 
 
 def _mark(figure: go.Figure, markers: Sequence[Marker]) -> None:
-    for marker in markers:
-        figure.add_vline(
+    # Labels of events close together are staggered, so they do not print over each other.
+    last: float | None = None
+    level = 0
+    for marker in sorted(markers, key=lambda m: m.t_s):
+        level = level + 1 if last is not None and marker.t_s - last < 15 else 0
+        last = marker.t_s
+        figure.add_vline(x=marker.t_s, line_dash="dash", line_color="#444")
+        figure.add_annotation(
             x=marker.t_s,
-            line_dash="dash",
-            line_color="#444",
-            annotation_text=marker.label,
-            annotation_position="top left",
+            y=1 - 0.08 * (level % 5),
+            yref="paper",
+            text=marker.label,
+            showarrow=False,
+            xanchor="left",
+            font={"size": 10},
+            bgcolor="rgba(255,255,255,0.7)",
         )
 
 
-def shares_figure(shares: pl.DataFrame, markers: Sequence[Marker], title: str) -> go.Figure | str:
-    """Each pod's share of new connections per interval, stacked, events marked."""
+def shares_figure(
+    shares: pl.DataFrame,
+    markers: Sequence[Marker],
+    title: str,
+    pods: Sequence[str] = (),
+    end_s: float | None = None,
+) -> go.Figure | str:
+    """Each pod's share of new connections per interval, stacked, events marked; every
+    pod in ``pods`` is drawn, also one that never got a connection (at 0: starved), and
+    the x axis spans the run to ``end_s``."""
     figure = go.Figure(layout={**_LAYOUT, "title": title})
     figure.update_xaxes(title_text="time (s)")
+    if end_s is not None:
+        figure.update_xaxes(range=[0, end_s])
     figure.update_yaxes(title_text="share of new connections", range=[0, 1], tickformat=".0%")
     if shares.height == 0:
         return f"{title}: no connection reached a pod."
@@ -107,6 +135,8 @@ def shares_figure(shares: pl.DataFrame, markers: Sequence[Marker], title: str) -
         .fill_null(0.0)
         .sort("t_s")
     )
+    for pod in sorted({*pods} - set(grid.columns)):
+        grid = grid.with_columns(pl.lit(0.0).alias(pod))
     for pod in sorted(c for c in grid.columns if c != "t_s"):
         figure.add_trace(
             go.Scatter(
@@ -162,7 +192,11 @@ def cdf_points(connect_us: pl.Series) -> tuple[list[float], list[float]]:
     return [float(v) / 1000.0 for v in values], [(r + 1) / n for r in ranks]
 
 
-def latency_cdf_figure(curves: Sequence[tuple[str, pl.Series]], title: str) -> go.Figure | str:
+def latency_cdf_figure(
+    curves: Sequence[tuple[str, pl.Series]],
+    title: str,
+    one_second_label: str = "1 s: a dropped first SYN",
+) -> go.Figure | str:
     """Connect time of established connections, one CDF per configuration (log time
     axis, so a 0.2 ms connect and a 1 s retransmission both show)."""
     figure = go.Figure(layout={**_LAYOUT, "title": title})
@@ -179,11 +213,24 @@ def latency_cdf_figure(curves: Sequence[tuple[str, pl.Series]], title: str) -> g
         )
     if not drawn:
         return f"{title}: no connection was established."
+    # Log axis from a decade below the fastest to past 1 s: a curve whose connects all
+    # take one value (0.2 ms) is then a visible step, not a line on the axis.
+    fastest = min(
+        (float(s.drop_nulls().min()) / 1000.0 for _, s in curves if s.drop_nulls().len()),  # type: ignore[arg-type]
+        default=0.1,
+    )
+    slowest = max(
+        (float(s.drop_nulls().max()) / 1000.0 for _, s in curves if s.drop_nulls().len()),  # type: ignore[arg-type]
+        default=ONE_SECOND_MS,
+    )
+    low = math.log10(max(fastest, 1e-3)) - 0.5
+    high = math.log10(max(slowest, ONE_SECOND_MS) * 3)
+    figure.update_xaxes(range=[low, high])
     figure.add_vline(
         x=ONE_SECOND_MS,
         line_dash="dot",
         line_color="#d62728",
-        annotation_text="1 s: a dropped first SYN",
+        annotation_text=one_second_label,
         annotation_position="bottom right",
     )
     return figure

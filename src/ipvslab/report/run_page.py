@@ -25,6 +25,11 @@ def _seconds(value: Any) -> str:
     return f"{value:.0f} s" if isinstance(value, int | float) else "-"
 
 
+def _only_udp(summary: dict[str, Any]) -> bool:
+    udp = summary.get("udp_requests", 0)
+    return isinstance(udp, int) and udp > 0 and udp == summary.get("connections")
+
+
 def _summary_facts(summary: dict[str, Any], path: Path) -> Facts:
     errors = field(summary, path, "errors", dict)
     connect = field(summary, path, "connect_ms", dict)
@@ -33,30 +38,55 @@ def _summary_facts(summary: dict[str, Any], path: Path) -> Facts:
         for k, v in errors.items()
         if isinstance(v, int) and not isinstance(v, bool) and v
     )
-    return Facts(
-        [
-            ("simulated", f"{field(summary, path, 'simulated_s', (int, float)):.1f} s"),
-            ("connections", _count(summary, path, "connections")),
-            ("established", _count(summary, path, "established")),
-            (
-                "errors",
-                f"{field(summary, path, 'error_rate', (int, float)):.2%}"
-                + (f": {failed}" if failed else ""),
-            ),
-            (
-                "connect time",
-                f"p50 {_ms(connect.get('p50'))}, p99 {_ms(connect.get('p99'))},"
-                f" max {_ms(connect.get('max'))}",
-            ),
-            ("reused ports", f"{_count(summary, path, 'reused_port')} met an existing entry"),
-            ("first SYN dropped", _count(summary, path, "first_syn_dropped")),
-            (
-                "to weight-0 / gone",
-                f"{_count(summary, path, 'to_weight0')}"
-                f" / {_count(summary, path, 'to_removed_or_gone')}",
-            ),
-        ]
+    # The terminal's wording (cli/run.py): a UDP-only run has requests and answers, and
+    # no first-SYN line (conn_reuse_mode's drop is for TCP SYNs only).
+    only_udp = _only_udp(summary)
+    items = [
+        ("simulated", f"{field(summary, path, 'simulated_s', (int, float)):.1f} s"),
+        ("requests (UDP)" if only_udp else "connections", _count(summary, path, "connections")),
+        ("answered" if only_udp else "established", _count(summary, path, "established")),
+        (
+            "errors",
+            f"{field(summary, path, 'error_rate', (int, float)):.2%}"
+            + (f": {failed}" if failed else ""),
+        ),
+        (
+            "answer time" if only_udp else "connect time",
+            f"p50 {_ms(connect.get('p50'))}, p99 {_ms(connect.get('p99'))},"
+            f" max {_ms(connect.get('max'))}",
+        ),
+        ("reused ports", f"{_count(summary, path, 'reused_port')} met an existing entry"),
+    ]
+    if not only_udp:
+        items.append(("first SYN dropped", _count(summary, path, "first_syn_dropped")))
+    items.append(
+        (
+            "to weight-0 / gone",
+            f"{_count(summary, path, 'to_weight0')}"
+            f" / {_count(summary, path, 'to_removed_or_gone')}",
+        )
     )
+    imbalance = summary.get("imbalance")
+    if isinstance(imbalance, dict):
+        for service, imb in sorted(imbalance.items()):
+            if isinstance(imb, dict):
+                items.append(
+                    (
+                        f"imbalance {service}",
+                        f"max/mean {imb.get('max_over_mean', 0):.2f}, Gini"
+                        f" {imb.get('gini', 0):.2f} over {imb.get('pods', '?')} pods",
+                    )
+                )
+    for scale in summary.get("scale_outs") or []:
+        if isinstance(scale, dict):
+            items.append(
+                (
+                    f"scale-out {scale.get('service')} at {scale.get('at_s', 0):g}s",
+                    f"new pods' share {scale.get('new_pods_share', 0):.1%}"
+                    f" (fair {scale.get('fair_share', 0):.1%})",
+                )
+            )
+    return Facts(items)
 
 
 def _real_servers_table(summary: dict[str, Any], path: Path) -> Table | None:
@@ -162,7 +192,13 @@ def build(folder: Path) -> Page:
     server_log = inputs.read_parquet(folder / "server_log.parquet", inputs.SERVER_LOG)
     pods = inputs.read_parquet(folder / "pods.parquet", inputs.PODS)
     spec = setup.get("scenario_spec") if setup else None
-    markers = figures.events_of(spec if isinstance(spec, dict) else None, pods)
+    end_s = field(summary, summary_path, "simulated_s", (int, float))
+    # An interrupted run ends early: events it never reached are not drawn.
+    markers = [
+        m
+        for m in figures.events_of(spec if isinstance(spec, dict) else None, pods)
+        if m.t_s <= end_s
+    ]
     label = config_label(setup)
     dataplane = str(setup.get("dataplane", "?")) if setup else "?"
 
@@ -172,6 +208,13 @@ def build(folder: Path) -> Page:
                 shares.filter(pl.col("service") == service),
                 markers,
                 f"{service}: share of new connections per real server",
+                # Every pod of the service, also one no connection reached (starved).
+                sorted(
+                    p
+                    for p in set(pods["pod"].to_list())
+                    if p.startswith(f"{service}-") and p[len(service) + 1 :].isdigit()
+                ),
+                end_s,
             )
         )
         for service in sorted(set(shares["service"].to_list())) or [""]
@@ -179,7 +222,25 @@ def build(folder: Path) -> Page:
     established = trace.filter(pl.col("result") == "established")["connect_us"]
     sections = [
         Section("setup", "What ran", list(setup_facts(setup, rerun))),
-        Section("summary", "Summary", [_summary_facts(summary, summary_path)]),
+        Section(
+            "summary",
+            "Summary",
+            [
+                *(
+                    [
+                        Text(
+                            [
+                                f"Interrupted at {end_s:.1f} s simulated (Ctrl-C): the figures"
+                                " cover what was simulated; later events did not happen."
+                            ]
+                        )
+                    ]
+                    if summary.get("interrupted") is True
+                    else []
+                ),
+                _summary_facts(summary, summary_path),
+            ],
+        ),
         Section(
             "shares",
             "Share of new connections per real server",
@@ -211,8 +272,17 @@ def build(folder: Path) -> Page:
             "Connect time",
             [
                 figures.block(
-                    figures.latency_cdf_figure([(label, established)], "connect-time CDF"),
-                    "A step at 1 s is the first SYN dropped and retransmitted (#70747).",
+                    figures.latency_cdf_figure(
+                        [(label, established)],
+                        "answer-time CDF" if _only_udp(summary) else "connect-time CDF",
+                        "1 s: a request sent again"
+                        if _only_udp(summary)
+                        else "1 s: a dropped first SYN",
+                    ),
+                    "A step at 1 s is a request that went unanswered and was sent again after"
+                    " its timeout (the UDP client's retry)."
+                    if _only_udp(summary)
+                    else "A step at 1 s is the first SYN dropped and retransmitted (#70747).",
                 )
             ],
         ),
