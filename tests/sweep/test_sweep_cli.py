@@ -60,6 +60,7 @@ def test_the_sweep_writes_its_table_and_page_and_an_unknown_metric_keeps_them(
     assert pl.read_csv(out / "results.csv").height == 4
     page = (out / "sweep.html").read_text()
     assert "first_syn_dropped against cluster.kernel" in page
+    assert "set duration" in page  # what every run changed from the base is on the page
     # The rows are there: a second invocation runs nothing and plots another metric.
     code, stdout, stderr = invoke(sweep, "--out", out, "--metric", "drops")
     assert code == 2

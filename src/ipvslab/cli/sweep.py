@@ -148,6 +148,9 @@ def _write_page(
     facts = {
         "sweep file": str(sweep.file),
         "base scenario": sweep.base_file,
+        # What every run changes from the base: without it the page would describe the
+        # base's setup (its kube-proxy version, say) where the runs had another.
+        **{f"set {key}": str(value) for key, value in sweep.spec.set_.items()},
         "runs": f"{frame.height} of {result.runs}",
         "ipvslab": __version__,
     }
