@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TypeVar
 
+STOP_GRACE_S = 2.0  # after Ctrl-C, how long a running worker may take to stop by itself
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -58,9 +59,16 @@ def in_processes(
             # terminal's Ctrl-C already have the signal, a `kill -INT` of this one not.
             for future in pending:
                 future.cancel()
-            for pid in list(getattr(pool, "_processes", None) or {}):
+            processes = dict(getattr(pool, "_processes", None) or {})
+            for pid in processes:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGINT)
+            # A worker that was between two runs when the signal came (ignoring it) may
+            # have started another: after a grace period it is stopped, not waited for.
+            wait([f for f in pending if not f.done()], timeout=STOP_GRACE_S)
+            for process in processes.values():
+                if process.is_alive():
+                    process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
