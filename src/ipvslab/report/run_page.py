@@ -25,6 +25,15 @@ def _seconds(value: Any) -> str:
     return f"{value:.0f} s" if isinstance(value, int | float) else "-"
 
 
+def _num(value: Any, spec: str) -> str:
+    """A number of summary.json as the terminal shows it; "?" for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "?"
+    if spec == "d" and not isinstance(value, int):
+        return "?"
+    return format(value, spec)
+
+
 def _only_udp(summary: dict[str, Any]) -> bool:
     udp = summary.get("udp_requests", 0)
     return isinstance(udp, int) and udp > 0 and udp == summary.get("connections")
@@ -68,22 +77,23 @@ def _summary_facts(summary: dict[str, Any], path: Path) -> Facts:
     )
     imbalance = summary.get("imbalance")
     if isinstance(imbalance, dict):
-        for service, imb in sorted(imbalance.items()):
+        for service, imb in sorted(imbalance.items(), key=lambda kv: str(kv[0])):
             if isinstance(imb, dict):
                 items.append(
                     (
                         f"imbalance {service}",
-                        f"max/mean {imb.get('max_over_mean', 0):.2f}, Gini"
-                        f" {imb.get('gini', 0):.2f} over {imb.get('pods', '?')} pods",
+                        f"max/mean {_num(imb.get('max_over_mean'), '.2f')}, Gini"
+                        f" {_num(imb.get('gini'), '.2f')} over {_num(imb.get('pods'), 'd')} pods",
                     )
                 )
-    for scale in summary.get("scale_outs") or []:
+    scales = summary.get("scale_outs")
+    for scale in scales if isinstance(scales, list) else []:
         if isinstance(scale, dict):
             items.append(
                 (
-                    f"scale-out {scale.get('service')} at {scale.get('at_s', 0):g}s",
-                    f"new pods' share {scale.get('new_pods_share', 0):.1%}"
-                    f" (fair {scale.get('fair_share', 0):.1%})",
+                    f"scale-out {scale.get('service')} at {_num(scale.get('at_s'), 'g')}s",
+                    f"new pods' share {_num(scale.get('new_pods_share'), '.1%')}"
+                    f" (fair {_num(scale.get('fair_share'), '.1%')})",
                 )
             )
     return Facts(items)
