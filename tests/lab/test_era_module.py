@@ -217,3 +217,39 @@ def test_the_fingerprint_tells_the_drop_era_from_the_stock_kernel() -> None:
     assert label in verdict.matches and "debian-12" not in verdict.matches
     assert verdict.decided["unconfirmed_conntrack_reuse"] is False
     assert verdict.decided["first_syn_drop"] is True
+
+
+def test_era_module_without_a_kernel_is_said_loudly_with_exit_3(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["lab", "era-module", "drop", "--vmlinuz", str(tmp_path / "no")])
+    assert result.exit_code == 3
+    assert "LAB UNAVAILABLE" in result.output and "Traceback" not in result.output
+
+
+def test_era_module_of_an_unknown_era_exits_2() -> None:
+    result = runner.invoke(app, ["lab", "era-module", "1999"])
+    assert result.exit_code == 2
+    assert "unknown era '1999'" in result.output
+
+
+def test_a_build_that_fails_names_the_step_and_exits_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boot = tmp_path / "6.1.0-57-amd64" / "boot"
+    boot.mkdir(parents=True)
+    (boot / "vmlinuz-6.1.0-57-amd64").write_bytes(b"")
+    (tmp_path / "linux-image-6.1.0-57-amd64_6.1.192-3_amd64.deb").write_bytes(b"")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # No registry here: apt-get is made to fail as it would without network.
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin" / "apt-get"
+    fake.write_text(
+        "#!/bin/sh\necho 'E: Unable to locate package linux-source-6.1' >&2\nexit 100\n"
+    )
+    fake.chmod(0o755)
+    result = runner.invoke(
+        app, ["lab", "era-module", "--vmlinuz", str(boot / "vmlinuz-6.1.0-57-amd64")]
+    )
+    assert result.exit_code == 3, result.output
+    assert "apt-get download linux-source-6.1=6.1.192-3" in result.output
+    assert "Unable to locate package" in result.output and "Traceback" not in result.output

@@ -7,32 +7,18 @@ Exit 3 (no kernel, no module, no VM) skips with the reason; a disagreement fails
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner, Result
-
-from ipvslab.cli.main import app
+from lab_vm import lab, needs_vm
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "lab" / "era-drop.yaml"
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("IPVSLAB_LAB_VM") != "1",
-    reason="builds an ip_vs module and boots a kernel under QEMU (slow): set IPVSLAB_LAB_VM=1",
-)
-
-
-def _lab(*args: str) -> Result:
-    result = CliRunner().invoke(app, ["lab", *args], env={"COLUMNS": "160"})
-    if result.exit_code == 3:
-        pytest.skip("LAB UNAVAILABLE: " + " | ".join(result.output.strip().splitlines()[-5:]))
-    return result
+pytestmark = needs_vm
 
 
 def test_the_drop_era_module_drops_a_reused_ports_first_syn_as_the_model_says() -> None:
     # The booted kernel's ip_vs rebuilt with f0a5e4d7a594 reverted (built on first use).
-    result = _lab("compare", str(SCRIPT), "--era", "drop", "--json")
+    result = lab("compare", str(SCRIPT), "--era", "drop", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["era"] == "drop" and "unconfirmed_conntrack_reuse off" in report["model"]
@@ -44,6 +30,6 @@ def test_the_drop_era_module_drops_a_reused_ports_first_syn_as_the_model_says() 
 
 
 def test_the_drop_era_module_is_fingerprinted_as_the_drop_era() -> None:
-    result = _lab("fingerprint", "--era", "drop")
+    result = lab("fingerprint", "--era", "drop")
     assert result.exit_code == 0, result.output
     assert "with the drop era module: the probes agree with" in result.output
