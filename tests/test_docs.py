@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     ("lab", "run"),
     ("lab", "compare"),
     ("lab", "fingerprint"),
+    ("lab", "era-module"),
     ("presets",),
     ("reproduce",),
     ("report",),

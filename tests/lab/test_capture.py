@@ -120,3 +120,19 @@ def test_a_batch_is_split_by_plan_and_a_vm_failure_charged_to_the_unfinished() -
     assert [s.pod for s in first.steps] == ["web-0", "api-0", ""]
     assert [s.result for s in second.steps] == ["ECONNREFUSED"]
     assert second.errors == ["the VM ended without the runner's report (timed out)"]
+
+
+def test_a_runner_that_dies_after_done_keeps_the_vms_reason_and_console() -> None:
+    # A set-up failure the runner did not catch: its "done" line, then a traceback.
+    lines = [
+        {"kind": "ready", "kernel": "6.1.0-57-amd64"},
+        {"kind": "done", "took_us": 1, "namespaces_left": []},
+        {
+            "kind": "vm",
+            "message": "the VM ended without the runner's report (exit 1)",
+            "console": ["FileNotFoundError: /sys/module/ip_vs/srcversion"],
+        },
+    ]
+    run = collect(lines, NODE, PROBES)
+    assert run.errors == ["the VM ended without the runner's report (exit 1)"]
+    assert run.console == ["FileNotFoundError: /sys/module/ip_vs/srcversion"]

@@ -8,32 +8,18 @@ runner failure) skips with the reason; a disagreement (exit 1) fails.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner, Result
-
-from ipvslab.cli.main import app
+from lab_vm import lab, needs_vm
 
 CORPUS = sorted((Path(__file__).resolve().parents[2] / "examples" / "lab").glob("*.yaml"))
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("IPVSLAB_LAB_VM") != "1",
-    reason="boots a kernel under QEMU (slow): set IPVSLAB_LAB_VM=1 to run",
-)
-
-
-def _lab(*args: str) -> Result:
-    result = CliRunner().invoke(app, ["lab", *args], env={"COLUMNS": "160"})
-    if result.exit_code == 3:
-        pytest.skip("LAB UNAVAILABLE: " + " | ".join(result.output.strip().splitlines()[-5:]))
-    return result
+pytestmark = needs_vm
 
 
 def test_model_and_debian_kernel_agree_on_every_step_of_the_corpus() -> None:
     # One boot runs every script, one node after the other.
-    result = _lab("compare", *map(str, CORPUS))
+    result = lab("compare", *map(str, CORPUS))
     assert result.exit_code == 0, result.output
     assert len(CORPUS) >= 4
     steps = int(result.output.split(" of ")[-1].split()[0])
@@ -42,11 +28,11 @@ def test_model_and_debian_kernel_agree_on_every_step_of_the_corpus() -> None:
 
 def test_without_kube_proxys_rules_conntrack_0_works_on_both_sides() -> None:
     script = next(p for p in CORPUS if p.stem == "conntrack-0")
-    result = _lab("compare", str(script), "--no-rules")
+    result = lab("compare", str(script), "--no-rules")
     assert result.exit_code == 0, result.output
 
 
 def test_debian_kernel_is_fingerprinted_as_debian_12() -> None:
-    result = _lab("fingerprint")
+    result = lab("fingerprint")
     assert result.exit_code == 0, result.output
     assert "its release names preset debian-12: the probes agree" in result.output

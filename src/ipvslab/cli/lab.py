@@ -24,7 +24,16 @@ from rich.table import Table
 
 from ipvslab.cluster.script import StepResult
 from ipvslab.kernel.presets import resolve_kernel
-from ipvslab.lab import capture, compare, fingerprint, kernel_image, node, probes, vm
+from ipvslab.lab import (
+    capture,
+    compare,
+    era_module,
+    fingerprint,
+    kernel_image,
+    node,
+    probes,
+    vm,
+)
 from ipvslab.scenario import ScenarioError, format_problems, load_model
 from ipvslab.scenario.model import Scenario
 
@@ -69,6 +78,7 @@ def _run_lab(
     with_rules: bool,
     options: vm.VmOptions,
     console: Console,
+    module: era_module.EraModule | None = None,
 ) -> tuple[list[capture.LabRun], float]:
     """Every scenario's script on the kernel, one after the other in one boot."""
     nodes: list[node.LabNode] = []
@@ -81,6 +91,9 @@ def _run_lab(
             _fail(f"{scenario.name}: {err}", EXIT_BAD_INPUT)
     plans = [{**n.as_plan(), "steps": p} for n, p in zip(nodes, plan_steps, strict=True)]
     where = f"kernel {image.release} under QEMU" if image else "this host's kernel"
+    if module is not None:
+        plans = [{**p, "ip_vs_module": str(module.ip_vs)} for p in plans]
+        where += f" with the {module.era.name} era's ip_vs ({module.directory / 'ERA.txt'})"
     count = sum(len(p) for p in plan_steps)
     console.print(f"lab: {count} steps of {len(plans)} script(s) on {where} ...", highlight=False)
     started = time.monotonic()
@@ -145,6 +158,7 @@ class VmArgs:
     cpus: int
     memory: str
     timeout: float
+    era: str | None = None  # load that era's rebuilt ip_vs in the guest
 
 
 def _session(
@@ -161,8 +175,9 @@ def _session(
     steps it did report, then why it failed, and exits 3."""
     console = Console(stderr=as_json)
     image = _kernel(kernel_package, vmlinuz, host)
+    module = _era_module(vm_args.era, image, console)
     options = vm.VmOptions(cpus=vm_args.cpus, memory=vm_args.memory, timeout_s=vm_args.timeout)
-    results, wall = _run_lab(scenarios, image, not no_rules, options, console)
+    results, wall = _run_lab(scenarios, image, not no_rules, options, console, module)
     if not all(r.complete for r in results):
         for scenario, result in zip(scenarios, results, strict=True):
             if result.steps:
@@ -171,6 +186,55 @@ def _session(
         raise typer.Exit(EXIT_NO_KERNEL)
     kernel = results[0].kernel if results else ""
     return console, results, wall, kernel or (image.release if image else "")
+
+
+def _era(name: str | None) -> era_module.Era | None:
+    if name is None:
+        return None
+    try:
+        return era_module.era_named(name)
+    except era_module.EraModuleError as err:
+        _fail(f"--era: {err}", EXIT_BAD_INPUT)
+    raise AssertionError("unreachable")
+
+
+def _era_module(
+    name: str | None, image: kernel_image.KernelImage | None, console: Console
+) -> era_module.EraModule | None:
+    era = _era(name)
+    if era is None:
+        return None
+    if image is None:
+        _fail("--era needs a VM (not --host): the era module replaces the kernel's ip_vs", 2)
+        raise AssertionError("unreachable")
+    started = time.monotonic()
+    try:
+        module = era_module.build_era_module(image, era)
+    except era_module.EraModuleError as err:
+        _fail(f"LAB UNAVAILABLE: no {era.name} era module: {err}", EXIT_NO_KERNEL)
+        raise AssertionError("unreachable") from None
+    console.print(
+        f"era module {era.name} for {image.release} ({time.monotonic() - started:.0f} s):"
+        f" reverts {', '.join(era.reverts)}",
+        highlight=False,
+    )
+    return module
+
+
+def _overrides(name: str | None) -> dict[str, bool]:
+    era = _era(name)
+    if era is None:
+        return {}
+    return {**dict.fromkeys(era.features_on, True), **dict.fromkeys(era.features_off, False)}
+
+
+def _model_label(kernel: str, name: str | None) -> str:
+    """The kernel the model ran, named honestly when an era changed it."""
+    era = _era(name)
+    if era is None:
+        return kernel
+    changed = [f"{f} on" for f in era.features_on] + [f"{f} off" for f in era.features_off]
+    return f"{kernel} + era {era.name} ({', '.join(changed)})"
 
 
 KernelPackage = typer.Option(
@@ -186,6 +250,11 @@ NoRules = typer.Option(False, "--no-rules", help="Without kube-proxy's iptables 
 Cpus = typer.Option(2, "--cpus", min=1, help="Guest CPUs.")
 Memory = typer.Option("1G", "--memory", help="Guest memory (QEMU -m).")
 Timeout = typer.Option(vm.DEFAULT_TIMEOUT_S, "--timeout", min=1.0, help="Give up after seconds.")
+EraOption = typer.Option(
+    None,
+    "--era",
+    help="Load this era's rebuilt ip_vs instead of the stock one (drop: f0a5e4d7a594 reverted).",
+)
 
 
 @lab_app.command("run")
@@ -198,12 +267,14 @@ def run_command(
     cpus: int = Cpus,
     memory: str = Memory,
     timeout: float = Timeout,
+    era: str | None = EraOption,
     as_json: bool = typer.Option(False, "--json", help="The steps as JSON (as steps.json)."),
 ) -> None:
     """Run the script on a real kernel and print its per-step trace."""
     scenario = _scenario(scenario_file)
+    vm_args = VmArgs(cpus, memory, timeout, era)
     console, (result,), wall, _ = _session(
-        [scenario], kernel_package, vmlinuz, host, no_rules, VmArgs(cpus, memory, timeout), as_json
+        [scenario], kernel_package, vmlinuz, host, no_rules, vm_args, as_json
     )
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in result.steps], indent=1))
@@ -247,18 +318,26 @@ def compare_command(
     cpus: int = Cpus,
     memory: str = Memory,
     timeout: float = Timeout,
+    era: str | None = EraOption,
     as_json: bool = typer.Option(False, "--json", help="The comparison as JSON."),
 ) -> None:
     """Run the scripts on a real kernel and in the model with that kernel; print
     the per-step agreement. Exit 1 on any disagreement."""
     scenarios = [_scenario(path) for path in scenario_files]
+    vm_args = VmArgs(cpus, memory, timeout, era)
     console, results, wall, kernel = _session(
-        scenarios, kernel_package, vmlinuz, host, no_rules, VmArgs(cpus, memory, timeout), as_json
+        scenarios, kernel_package, vmlinuz, host, no_rules, vm_args, as_json
     )
     compared = [
-        (path, compare.compare(compare.model_steps(scenario, kernel, not no_rules), result.steps))
+        (
+            path,
+            compare.compare(
+                compare.model_steps(scenario, kernel, not no_rules, _overrides(era)), result.steps
+            ),
+        )
         for path, scenario, result in zip(scenario_files, scenarios, results, strict=True)
     ]
+    model_kernel = _model_label(kernel, era)
     agreed = sum(r.agrees for _, rows in compared for r in rows)
     total = sum(len(rows) for _, rows in compared)
     if as_json:
@@ -266,6 +345,8 @@ def compare_command(
             json.dumps(
                 {
                     "kernel": kernel,
+                    "era": era,
+                    "model": model_kernel,
                     "agreed": agreed,
                     "steps": total,
                     "scripts": [
@@ -278,12 +359,16 @@ def compare_command(
         )
     else:
         for path, rows in compared:
-            console.print(_compare_table(f"{path}: model vs kernel", rows))
+            console.print(_compare_table(f"{path}: model ({model_kernel}) vs kernel", rows))
     for path, rows in compared:
         console.print(
             f"{path}: {sum(r.agrees for r in rows)} of {len(rows)} steps agree", highlight=False
         )
-    console.print(f"kernel {kernel}: {agreed} of {total} steps agree", highlight=False)
+    on_era = f" with the {era} era module" if era else ""
+    console.print(
+        f"kernel {kernel}{on_era} vs model {model_kernel}: {agreed} of {total} steps agree",
+        highlight=False,
+    )
     console.print(_timing(results, wall), highlight=False)
     if agreed != total:
         raise typer.Exit(EXIT_DISAGREE)
@@ -309,15 +394,27 @@ def fingerprint_command(
     cpus: int = Cpus,
     memory: str = Memory,
     timeout: float = Timeout,
+    era: str | None = EraOption,
     as_json: bool = typer.Option(False, "--json", help="The verdict as JSON."),
 ) -> None:
     """Run a fixed probe set on a real kernel and name the preset it behaves like
     (or the nearest, with the steps that differ). Exit 1 when none matches."""
     scenario = fingerprint.probe_scenario()
+    vm_args = VmArgs(cpus, memory, timeout, era)
     console, (result,), wall, kernel = _session(
-        [scenario], kernel_package, vmlinuz, host, no_rules, VmArgs(cpus, memory, timeout), as_json
+        [scenario], kernel_package, vmlinuz, host, no_rules, vm_args, as_json
     )
-    verdict = fingerprint.decide(result.steps, fingerprint.predictions(scenario, not no_rules))
+    predicted = fingerprint.predictions(scenario, not no_rules)
+    extra = {}
+    era_label = ""
+    if era and kernel:
+        # The booted kernel with the era's features: what the era module should be.
+        era_label, steps, features = fingerprint.era_candidate(
+            scenario, kernel, _overrides(era), _model_label(kernel, era), not no_rules
+        )
+        predicted[era_label] = steps
+        extra[era_label] = features
+    verdict = fingerprint.decide(result.steps, predicted, extra)
     try:
         resolved = resolve_kernel(kernel).preset if kernel else None
     except ValueError:
@@ -329,6 +426,8 @@ def fingerprint_command(
                 {
                     "kernel": kernel,
                     "release_preset": resolved_name,
+                    "era": era,
+                    "era_candidate": era_label,
                     "matches": list(verdict.matches),
                     "nearest": list(verdict.nearest),
                     "decided": verdict.decided,
@@ -380,7 +479,14 @@ def fingerprint_command(
         if verdict.unprobed:
             shown = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in verdict.unprobed.items())
             console.print(f"not probed (as those presets have them): {shown}", highlight=False)
-        if resolved_name:
+        if era_label:
+            console.print(
+                f"with the {era} era module: "
+                + ("the probes agree with " if era_label in verdict.matches else "NO match for ")
+                + era_label,
+                highlight=False,
+            )
+        elif resolved_name:
             same = resolved_name in verdict.chosen
             console.print(
                 f"its release names preset {resolved_name}: "
@@ -390,3 +496,27 @@ def fingerprint_command(
     console.print(_timing([result], wall), highlight=False)
     if not verdict.matches:
         raise typer.Exit(EXIT_DISAGREE)
+
+
+@lab_app.command("era-module")
+def era_module_command(
+    era: str = typer.Argument("drop", help=f"The era ({', '.join(era_module.ERAS)})."),
+    kernel_package: str = KernelPackage,
+    vmlinuz: Path | None = Vmlinuz,
+    jobs: int = typer.Option(2, "--jobs", min=1, help="make -j"),
+) -> None:
+    """Build (or find in the cache) the booted kernel's ip_vs.ko with an older
+    era's reuse decision restored, and print where it is and what it reverts."""
+    chosen = _era(era)
+    assert chosen is not None
+    image = _kernel(kernel_package, vmlinuz, False)
+    assert image is not None
+    started = time.monotonic()
+    try:
+        module = era_module.build_era_module(image, chosen, jobs=jobs)
+    except era_module.EraModuleError as err:
+        _fail(f"LAB UNAVAILABLE: no {chosen.name} era module: {err}", EXIT_NO_KERNEL)
+        raise AssertionError("unreachable") from None
+    typer.echo(f"{module.ip_vs}")
+    typer.echo((module.directory / "ERA.txt").read_text().rstrip())
+    typer.echo(f"({time.monotonic() - started:.1f} s)")

@@ -242,7 +242,8 @@ class Cluster:
             for warning in resolution.warnings:
                 self.warnings.append(f"{name}: {warning}")
             version = resolution.version
-            self._check_kernel_for_mode(where, name, resolution.features, version)
+            features = resolution.features.overridden(cluster.kernel_overrides)
+            self._check_kernel_for_mode(where, name, features, version)
             node_ip = NODE_NETWORK + 10 + index
             dataplane: Dataplane
             node = Node(
@@ -250,16 +251,16 @@ class Cluster:
                 index,
                 node_ip,
                 kernel_text,
-                resolution.features,
+                features,
                 version,
                 dataplane=DirectDataplane("direct"),  # replaced below
             )
             kind = cluster.dataplane
             if kind is DataplaneKind.IPVS:
                 kernel = IpvsKernel(
-                    resolution.features,
+                    features,
                     self._node_sysctls(
-                        resolution.features, version, {**cluster.sysctls, **node_sysctls}, name
+                        features, version, {**cluster.sysctls, **node_sysctls}, name
                     ),
                     self._timeouts(),
                 )

@@ -7,6 +7,7 @@ a set of features (see presets.py for versions and distro kernels).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 
@@ -169,6 +170,15 @@ class KernelFeatures:
         changes = {f.value: True for f in add}
         changes.update({f.value: False for f in remove})
         return replace(self, **changes)
+
+    def overridden(self, overrides: Mapping[str, bool]) -> KernelFeatures:
+        """A copy with the named features set as given (a scenario's
+        ``kernel_overrides``, the lab's era modules); others unchanged."""
+        if not overrides:
+            return self
+        on = tuple(Feature(name) for name, value in sorted(overrides.items()) if value)
+        off = tuple(Feature(name) for name, value in sorted(overrides.items()) if not value)
+        return self.with_features(*on, remove=off)
 
     @property
     def enabled(self) -> tuple[Feature, ...]:

@@ -162,8 +162,10 @@ def collect_batch(
     for line in lines:
         if line.get("kind") == "vm":
             console = line.get("console", [])
-            for run in runs:
-                if not run.total_us:
+            for run, asked in zip(runs, probes, strict=True):
+                # Unfinished, or finished short of its steps (the runner died
+                # after its "done" line: the console says why).
+                if not run.total_us or (len(run.steps) < len(asked) and not run.errors):
                     run.errors.append(str(line.get("message", ""))[:500])
                     run.console = (
                         [str(c)[:300] for c in console] if isinstance(console, list) else []

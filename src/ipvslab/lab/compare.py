@@ -93,10 +93,15 @@ def compare(model: list[StepResult], lab: list[StepResult]) -> list[StepComparis
     ]
 
 
-def model_scenario(scenario: Scenario, kernel: str, with_rules: bool) -> Scenario:
+def model_scenario(
+    scenario: Scenario, kernel: str, with_rules: bool, overrides: dict[str, bool] | None = None
+) -> Scenario:
     """The scenario as the lab ran it: on the lab's kernel, with or without
-    kube-proxy's iptables rules."""
+    kube-proxy's iptables rules, with the features an era module changed."""
     cluster = scenario.cluster.model_copy(update={"kernel": kernel})
+    if overrides:
+        merged = {**cluster.kernel_overrides, **overrides}
+        cluster = cluster.model_copy(update={"kernel_overrides": merged})
     if not with_rules:
         # No rules at all: nothing drops INVALID packets, nothing masquerades.
         cluster = cluster.model_copy(
@@ -105,5 +110,7 @@ def model_scenario(scenario: Scenario, kernel: str, with_rules: bool) -> Scenari
     return scenario.model_copy(update={"cluster": cluster})
 
 
-def model_steps(scenario: Scenario, kernel: str, with_rules: bool) -> list[StepResult]:
-    return run_scenario(model_scenario(scenario, kernel, with_rules)).steps
+def model_steps(
+    scenario: Scenario, kernel: str, with_rules: bool, overrides: dict[str, bool] | None = None
+) -> list[StepResult]:
+    return run_scenario(model_scenario(scenario, kernel, with_rules, overrides)).steps

@@ -12,12 +12,13 @@ The decision is pure: observed rows and predicted rows in, a verdict out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from importlib import resources
 
 from ipvslab.cluster.script import StepResult
 from ipvslab.kernel.features import KernelFeatures
-from ipvslab.kernel.presets import get_preset, list_presets
+from ipvslab.kernel.presets import get_preset, list_presets, resolve_kernel
 from ipvslab.lab.compare import StepComparison, compare, model_steps
 from ipvslab.scenario import load_model_text
 from ipvslab.scenario.model import Scenario
@@ -72,11 +73,11 @@ def flags(features: KernelFeatures) -> dict[str, bool]:
 
 
 def _decide_flags(
-    presets: tuple[str, ...],
+    presets: tuple[str, ...], extra: Mapping[str, KernelFeatures]
 ) -> tuple[dict[str, bool], tuple[str, ...], dict[str, bool]]:
     if not presets:
         return {}, (), {}
-    sets = [flags(get_preset(name).features) for name in presets]
+    sets = [flags(extra[name] if name in extra else get_preset(name).features) for name in presets]
     shared = {k: v for k, v in sets[0].items() if all(s[k] == v for s in sets)}
     decided = {k: v for k, v in shared.items() if k in PROBED}
     undecided = tuple(k for k in sets[0] if k in PROBED and k not in shared)
@@ -84,8 +85,13 @@ def _decide_flags(
     return decided, undecided, unprobed
 
 
-def decide(observed: list[StepResult], predicted: dict[str, list[StepResult]]) -> Verdict:
-    """The presets the observed trace matches, or the nearest ones."""
+def decide(
+    observed: list[StepResult],
+    predicted: dict[str, list[StepResult]],
+    extra: Mapping[str, KernelFeatures] | None = None,
+) -> Verdict:
+    """The presets the observed trace matches, or the nearest ones. ``extra``:
+    the features of candidates that are no preset (an era module's kernel)."""
     candidates = sorted(
         (Candidate(name, tuple(compare(rows, observed))) for name, rows in predicted.items()),
         key=lambda c: (len(c.disagreements), c.preset),
@@ -95,10 +101,19 @@ def decide(observed: list[StepResult], predicted: dict[str, list[StepResult]]) -
     if not matches and candidates:
         fewest = len(candidates[0].disagreements)
         nearest = tuple(c.preset for c in candidates if len(c.disagreements) == fewest)
-    decided, undecided, unprobed = _decide_flags(matches or nearest)
+    decided, undecided, unprobed = _decide_flags(matches or nearest, extra or {})
     return Verdict(matches, nearest, tuple(candidates), decided, undecided, unprobed)
 
 
 def predictions(scenario: Scenario, with_rules: bool) -> dict[str, list[StepResult]]:
     """The model's trace of the probe script for every preset."""
     return {p.name: model_steps(scenario, p.name, with_rules) for p in list_presets()}
+
+
+def era_candidate(
+    scenario: Scenario, kernel: str, overrides: Mapping[str, bool], label: str, with_rules: bool
+) -> tuple[str, list[StepResult], KernelFeatures]:
+    """A candidate that is no preset: ``kernel`` with an era module's features
+    (its name, the model's trace of the probes, its features)."""
+    features = resolve_kernel(kernel).features.overridden(overrides)
+    return label, model_steps(scenario, kernel, with_rules, dict(overrides)), features

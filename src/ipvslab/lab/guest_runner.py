@@ -111,6 +111,30 @@ def ipvs_rows(client_ip: str, port: int) -> list[str]:
     return rows
 
 
+def load_era_module(path: str) -> None:
+    """A rebuilt ip_vs.ko (an era module) in place of the stock one: its
+    dependencies by modprobe, then insmod. Refused when its vermagic names
+    another kernel, or when another ip_vs is already loaded."""
+    vermagic = run(["modinfo", "-F", "vermagic", path]).split()
+    release = os.uname().release
+    if not vermagic or vermagic[0] != release:
+        raise RunnerError(f"{path}: vermagic {' '.join(vermagic)!r} is not the booted {release}")
+    if not os.path.isdir("/sys/module/ip_vs"):
+        depends = [d for d in run(["modinfo", "-F", "depends", path]).strip().split(",") if d]
+        if depends:
+            run(["modprobe", "-a", *depends])
+        run(["insmod", path])
+    # A module built out of tree taints the kernel with "O"; the stock ip_vs does not
+    # (Debian's modules carry no srcversion to compare instead).
+    try:
+        with open("/sys/module/ip_vs/taint") as found:
+            taint = found.read().strip()
+    except OSError as err:
+        raise RunnerError(f"ip_vs after insmod {path}: {err}") from None
+    if "O" not in taint:
+        raise RunnerError(f"the stock ip_vs is loaded, not {path} (taint {taint!r})")
+
+
 class PodServer:
     """A pod: a TCP and a UDP server on the target port, answering with its name.
 
@@ -237,6 +261,8 @@ class Lab:
         run(["ip", "-n", NODE_NS, "route", "add", f"{ip}/32", "dev", host_side])
 
     def set_up(self) -> None:
+        if self.plan.get("ip_vs_module"):
+            load_era_module(self.plan["ip_vs_module"])
         run(["modprobe", "ip_vs"])
         for module in self.plan.get("modules", []):
             run(["modprobe", module])

@@ -166,6 +166,10 @@ class ClusterSpec(_Model):
     # net.ipv4.vs.* (and other) sysctls set on every node after kube-proxy starts.
     sysctls: dict[str, int] = Field(default_factory=dict)
     rules: IpvsRules = IpvsRules()
+    # Kernel features switched on (true) or off (false) on top of what the kernel
+    # resolves to: a kernel with one change reverted or backported, such as the
+    # lab's era modules (docs/lab.md). Names as in `ipvslab explain`'s features.
+    kernel_overrides: dict[str, bool] = Field(default_factory=dict)
     dead_pod_ip: DeadPodIp = DeadPodIp.EHOSTUNREACH
     rtt: Duration = 200  # client <-> pod round trip; the default is 200 µs ("200us")
     pod_cidr: str = "10.244.0.0/16"  # a /24 per node is carved from it
@@ -180,6 +184,19 @@ class ClusterSpec(_Model):
             raise ValueError("expected an IPv4 network like 10.244.0.0/16") from None
         if network.prefixlen > 24:
             raise ValueError("expected a network of /24 or larger")
+        return value
+
+    @field_validator("kernel_overrides")
+    @classmethod
+    def _known_features(cls, value: dict[str, bool]) -> dict[str, bool]:
+        from ipvslab.kernel.features import Feature
+
+        known = {f.value for f in Feature}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown kernel feature(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return value
 
     @field_validator("nodes")
