@@ -1,5 +1,5 @@
 """The drop era module on a real kernel under QEMU (IPVSLAB_LAB_VM=1, as
-test_on_kernel.py). Not in .ci/run: the first run downloads 153 MB and builds
+test_on_kernel.py; .ci/run runs both). The first run downloads 153 MB and builds
 the ipvs modules (about 50 s), then boots twice (one to two minutes each).
 Exit 3 (no kernel, no module, no VM) skips with the reason; a disagreement fails.
 """
