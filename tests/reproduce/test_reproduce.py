@@ -120,3 +120,18 @@ def test_cli_refuses_an_unknown_symptom_and_writes_its_report(tmp_path: Path) ->
     assert (tmp_path / "report.json").exists()
     assert (tmp_path / "matrix.csv").read_text().startswith("symptom,configuration,verdict")
     assert list((tmp_path / "runs" / "sticky-dead-pod").glob("*/*/trace.parquet"))
+
+
+def test_ctrl_c_says_no_report_was_written_and_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ipvslab.reproduce import runner
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "execute", interrupted)
+    result = CliRunner().invoke(app, ["reproduce", "--quick", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 130
+    assert "interrupted: no report written" in result.output
+    assert not (tmp_path / "o" / "report.json").exists()

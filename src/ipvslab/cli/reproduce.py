@@ -76,7 +76,16 @@ def reproduce_command(
     console = Console(stderr=True)
     started = time.monotonic()
     progress = _progress(console, len(tasks), enabled=console.is_terminal and not as_json)
-    outcomes = execute(tasks, jobs, out, progress.step)
+    try:
+        outcomes = execute(tasks, jobs, out, progress.step)
+    except KeyboardInterrupt:
+        progress.close()
+        # The runs' own folders are written as they finish; the report needs them all.
+        typer.echo(
+            f"interrupted: no report written; the finished runs' files are in {out}/runs/",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     progress.close()
     result = report(outcomes)
     data = _write(result, out, quick, jobs, time.monotonic() - started)
