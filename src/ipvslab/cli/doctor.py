@@ -27,6 +27,7 @@ import typer
 from rich.console import Console
 
 from ipvslab import __version__
+from ipvslab.atomic_file import write_atomic
 from ipvslab.cli.options import (
     KERNEL_HELP,
     KUBE_PROXY_HELP,
@@ -370,12 +371,9 @@ def _write_what_if_page(report: Report, target: Path, title: str) -> None:
     )
     facts.append(("ipvslab", report.generated_by.version))
     html = build(report.what_if, facts, title).render()
-    tmp = target.with_name(f".{target.name}.tmp")
     try:
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, target)
+        write_atomic(target, lambda tmp: tmp.write_text(html, encoding="utf-8"))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         _fail(f"--report {target}: cannot write ({exc.strerror or exc})")
     sys.stderr.write(f"what-if page written to {target}\n")
 

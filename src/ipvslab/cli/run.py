@@ -17,7 +17,6 @@ Exit status: 0 done, 2 bad scenario, 130 interrupted (what was simulated is writ
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ipvslab.atomic_file import write_atomic
 from ipvslab.scenario import ScenarioError, format_problems, load_model
 from ipvslab.scenario.model import Scenario
 
@@ -34,12 +34,6 @@ from ipvslab.scenario.model import Scenario
 def _fail(message: str) -> None:
     typer.echo(message, err=True)
     raise typer.Exit(2)
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def run_command(
@@ -167,12 +161,12 @@ def _write_outputs(result: Any, out_dir: Path, scenario_file: Path) -> dict[str,
         "pods.parquet": pod_log_frame(result),
     }
     for name, frame in tables.items():
-        _write_atomic(out_dir / name, frame.write_parquet)
-    _write_atomic(out_dir / "timeseries.csv", series.write_csv)
+        write_atomic(out_dir / name, frame.write_parquet)
+    write_atomic(out_dir / "timeseries.csv", series.write_csv)
     written = [*tables, "timeseries.csv", "summary.json"]
     if result.steps:
         steps = [s.as_dict() for s in result.steps]
-        _write_atomic(
+        write_atomic(
             out_dir / "steps.json", lambda p: p.write_text(json.dumps(steps, indent=2) + "\n")
         )
         written.append("steps.json")
@@ -185,7 +179,7 @@ def _write_outputs(result: Any, out_dir: Path, scenario_file: Path) -> dict[str,
     summary["sysctls"] = result.sysctls
     summary["setup"] = provenance(result)
     summary["outputs"] = sorted(written)
-    _write_atomic(
+    write_atomic(
         out_dir / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n")
     )
     return summary

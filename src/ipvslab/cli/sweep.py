@@ -142,8 +142,8 @@ def _write_page(
     if not frame.height:
         return None
     from ipvslab import __version__
+    from ipvslab.atomic_file import write_atomic
     from ipvslab.sweep.page import PageError, render
-    from ipvslab.sweep.store import write_atomic
 
     facts = {
         "sweep file": str(sweep.file),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ipvslab.atomic_file import write_atomic
 from ipvslab.report import inputs
 from ipvslab.report.page import Page
 
@@ -27,11 +27,8 @@ def write_report(folder: Path) -> Path:
     """Build the page and write it atomically (a reader never sees half a page)."""
     html = build_page(folder).render()
     target = folder / REPORT_FILE
-    tmp = folder / f".{REPORT_FILE}.tmp"
     try:
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, target)
+        write_atomic(target, lambda tmp: tmp.write_text(html, encoding="utf-8"))
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise inputs.ReportInputError(f"{target}: cannot write ({err.strerror})") from None
     return target

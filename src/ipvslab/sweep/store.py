@@ -25,6 +25,7 @@ from typing import Any
 import polars as pl
 
 from ipvslab import __version__
+from ipvslab.atomic_file import write_atomic
 
 from .expand import Run
 from .row import Row
@@ -187,9 +188,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
-
-
-def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
