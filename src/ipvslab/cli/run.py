@@ -195,8 +195,10 @@ def _print_summary(summary: dict[str, Any], out_dir: Path) -> None:
     table.add_column("what", style="bold")
     table.add_column("value")
     table.add_row("simulated", f"{summary['simulated_s']:.1f} s")
+    from ipvslab.results.metrics import only_udp as udp_only
+
+    only_udp = udp_only(summary)
     udp = summary.get("udp_requests", 0)
-    only_udp = udp > 0 and udp == summary["connections"]
     if only_udp:
         table.add_row("requests (UDP)", f"{summary['connections']:,}")
     elif udp:

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ipvslab import __version__
-from ipvslab.doctor.checks._common import persistence_seconds
+from ipvslab.doctor.checks._common import kube_proxy_not_ipvs, persistence_seconds
 from ipvslab.doctor.conn_summary import TOP_CLIENT_SERVICES, TOP_CLIENTS
 from ipvslab.doctor.diagnose import Diagnosis
 from ipvslab.doctor.facts import Exposure, NodeFacts, ValueOrigin
@@ -662,14 +662,8 @@ _PROBLEM_NAMES = {
 
 
 def _exposure_info(facts: NodeFacts, snapshot: NodeSnapshot) -> ExposureInfo:
-    kp = snapshot.kube_proxy
-    if (
-        kp is not None
-        and kp.settings.mode is not None
-        and not kp.ipvs_mode
-        and snapshot.conns is not None
-        and snapshot.conns.total == 0
-    ):
+    other_mode = kube_proxy_not_ipvs(snapshot)
+    if other_mode is not None and snapshot.conns is not None and snapshot.conns.total == 0:
         # A leftover of IPVS mode: kube-proxy deleted kube-ipvs0 at start and NATs Service
         # traffic before IPVS sees it, and the empty table shows nothing else uses IPVS.
         return ExposureInfo(
@@ -677,7 +671,7 @@ def _exposure_info(facts: NodeFacts, snapshot: NodeSnapshot) -> ExposureInfo:
             stale_forwarding=False,
             syn_drop=False,
             verdict="not applicable",
-            reason=f"kube-proxy runs in {kp.settings.mode} mode and the IPVS table here"
+            reason=f"kube-proxy runs in {other_mode} mode and the IPVS table here"
             " carries no connection (a leftover of IPVS mode; `ipvsadm -C` clears it)",
             old_state="TIME_WAIT",
             conditions=[],

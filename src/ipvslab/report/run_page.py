@@ -11,6 +11,7 @@ from ipvslab.report import figures, inputs
 from ipvslab.report.inputs import ReportInputError, field
 from ipvslab.report.page import Cell, Facts, Page, Section, Table, Text
 from ipvslab.report.setup_block import config_label, setup_facts
+from ipvslab.results.metrics import only_udp
 
 
 def _ms(value: Any) -> str:
@@ -34,11 +35,6 @@ def _num(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def _only_udp(summary: dict[str, Any]) -> bool:
-    udp = summary.get("udp_requests", 0)
-    return isinstance(udp, int) and udp > 0 and udp == summary.get("connections")
-
-
 def _summary_facts(summary: dict[str, Any], path: Path) -> Facts:
     errors = field(summary, path, "errors", dict)
     connect = field(summary, path, "connect_ms", dict)
@@ -49,24 +45,24 @@ def _summary_facts(summary: dict[str, Any], path: Path) -> Facts:
     )
     # The terminal's wording (cli/run.py): a UDP-only run has requests and answers, and
     # no first-SYN line (conn_reuse_mode's drop is for TCP SYNs only).
-    only_udp = _only_udp(summary)
+    udp = only_udp(summary)
     items = [
         ("simulated", f"{field(summary, path, 'simulated_s', (int, float)):.1f} s"),
-        ("requests (UDP)" if only_udp else "connections", _count(summary, path, "connections")),
-        ("answered" if only_udp else "established", _count(summary, path, "established")),
+        ("requests (UDP)" if udp else "connections", _count(summary, path, "connections")),
+        ("answered" if udp else "established", _count(summary, path, "established")),
         (
             "errors",
             f"{field(summary, path, 'error_rate', (int, float)):.2%}"
             + (f": {failed}" if failed else ""),
         ),
         (
-            "answer time" if only_udp else "connect time",
+            "answer time" if udp else "connect time",
             f"p50 {_ms(connect.get('p50'))}, p99 {_ms(connect.get('p99'))},"
             f" max {_ms(connect.get('max'))}",
         ),
         ("reused ports", f"{_count(summary, path, 'reused_port')} met an existing entry"),
     ]
-    if not only_udp:
+    if not udp:
         items.append(("first SYN dropped", _count(summary, path, "first_syn_dropped")))
     items.append(
         (
@@ -284,14 +280,14 @@ def build(folder: Path) -> Page:
                 figures.block(
                     figures.latency_cdf_figure(
                         [(label, established)],
-                        "answer-time CDF" if _only_udp(summary) else "connect-time CDF",
+                        "answer-time CDF" if only_udp(summary) else "connect-time CDF",
                         "1 s: a request sent again"
-                        if _only_udp(summary)
+                        if only_udp(summary)
                         else "1 s: a dropped first SYN",
                     ),
                     "A step at 1 s is a request that went unanswered and was sent again after"
                     " its timeout (the UDP client's retry)."
-                    if _only_udp(summary)
+                    if only_udp(summary)
                     else "A step at 1 s is the first SYN dropped and retransmitted (#70747).",
                 )
             ],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from ipvslab.report.page import Facts, Figure, Page, Section, Table, Text
-from ipvslab.what_if.result import Range, WhatIfReport, WhatIfVariant
+from ipvslab.what_if.result import WhatIfReport, WhatIfVariant
 
 # (row label, the variant's range, number format)
 ROWS: tuple[tuple[str, str, str], ...] = (
@@ -20,13 +20,6 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("new pods' share", "new_pods_share", "{:.0%}"),
     ("new pods' even share", "fair_share", "{:.0%}"),
 )
-
-
-def _span(r: Range, fmt: str) -> str:
-    if r.low is None or r.high is None:
-        return "-"
-    low, high = fmt.format(r.low), fmt.format(r.high)
-    return low if low == high else f"{low} - {high}"
 
 
 def _bars(ran: list[WhatIfVariant]) -> go.Figure:
@@ -66,7 +59,7 @@ def build(report: WhatIfReport, node: list[tuple[str, str]], title: str) -> Page
     table = Table(
         ["", *(v.label for v in ran)],
         [
-            [label, *(_span(getattr(v, attribute), fmt) for v in ran)]
+            [label, *(getattr(v, attribute).text(fmt, joiner=" - ") for v in ran)]
             for label, attribute, fmt in ROWS
         ],
         caption=f"From the action on ({report.action_at_s} s into each run, then"

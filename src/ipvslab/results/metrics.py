@@ -17,12 +17,14 @@ finally deleted, or that it never was.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ipvslab.cluster.run import RunResult
 from ipvslab.cluster.trace import Result
+
+if TYPE_CHECKING:
+    from ipvslab.cluster.run import RunResult
 
 ERRORS = [r.label for r in Result if r is not Result.ESTABLISHED]
 _MS = 1000.0
@@ -132,6 +134,13 @@ def _percentile(series: pl.Series, q: float) -> float | None:
         return None
     value = series.quantile(q, "nearest")
     return None if value is None else float(value) / _MS
+
+
+def only_udp(summary: dict[str, Any]) -> bool:
+    """Every attempt of the summary is a UDP request: its figures are requests and
+    answers, and conn_reuse_mode's first-SYN drop (TCP only) does not apply."""
+    udp = summary.get("udp_requests", 0)
+    return isinstance(udp, int) and udp > 0 and udp == summary.get("connections")
 
 
 def summarize(run: RunResult, trace: pl.DataFrame, samples: pl.DataFrame) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ipvslab.doctor.checks._common import persistence_seconds
+from ipvslab.doctor.checks._common import kube_proxy_not_ipvs, persistence_seconds
 from ipvslab.doctor.checks.port_pressure import PARITY_SPLIT_SINCE, client_rate, port_range
 from ipvslab.doctor.conn_summary import CLIENT_SERVICE_MIN, CLOSED_STATES, RECENT_WINDOW
 from ipvslab.doctor.facts import NodeFacts, ValueOrigin
@@ -83,9 +83,10 @@ def node_model(snapshot: NodeSnapshot, facts: NodeFacts, targets: list[ServiceRe
             "--what-if models kube-proxy's IPVS mode (its Deployments, graceful termination);"
             " with --kube-proxy none there is no kube-proxy here whose pods could roll"
         )
-    if kp is not None and kp.settings.mode is not None and not kp.ipvs_mode:
+    other_mode = kube_proxy_not_ipvs(snapshot)
+    if other_mode is not None:
         raise WhatIfError(
-            f"kube-proxy runs in {kp.settings.mode} mode here: its Services do not go through"
+            f"kube-proxy runs in {other_mode} mode here: its Services do not go through"
             " IPVS, so a rollout has no IPVS reuse to predict"
         )
     if (

@@ -10,13 +10,6 @@ from rich.text import Text
 from ipvslab.what_if.result import Range, WhatIfReport, WhatIfVariant
 
 
-def _span(r: Range, fmt: str = "{:,.0f}", none: str = "-") -> str:
-    if r.low is None or r.high is None:
-        return none
-    low, high = fmt.format(r.low), fmt.format(r.high)
-    return low if low == high else f"{low}-{high}"
-
-
 def _errors(v: WhatIfVariant) -> str:
     kinds: dict[str, list[int]] = {}
     for run in v.runs:
@@ -54,18 +47,18 @@ def render_what_if(report: WhatIfReport, console: Console) -> None:
     for i, v in enumerate(ran):
         table.add_column(chr(ord("A") + i) if lettered else v.label, overflow="fold")
     rows = (
-        ("to terminating/dead pods", lambda v: _span(v.to_old_pods)),
+        ("to terminating/dead pods", lambda v: v.to_old_pods.text()),
         ("errors", _errors),
-        ("error rate", lambda v: _span(v.error_rate, "{:.1%}")),
-        ("connect p99", lambda v: _span(v.connect_p99_ms, "{:,.1f} ms")),
-        ("old servers stay (longest)", lambda v: _span(v.longest_stay_s, "{:,.0f} s")),
-        ("old servers never deleted", lambda v: _span(v.old_servers_kept)),
-        ("first packets dropped", lambda v: _span(_dropped(v))),
+        ("error rate", lambda v: v.error_rate.text("{:.1%}")),
+        ("connect p99", lambda v: v.connect_p99_ms.text("{:,.1f} ms")),
+        ("old servers stay (longest)", lambda v: v.longest_stay_s.text("{:,.0f} s")),
+        ("old servers never deleted", lambda v: v.old_servers_kept.text()),
+        ("first packets dropped", lambda v: _dropped(v).text()),
         (
             "new pods' share (even)",
             lambda v: (
-                _span(v.new_pods_share, "{:.0%}")
-                + (f" ({_span(v.fair_share, '{:.0%}')})" if v.fair_share.low is not None else "")
+                v.new_pods_share.text("{:.0%}")
+                + (f" ({v.fair_share.text('{:.0%}')})" if v.fair_share.low is not None else "")
             ),
         ),
     )

@@ -16,6 +16,13 @@ class Range(BaseModel):
     low: float | None
     high: float | None
 
+    def text(self, fmt: str = "{:,.0f}", joiner: str = "-") -> str:
+        """``low-high`` in ``fmt`` (one value when they print alike; "-" when none)."""
+        if self.low is None or self.high is None:
+            return "-"
+        low, high = fmt.format(self.low), fmt.format(self.high)
+        return low if low == high else f"{low}{joiner}{high}"
+
 
 class WhatIfRun(BaseModel):
     model_config = _STRICT
